@@ -242,11 +242,14 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
     span = max(n + 2 * (kernel_size - 1), 1)
     tallest = max(len(windows) for windows in layouts.values())
     figure = _new_figure(max(6.0, 0.5 * span + 1), 1.2 + 0.35 * tallest * len(names))
+    # One horizontal scale for all panels, so that the same input cell lines up in each.
+    low = min(0, *(start for windows in layouts.values() for start, _ in windows))
+    high = max(n - 1, *(stop for windows in layouts.values() for _, stop in windows))
     column_of_axes = figure.subplots(len(names), 1, squeeze=False)[:, 0]
     for axes, (name, windows) in zip(column_of_axes, layouts.items(), strict=True):
-        low = min(start for start, _ in windows)
-        high = max(stop for _, stop in windows)
-        for position in range(min(low, 0), max(high, n - 1) + 1):
+        first = min(0, *(start for start, _ in windows))
+        last = max(n - 1, *(stop for _, stop in windows))
+        for position in range(first, last + 1):
             inside = 0 <= position < n
             axes.add_patch(Rectangle((position - 0.45, 0.6), 0.9, 0.8, fill=inside,
                                      facecolor="0.85", edgecolor="black",
@@ -258,8 +261,8 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
             axes.add_patch(Rectangle((start - 0.4, level - 0.18), stop - start + 0.8, 0.36,
                                      facecolor="tab:blue", alpha=0.6))
             axes.text(stop + 0.6, level, f"y{index}", va="center", fontsize=8)
-        axes.set_xlim(min(low, 0) - 1, max(high, n - 1) + 2)
-        axes.set_ylim(-0.5 - 0.5 * len(windows), 1.6)
+        axes.set_xlim(low - 1, high + 2)
+        axes.set_ylim(-0.5 - 0.5 * tallest, 1.6)
         axes.set_axis_off()
         axes.set_title(f"{name}: output size {len(windows)}")
     figure.suptitle(f"input size {n}, kernel size {kernel_size}, stride 1")
