@@ -402,7 +402,7 @@ def edge_orientation(
 
     The angle is measured from the column axis (pointing right) towards the row axis (pointing
     down), in ``[-π, π]``: 0 where brightness rises to the right, ``π/2`` where it rises
-    downwards. Where there is no gradient the angle is 0.
+    downwards, ``π`` where it rises to the left. Where there is no gradient the angle is 0.
 
     Examples
     --------
@@ -410,9 +410,10 @@ def edge_orientation(
     >>> round(float(edge_orientation(step)[1, 1] / np.pi), 3)
     0.5
     """
+    # Adding 0.0 turns -0.0 into +0.0, so a zero gradient gives angle 0, not ±π.
     return np.arctan2(
-        sobel(image, 0, size=size, padding_mode=padding_mode),
-        sobel(image, 1, size=size, padding_mode=padding_mode),
+        sobel(image, 0, size=size, padding_mode=padding_mode) + 0.0,
+        sobel(image, 1, size=size, padding_mode=padding_mode) + 0.0,
     )
 
 

@@ -553,12 +553,12 @@ def _rows_from_text(text: str, source: str) -> np.ndarray:
 
 def _as_kernel_array(value: object, source: str) -> np.ndarray:
     try:
-        array = np.array(value, dtype=np.float64)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"kernel {source} must be a rectangular 2-D array of numbers"
-        ) from None
-    array = as_float_array(array, "kernel", ndims=(2,))
+        array = np.asarray(value)
+    except ValueError:
+        array = None
+    if array is None or array.dtype == object:
+        raise ValueError(f"kernel {source} must be a rectangular 2-D array of numbers")
+    array = as_float_array(array, "kernel", ndims=(2,)).astype(np.float64, copy=False)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"kernel {source} must hold finite numbers, got {array.tolist()}")
     return array
