@@ -314,7 +314,7 @@ def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
         if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
             raise ValueError(
                 "image values must lie in [0, 1] to be written as pixels, got range "
-                f"[{np.nanmin(array)}, {np.nanmax(array)}]; convert a filter result with "
+                f"[{array.min()}, {array.max()}]; convert a filter result with "
                 "cnnkit.filters.to_uint8 first, or write .npy to keep the exact values"
             )
         peak = 255 if bit_depth == 8 else 65535
