@@ -162,7 +162,7 @@ def test_save_figure_writes_png_of_the_figure_size(tmp_path):
 def test_save_figure_refuses_other_suffixes_and_missing_folders(tmp_path):
     """Only .png into an existing folder."""
     figure = kernel_figure([[1.0]])
-    with pytest.raises(ValueError, match="must end in .png"):
+    with pytest.raises(ValueError, match=r"must end in \.png"):
         save_figure(figure, tmp_path / "kernel.pdf")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_figure(figure, tmp_path / "absent" / "kernel.png")
