@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_int, int_tuple
-from cnnkit.ops._core import correlate_padded, correlate_padded_backward
+from cnnkit.ops._core import correlate, correlate_backward
 from cnnkit.ops.windows import pad, pad_backward
 from cnnkit.shapes import output_shape, resolve_padding
 
@@ -93,10 +93,17 @@ def _plan(
     )
 
 
+def _padded(plan: _ConvPlan) -> tuple[np.ndarray, tuple]:
+    """The input and the zero padding left to apply: zeros stay virtual, other modes are copied."""
+    if plan.padding_mode == "zeros":
+        return plan.x, plan.pads
+    return pad(plan.x, plan.pads, plan.padding_mode), ((0, 0), (0, 0))
+
+
 def _forward(plan: _ConvPlan) -> np.ndarray:
-    xpad = pad(plan.x, plan.pads, plan.padding_mode)
-    out = correlate_padded(
-        xpad, plan.weight, plan.stride, plan.dilation, plan.groups, plan.out_shape
+    x, zero_pads = _padded(plan)
+    out = correlate(
+        x, plan.weight, plan.stride, plan.dilation, zero_pads, plan.groups, plan.out_shape
     )
     if plan.bias is not None:
         out += plan.bias[:, np.newaxis, np.newaxis]
@@ -116,11 +123,13 @@ def _backward(plan: _ConvPlan, grad_output: object) -> tuple[np.ndarray, np.ndar
     if plan.spatial_dims == 1:
         grad = grad[:, :, np.newaxis]
     grad = np.ascontiguousarray(grad)
-    xpad = pad(plan.x, plan.pads, plan.padding_mode)
-    grad_xpad, grad_weight = correlate_padded_backward(
-        grad, xpad, plan.weight, plan.stride, plan.dilation, plan.groups
+    x, zero_pads = _padded(plan)
+    grad_x, grad_weight = correlate_backward(
+        grad, x, plan.weight, plan.stride, plan.dilation, zero_pads, plan.groups
     )
-    grad_input = plan.restore(pad_backward(grad_xpad, plan.pads, plan.padding_mode))
+    if plan.padding_mode != "zeros":
+        grad_x = pad_backward(grad_x, plan.pads, plan.padding_mode)
+    grad_input = plan.restore(grad_x)
     if plan.spatial_dims == 1:
         grad_weight = grad_weight[:, :, 0]
     grad_bias = grad.sum(axis=(0, 2, 3))

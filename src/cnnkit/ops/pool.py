@@ -1,8 +1,9 @@
 """Pooling: ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d`` and their backward passes.
 
 PyTorch's semantics on (N, C, H, W) or (C, H, W). ``stride`` defaults to ``kernel_size`` (not
-1). Windows come from :func:`cnnkit.ops.windows.tap_slices`, and the reduction runs tap by tap:
-a running maximum (with the arg-max) or a running sum, so no window array is ever built.
+1). Windows come from :func:`cnnkit.ops.windows.tap_windows`, and the reduction runs tap by tap:
+a running maximum (with the arg-max) or a running sum, so no window array is ever built. Padding
+is virtual: a tap skips the outputs whose read falls into it (-inf for max, 0 for the average).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validate import as_float_array, int_tuple
-from cnnkit.ops.windows import pad, tap_slices
+from cnnkit._validate import as_float_array, check_int, int_tuple
+from cnnkit.ops.windows import tap_windows
 from cnnkit.shapes import output_size
 
 __all__ = [
@@ -34,16 +35,16 @@ class _PoolPlan:
     out_shape: tuple[int, int]
     batched: bool
 
-    def pads(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Padding per side; with ceil_mode the last window may reach past the right padding."""
-        pads = []
-        for n, k, s, p, d, o in zip(
-            self.x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation,
-            self.out_shape,
-        ):
-            reach = (o - 1) * s + d * (k - 1) + 1
-            pads.append((p, max(p, reach - n - p)))
-        return tuple(pads)
+    def windows(self):
+        """``(tap, target, source)`` for every tap: see :func:`tap_windows`."""
+        return tap_windows(
+            self.x.shape[2:],
+            self.kernel_size,
+            self.stride,
+            self.dilation,
+            [(p, p) for p in self.padding],
+            [(0, o) for o in self.out_shape],
+        )
 
     def restore(self, array: np.ndarray) -> np.ndarray:
         return array if self.batched else array[0]
@@ -108,19 +109,23 @@ def max_pool2d(
     array([22., 24., 25.])
     """
     plan = _plan(input, kernel_size, stride, padding, dilation, ceil_mode, "max")
-    xpad = pad(plan.x, plan.pads(), fill=-np.inf)
     n, c, width = plan.x.shape[0], plan.x.shape[1], plan.x.shape[3]
     best = np.full((n, c, *plan.out_shape), -np.inf, dtype=plan.x.dtype)
     index = np.broadcast_to(_first_inside(plan), best.shape).copy()
-    rows = (np.arange(plan.out_shape[0]) * plan.stride[0] - plan.padding[0])[:, np.newaxis]
-    cols = (np.arange(plan.out_shape[1]) * plan.stride[1] - plan.padding[1])[np.newaxis, :]
-    for (i, j), slices in tap_slices(plan.kernel_size, plan.out_shape, plan.stride, plan.dilation):
-        candidate = xpad[(Ellipsis, *slices)]
+    for _, target, source in plan.windows():
+        if target is None:
+            continue
+        candidate = plan.x[(Ellipsis, *source)]
+        current = best[(Ellipsis, *target)]
         # PyTorch's comparison: take a later value if it is larger or NaN.
-        better = (candidate > best) | np.isnan(candidate)
-        np.copyto(best, candidate, where=better)
-        tap_index = (rows + i * plan.dilation[0]) * width + cols + j * plan.dilation[1]
-        np.copyto(index, np.broadcast_to(tap_index, index.shape), where=better)
+        better = (candidate > current) | np.isnan(candidate)
+        np.copyto(current, candidate, where=better)
+        rows = np.arange(source[0].start, source[0].stop, source[0].step)[:, np.newaxis]
+        cols = np.arange(source[1].start, source[1].stop, source[1].step)[np.newaxis, :]
+        np.copyto(
+            index[(Ellipsis, *target)], np.broadcast_to(rows * width + cols, better.shape),
+            where=better,
+        )
     if return_indices:
         return plan.restore(best), plan.restore(index)
     return plan.restore(best)
@@ -165,8 +170,6 @@ def _grad_like(grad_output: object, output: np.ndarray) -> np.ndarray:
 def _avg_divisor(plan: _PoolPlan, count_include_pad: bool, divisor_override) -> np.ndarray:
     """Per-output divisor, following PyTorch's rules for padding and ceil_mode windows."""
     if divisor_override is not None:
-        from cnnkit._validate import check_int
-
         return np.asarray(float(check_int(divisor_override, "divisor_override", minimum=1)))
     counts = []
     for n, k, s, p, o in zip(
@@ -201,10 +204,10 @@ def avg_pool2d(
             [14., 16.]]])
     """
     plan = _plan(input, kernel_size, stride, padding, 1, ceil_mode, "avg")
-    xpad = pad(plan.x, plan.pads())
     total = np.zeros((*plan.x.shape[:2], *plan.out_shape), dtype=plan.x.dtype)
-    for _, slices in tap_slices(plan.kernel_size, plan.out_shape, plan.stride, (1, 1)):
-        total += xpad[(Ellipsis, *slices)]
+    for _, target, source in plan.windows():
+        if target is not None:
+            total[(Ellipsis, *target)] += plan.x[(Ellipsis, *source)]
     total /= _avg_divisor(plan, count_include_pad, divisor_override)
     return plan.restore(total)
 
@@ -229,16 +232,11 @@ def avg_pool2d_backward(
     grad = _grad_like(grad_output, plan.restore(np.empty((*plan.x.shape[:2], *plan.out_shape))))
     grad = grad if plan.batched else grad[np.newaxis]
     grad = grad / _avg_divisor(plan, count_include_pad, divisor_override)
-    pads = plan.pads()
-    grad_pad = np.zeros(
-        (*plan.x.shape[:2], *(n + b + a for n, (b, a) in zip(plan.x.shape[2:], pads))),
-        dtype=plan.x.dtype,
-    )
-    for _, slices in tap_slices(plan.kernel_size, plan.out_shape, plan.stride, (1, 1)):
-        grad_pad[(Ellipsis, *slices)] += grad
-    (top, _), (left, _) = pads
-    height, width = plan.x.shape[2:]
-    return plan.restore(grad_pad[..., top : top + height, left : left + width].copy())
+    grad_input = np.zeros_like(plan.x)
+    for _, target, source in plan.windows():
+        if target is not None:
+            grad_input[(Ellipsis, *source)] += grad[(Ellipsis, *target)]
+    return plan.restore(grad_input)
 
 
 def global_avg_pool2d(input: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit._validate import as_float_array, int_tuple
-from cnnkit.ops._core import correlate_padded
+from cnnkit.ops._core import correlate
 from cnnkit.ops.windows import pad
 from cnnkit.shapes import output_shape, resolve_padding
 
@@ -47,15 +47,17 @@ def _slide(
         padding, kernel.shape, stride=strides, dilation=dilations, extra_before=flip
     )
     out = output_shape(x.shape, kernel.shape, strides, pads, dilations)
-    xpad = pad(x, pads, padding_mode)
+    if padding_mode != "zeros":
+        x, pads = pad(x, pads, padding_mode), ((0, 0),) * ndim
     if ndim == 1:
-        xpad, kernel = xpad[np.newaxis], kernel[np.newaxis]
-        strides, dilations, out = (1, *strides), (1, *dilations), (1, *out)
-    result = correlate_padded(
-        xpad[np.newaxis, np.newaxis],
+        x, kernel = x[np.newaxis], kernel[np.newaxis]
+        strides, dilations, pads, out = (1, *strides), (1, *dilations), ((0, 0), *pads), (1, *out)
+    result = correlate(
+        x[np.newaxis, np.newaxis],
         np.ascontiguousarray(kernel)[np.newaxis, np.newaxis],
         strides,
         dilations,
+        pads,
         1,
         out,
     )

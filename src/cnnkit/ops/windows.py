@@ -1,22 +1,25 @@
 """Padding and sliding windows: the one place where windows are cut out of an array.
 
 Everything in :mod:`cnnkit.ops` that slides a window (convolution, correlation, pooling and their
-backward passes) reads its windows through :func:`tap_slices` on an input padded by :func:`pad`.
-A *tap* is one position ``(i, j)`` inside the kernel; the strided slice of the padded input that
-tap ``(i, j)`` sees for every output position at once is ``x[i*d : ... : s, j*d : ... : s]``.
-Looping over taps (a handful for a 3×3 kernel) instead of over output positions keeps every
-inner loop inside numpy and never builds a kernel-times-larger copy of the input.
+backward passes) reads its windows through :func:`tap_windows`. A *tap* is one position
+``(i, j)`` inside the kernel; what tap ``(i, j)`` sees for every output position at once is one
+strided slice of the input, ``x[i*d - top : ... : s, j*d - left : ... : s]``. Looping over taps
+(nine for a 3×3 kernel) instead of over output positions keeps every inner loop inside numpy and
+never builds a kernel-times-larger copy of the input. Zero (or -inf) padding is virtual: a tap
+simply skips the outputs whose read falls into it. Other padding modes copy the input once with
+:func:`pad`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 from cnnkit._validate import check_choice
 
-__all__ = ["PADDING_MODES", "pad", "pad_backward", "tap_slices"]
+__all__ = ["PADDING_MODES", "pad", "pad_backward", "tap_windows"]
 
 #: Names of the padding modes, as in CONVENTIONS.md (PyTorch's names plus 'symmetric').
 PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
@@ -104,28 +107,70 @@ def pad_backward(
     return grad
 
 
-def tap_slices(
+def _axis_window(
+    size: int, start: int, stop: int, tap: int, stride: int, dilation: int, before: int
+) -> tuple[slice, slice] | None:
+    """Along one axis: the outputs in ``start:stop`` whose tap reads a real (unpadded) input.
+
+    Output ``o`` reads input ``o*stride + tap*dilation - before``. Returns the output slice
+    (relative to ``start``) and the matching input slice, or None when every read falls in the
+    padding.
+    """
+    offset = tap * dilation - before
+    low = max(start, -(offset // stride))
+    high = min(stop, (size - 1 - offset) // stride + 1)
+    if high <= low:
+        return None
+    source = slice(low * stride + offset, (high - 1) * stride + offset + 1, stride)
+    return slice(low - start, high - start), source
+
+
+def tap_windows(
+    in_shape: Sequence[int],
     kernel_size: Sequence[int],
-    out_shape: Sequence[int],
     stride: Sequence[int],
     dilation: Sequence[int],
-    *,
-    offset: Sequence[int] | None = None,
-):
-    """Yield ``(tap, slices)`` for every kernel position, in row-major order.
+    pads: Sequence[tuple[int, int]],
+    out_ranges: Sequence[tuple[int, int]],
+) -> tuple:
+    """``(tap, target, source)`` for every kernel position, in row-major order.
 
-    ``slices`` index the trailing spatial axes of a padded input so that
-    ``padded[..., *slices]`` has the output's spatial shape and holds, at each output position,
-    the input element that tap ``tap`` of the window sees. ``offset`` shifts the first window
-    (used to process a band of output rows).
+    The input is *virtually* padded with ``pads[axis][0]`` elements before each spatial axis
+    (nothing is copied). For the outputs ``out_ranges[axis] = (start, stop)``, ``target`` holds
+    the slices of those outputs (relative to ``start``) at which tap ``tap`` reads a real input
+    element, and ``source`` the slices of the input it reads there, so that
+    ``out[..., *target]`` and ``input[..., *source]`` have the same shape. Outputs outside
+    ``target`` read padding. ``target`` and ``source`` are None when the tap reads only padding.
+    The table is cached: repeated calls with the same geometry cost nothing.
 
-    >>> [(tap, s) for tap, s in tap_slices((2,), (3,), (2,), (1,))]
-    [((0,), (slice(0, 5, 2),)), ((1,), (slice(1, 6, 2),))]
+    >>> for tap, target, source in tap_windows((4,), (3,), (1,), (1,), [(1, 1)], [(0, 4)]):
+    ...     print(tap, target, source)
+    (0,) (slice(1, 4, None),) (slice(0, 3, 1),)
+    (1,) (slice(0, 4, None),) (slice(0, 4, 1),)
+    (2,) (slice(0, 3, None),) (slice(1, 4, 1),)
     """
-    offset = offset if offset is not None else (0,) * len(kernel_size)
+    return _tap_table(
+        tuple(in_shape),
+        tuple(kernel_size),
+        tuple(stride),
+        tuple(dilation),
+        tuple(tuple(p) for p in pads),
+        tuple(tuple(r) for r in out_ranges),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _tap_table(in_shape, kernel_size, stride, dilation, pads, out_ranges) -> tuple:
+    table = []
     for tap in np.ndindex(*kernel_size):
-        slices = tuple(
-            slice(o * s + t * d, o * s + t * d + (n - 1) * s + 1, s)
-            for t, n, s, d, o in zip(tap, out_shape, stride, dilation, offset)
-        )
-        yield tap, slices
+        windows = [
+            _axis_window(n, start, stop, t, s, d, before)
+            for n, (start, stop), t, s, d, (before, _) in zip(
+                in_shape, out_ranges, tap, stride, dilation, pads
+            )
+        ]
+        if any(w is None for w in windows):
+            table.append((tap, None, None))
+        else:
+            table.append((tap, tuple(w[0] for w in windows), tuple(w[1] for w in windows)))
+    return tuple(table)
