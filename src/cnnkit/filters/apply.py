@@ -35,7 +35,7 @@ from cnnkit.filters.kernels import (
     sharpen_kernel,
     sobel_kernels1d,
 )
-from cnnkit.ops import convolve2d, correlate2d
+from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d
 
 __all__ = [
     "FILTER_MODES",
@@ -57,8 +57,6 @@ __all__ = [
 
 #: ``'correlate'`` lays the kernel over the image as written; ``'convolve'`` flips it first.
 FILTER_MODES = ("correlate", "convolve")
-#: How the image is extended beyond its border (see the padding table in the conventions).
-PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 #: Ways :func:`to_uint8` maps floating-point values to 0..255.
 TO_UINT8_METHODS = ("rescale", "clip", "abs")
 
