@@ -2,6 +2,15 @@
 
 __version__ = "0.1.0"
 
+from cnnkit.filters import (
+    edge_magnitude,
+    filter_image,
+    gaussian_blur,
+    gaussian_kernel,
+    make_kernel,
+    sobel,
+    sobel_kernel,
+)
 from cnnkit.ops import (
     PADDING_MODES,
     avg_pool2d,
@@ -34,12 +43,19 @@ __all__ = [
     "convolve2d",
     "correlate1d",
     "correlate2d",
+    "edge_magnitude",
     "explain_output_size",
+    "filter_image",
+    "gaussian_blur",
+    "gaussian_kernel",
     "global_avg_pool2d",
+    "make_kernel",
     "max_pool2d",
     "max_pool2d_backward",
     "output_shape",
     "output_size",
     "pad",
     "resolve_padding",
+    "sobel",
+    "sobel_kernel",
 ]

@@ -3,8 +3,12 @@
 Each module provides ``register(subparsers)``; the order here is the order in ``--help``.
 """
 
-from cnnkit.commands import demo
+from cnnkit.commands import demo, edges, filter, kernel, outsize
 
 COMMANDS = [
     demo.register,
+    filter.register,
+    edges.register,
+    kernel.register,
+    outsize.register,
 ]
