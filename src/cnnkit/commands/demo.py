@@ -2,7 +2,8 @@
 
 The tour prints, in order: convolution against correlation on the built-in line picture, the
 three named paddings in 1-D, the output-size formula, max and average pooling, and three input
-channels into five filters.
+channels into five filters; then it writes the edge and blur figures and trains the tutorial's
+CNN briefly (Fashion-MNIST when its files are installed, built-in synthetic digits otherwise).
 """
 
 from __future__ import annotations
@@ -33,10 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a tour of convolution, padding, pooling and training on built-in data",
         description=(
             "A tour of cnnkit's building blocks on built-in data: convolution and correlation, "
-            "padding, the output-size formula, pooling, multi-channel filters.\n\n"
-            "Example: cnnkit demo"
+            "padding, the output-size formula, pooling, multi-channel filters, the edge and "
+            "blur figures, and a short training run of the tutorial's CNN.\n\n"
+            "Examples:\n  cnnkit demo\n  cnnkit demo --no-train --out tour"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"folder for the figures and the training run (default: {DEFAULT_OUT}, or "
+        f"{DEFAULT_OUT}-2, -3, ... when that one is taken)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the demo's files in an existing --out"
+    )
+    parser.add_argument("--no-figures", action="store_true", help="skip the figures")
+    parser.add_argument("--no-train", action="store_true", help="skip the training run")
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="training epochs (default: 3, about a minute)"
     )
     parser.set_defaults(handler=run)
 
@@ -108,12 +124,43 @@ def tour_channels() -> None:
     print(f"  parameters: 5*3*5*5 weights + 5 biases = {weight.size + bias.size}")
 
 
+def figures(folder: Path, overwrite: bool) -> None:
+    from cnnkit.filters import demo_figures
+
+    _heading("6. Edges and blur on the built-in picture")
+    for path in demo_figures(folder, overwrite=overwrite):
+        print(f"  wrote {path}")
+
+
+def training(folder: Path, epochs: int, overwrite: bool) -> None:
+    from cnnkit.engines.demo import demo_training
+
+    _heading("7. Training the tutorial's CNN")
+    result = demo_training(folder / "train", epochs=epochs, overwrite=overwrite)
+    print(
+        f"  {result['dataset']}: test accuracy {result['test_accuracy']:.2%} after "
+        f"{result['epochs']} epoch(s), {result['train_seconds']:.0f} s of training"
+    )
+    print(f"  run folder: {result['run_dir']}  (try: cnnkit evaluate {result['run_dir']})")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
+    folder = None
+    if not (args.no_figures and args.no_train):
+        folder = free_output_folder(args.out, args.overwrite)
     tour_convolution()
     tour_padding()
     tour_output_size()
     tour_pooling()
     tour_channels()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    if not args.no_figures:
+        figures(folder, args.overwrite)
+    if not args.no_train:
+        training(folder, args.epochs, args.overwrite)
     return 0
 
 
