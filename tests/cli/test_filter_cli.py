@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,24 @@ def test_bad_file_in_a_real_process_gives_one_line(tmp_path):
     )
     assert completed.returncode == 2
     assert completed.stderr.count("\n") == 1 and "Traceback" not in completed.stderr
+
+
+# --- README ------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_filter_commands_work_as_written(capsys, tmp_path, monkeypatch):
+    """The shell block of the README's 'Filters and images' section runs, in order, in an
+    empty folder, every command exiting 0."""
+    section = README.read_text().split("## Filters and images", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert len(commands) >= 5 and all(command[0] == "cnnkit" for command in commands)
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        status, _, err = run_cli(capsys, *command[1:])
+        assert status == 0, (command, err)
+    assert {"edges.png", "blurred.png", "blurred-edges.png", "sobel.npy", "padding.png"} <= {
+        path.name for path in tmp_path.iterdir()
+    }
