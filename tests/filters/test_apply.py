@@ -31,7 +31,7 @@ from cnnkit.filters import (
     step_edge,
     to_uint8,
 )
-from cnnkit.filters.apply import _filter
+from cnnkit.filters.apply import _filter, _one_fft_is_cheaper
 
 #: cnnkit padding_mode -> scipy.ndimage mode (note: ndimage's 'reflect' is cnnkit's 'symmetric').
 NDIMAGE_MODE = {
@@ -198,6 +198,28 @@ def test_two_passes_equal_one_2d_pass(padding_mode, mode):
     one_pass = _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
     two_passes = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
     assert_close(two_passes, one_pass, tolerance=1e-12)
+
+
+def test_cost_model_sends_large_separable_kernels_to_one_fft():
+    """Short kernels run as two passes; a 65-wide Gaussian on 2048² is predicted cheaper as one
+    FFT, and so is a 65-wide one on a 150² image, which must still match ndimage."""
+    assert not _one_fft_is_cheaper((2048, 2048), (3, 3))
+    assert not _one_fft_is_cheaper((2048, 2048), (9, 9))
+    assert _one_fft_is_cheaper((2048, 2048), (65, 65))
+    assert _one_fft_is_cheaper((150, 150), (65, 65))
+    image = random_image(np.random.default_rng(21), 150, 150)
+    expected = ndi.gaussian_filter(image, 8.0, mode="mirror")
+    assert_close(gaussian_blur(image, 8.0), expected)
+
+
+def test_nan_stays_local_even_where_fft_would_be_cheaper():
+    """A NaN spreads only over its (2r+1)² window: such data never takes the FFT branch."""
+    image = np.zeros((150, 150))
+    image[75, 75] = np.nan
+    blurred = gaussian_blur(image, 8.0)  # radius 32
+    expected_nan = np.zeros((150, 150), dtype=bool)
+    expected_nan[75 - 32 : 75 + 33, 75 - 32 : 75 + 33] = True
+    np.testing.assert_array_equal(np.isnan(blurred), expected_nan)
 
 
 # --- Gradients -----------------------------------------------------------------------------

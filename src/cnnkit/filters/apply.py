@@ -8,17 +8,21 @@ signal primitives :func:`cnnkit.ops.correlate2d` / :func:`cnnkit.ops.convolve2d`
 2. a kernel of rank 1 (Gaussian, Sobel, box, binomial, or any user kernel whose second singular
    value is below ``max(rows, columns) * eps`` times the first, see :func:`separable_factors`)
    is split into a column and a row and run as two 1-D passes, ``rows + columns`` taps per pixel
-   instead of ``rows * columns``;
+   instead of ``rows * columns`` -- unless the primitive's cost model predicts that one FFT of
+   the whole 2-D kernel is cheaper still (large kernels on large images, for example a Gaussian
+   with sigma 8 on a 2048² image; see :func:`_one_fft_is_cheaper`);
 3. any other kernel is one 2-D call; the primitive itself switches from direct tap accumulation
    to FFT for large kernels.
 
 Padding per axis commutes with filtering along the other axis for every padding mode, so the
-two-pass result equals the 2-D one (up to rounding). Results are floating point (float32 in gives
+two-pass result equals the 2-D one up to rounding. Results are floating point (float32 in gives
 float32 out, everything else float64), have the input's height and width and are never clipped;
 :func:`to_uint8` makes a displayable 8-bit picture from them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -36,6 +40,7 @@ from cnnkit.filters.kernels import (
     sobel_kernels1d,
 )
 from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d
+from cnnkit.ops._core import FFT_COST, FFT_OVERHEAD, _fast_length
 
 __all__ = [
     "FILTER_MODES",
@@ -119,6 +124,23 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
     return column, kernel[pivot_row].copy()
 
 
+def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
+    """Whether one 2-D call by FFT is predicted to beat two direct 1-D passes.
+
+    Uses the primitive's own cost model (:mod:`cnnkit.ops._core`): a direct pass costs one unit
+    per tap and output pixel, so two passes cost ``(rows + columns) * H * W``; an FFT over the
+    padded image of ``S`` points costs ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` whatever the
+    kernel. Large separable kernels (a Gaussian with sigma above about 3 on a 2048² image) are
+    therefore cheaper as one FFT than as two long 1-D passes.
+    """
+    height, width = image_shape
+    kernel_rows, kernel_columns = kernel_shape
+    two_passes = (kernel_rows + kernel_columns) * height * width
+    points = _fast_length(height + kernel_rows - 1) * _fast_length(width + kernel_columns - 1)
+    one_fft = FFT_OVERHEAD + FFT_COST * points * math.log2(points)
+    return one_fft < two_passes
+
+
 def _filter(
     image: object,
     *,
@@ -147,6 +169,25 @@ def _filter(
     if image.ndim == 2:
         return run(image)
     return np.stack([run(image[:, :, channel]) for channel in range(image.shape[2])], axis=-1)
+
+
+def _filter_separable(
+    image: object,
+    column: np.ndarray,
+    row: np.ndarray,
+    *,
+    mode: str = "correlate",
+    padding_mode: str = "reflect",
+) -> np.ndarray:
+    """Filter with the kernel ``outer(column, row)``: two 1-D passes, or one FFT when cheaper.
+
+    Data holding NaN or inf always takes the passes, since the primitive never runs an FFT on
+    it (the direct 2-D path would then cost ``rows * columns`` taps per pixel).
+    """
+    image = _as_image(image)
+    if _one_fft_is_cheaper(image.shape[:2], (column.size, row.size)) and np.isfinite(image).all():
+        return _filter(image, kernel=np.outer(column, row), mode=mode, padding_mode=padding_mode)
+    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
 
 
 # --- Public filters --------------------------------------------------------------------------
@@ -200,13 +241,11 @@ def filter_image(
     np.float64(-4.0)
     """
     kernel = parse_kernel(kernel)
-    if 1 in kernel.shape:
-        return _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
-    factors = separable_factors(kernel)
+    factors = None if 1 in kernel.shape else separable_factors(kernel)
     if factors is None:
         return _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
     column, row = factors
-    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
 
 
 def _gradient(
@@ -221,7 +260,7 @@ def _gradient(
         column, row = smoothing, derivative
     else:
         column, row = derivative, smoothing
-    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
 
 
 def sobel(
@@ -353,7 +392,7 @@ def gaussian_blur(
         sigma_rows = sigma_columns = sigma
     column = gaussian_kernel1d(sigma_rows, truncate=truncate, radius=radius)
     row = gaussian_kernel1d(sigma_columns, truncate=truncate, radius=radius)
-    return _filter(image, column=column, row=row, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, padding_mode=padding_mode)
 
 
 def box_blur(
@@ -368,10 +407,8 @@ def box_blur(
     4.0
     """
     rows, columns = box_kernel(size).shape  # validates size
-    return _filter(
-        image,
-        column=np.full(rows, 1.0 / rows),
-        row=np.full(columns, 1.0 / columns),
+    return _filter_separable(
+        image, np.full(rows, 1.0 / rows), np.full(columns, 1.0 / columns),
         padding_mode=padding_mode,
     )
 
