@@ -9,8 +9,8 @@ signal primitives :func:`cnnkit.ops.correlate2d` / :func:`cnnkit.ops.convolve2d`
    value is below ``max(rows, columns) * eps`` times the first, see :func:`separable_factors`)
    is split into a column and a row and run as two 1-D passes, ``rows + columns`` taps per pixel
    instead of ``rows * columns`` -- unless the primitive's cost model predicts that one FFT of
-   the whole 2-D kernel is cheaper still (large kernels on large images, for example a Gaussian
-   with sigma 8 on a 2048² image; see :func:`_one_fft_is_cheaper`);
+   the whole 2-D kernel is cheaper still (about 100 taps in all on a 2048² image, a Gaussian
+   with sigma 6; see :func:`_one_fft_is_cheaper`);
 3. any other kernel is one 2-D call; the primitive itself switches from direct tap accumulation
    to FFT for large kernels.
 
@@ -39,8 +39,9 @@ from cnnkit.filters.kernels import (
     sharpen_kernel,
     sobel_kernels1d,
 )
-from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d
-from cnnkit.ops._core import FFT_COST, FFT_OVERHEAD, _fast_length
+from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
+from cnnkit.ops._core import FFT_COST, FFT_OVERHEAD, _fast_length, prefers_fft
+from cnnkit.shapes import resolve_padding
 
 __all__ = [
     "FILTER_MODES",
@@ -66,6 +67,15 @@ FILTER_MODES = ("correlate", "convolve")
 TO_UINT8_METHODS = ("rescale", "clip", "abs")
 
 _PRIMITIVES = {"correlate": correlate2d, "convolve": convolve2d}
+
+#: Cost of one tap of a 1-D pass over one pixel in :func:`_filter`'s strips, in units of the
+#: primitive's cost model (one direct multiply-add): measured with benchmarks/bench_filters.py
+#: on 2 x86-64 cores, where the strip-wise passes run about twice as fast as the model assumes.
+PASS_COST = 0.5
+
+#: Values per strip in :func:`_filter` (1 MiB of float64): small enough for the strip and its
+#: intermediate pass to stay in a core's cache, large enough that the calls per strip are cheap.
+STRIP_ELEMENTS = 2**17
 
 
 # --- The workhorse ---------------------------------------------------------------------------
@@ -125,17 +135,17 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
-    """Whether one 2-D call by FFT is predicted to beat two direct 1-D passes.
+    """Whether one 2-D call by FFT is predicted to beat two 1-D passes.
 
-    Uses the primitive's own cost model (:mod:`cnnkit.ops._core`): a direct pass costs one unit
-    per tap and output pixel, so two passes cost ``(rows + columns) * H * W``; an FFT over the
-    padded image of ``S`` points costs ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` whatever the
-    kernel. Large separable kernels (a Gaussian with sigma above about 3 on a 2048² image) are
-    therefore cheaper as one FFT than as two long 1-D passes.
+    Uses the primitive's cost model (:mod:`cnnkit.ops._core`): an FFT over the padded image of
+    ``S`` points costs ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` units whatever the kernel, a
+    direct tap one unit per output pixel. The passes of :func:`_filter` run in cache-sized
+    strips and cost about ``PASS_COST`` units per tap and pixel instead. On a 2048² image the
+    crossover lies near 100 taps in all (a Gaussian with sigma about 6).
     """
     height, width = image_shape
     kernel_rows, kernel_columns = kernel_shape
-    two_passes = (kernel_rows + kernel_columns) * height * width
+    two_passes = PASS_COST * (kernel_rows + kernel_columns) * height * width
     points = _fast_length(height + kernel_rows - 1) * _fast_length(width + kernel_columns - 1)
     one_fft = FFT_OVERHEAD + FFT_COST * points * math.log2(points)
     return one_fft < two_passes
@@ -152,7 +162,11 @@ def _filter(
 ) -> np.ndarray:
     """Run a 2-D ``kernel``, or a ``column`` pass then a ``row`` pass, on every channel.
 
-    The kernels are cast to the image's dtype so that float32 images stay float32.
+    Each channel is padded once (as 'same' padding of the whole kernel would pad it) and the
+    primitive runs with ``padding='valid'``. Unless the primitive will take its FFT path, the
+    padded channel is processed in strips of about ``STRIP_ELEMENTS`` values, both passes on a
+    strip before the next, so that the data stays in cache between the passes. The kernels are
+    cast to the image's dtype so that float32 images stay float32.
     """
     image = _as_image(image)
     check_choice(mode, "mode", FILTER_MODES)
@@ -160,11 +174,25 @@ def _filter(
     primitive = _PRIMITIVES[mode]
     passes = [kernel] if kernel is not None else [column[:, None], row[None, :]]
     passes = [part.astype(image.dtype) for part in passes]
+    kernel_shape = (passes[0].shape[0], passes[-1].shape[1])
+    # convolve2d's 'same' puts the odd element of an even kernel's padding before, correlate2d's
+    # after; padding here the way the primitive would keeps both exact.
+    pads = resolve_padding("same", kernel_shape, extra_before=mode == "convolve")
+    height, width = image.shape[:2]
+    padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
+    whole = len(passes) == 1 and prefers_fft(padded_shape, kernel_shape, (height, width))
+    strip_rows = height if whole else max(1, STRIP_ELEMENTS // padded_shape[1])
 
     def run(plane: np.ndarray) -> np.ndarray:
-        for part in passes:
-            plane = primitive(plane, part, "same", padding_mode=padding_mode)
-        return plane
+        padded = pad(plane, pads, padding_mode)
+        out = np.empty(plane.shape, dtype=plane.dtype)
+        for top in range(0, height, strip_rows):
+            bottom = min(top + strip_rows, height)
+            strip = padded[top : bottom + kernel_shape[0] - 1]
+            for part in passes:
+                strip = primitive(strip, part, "valid")
+            out[top:bottom] = strip
+        return out
 
     if image.ndim == 2:
         return run(image)
