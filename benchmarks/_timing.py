@@ -6,20 +6,22 @@ import time
 from collections.abc import Callable
 
 
-def best_time(fn: Callable[[], object], *, repeats: int = 5, budget: float = 3.0) -> float:
-    """Best wall-clock time of ``fn`` in seconds, over up to ``repeats`` runs after a warm-up.
-
-    Stops early once ``budget`` seconds are spent, so slow references do not stall the run.
+def best_time(
+    fn: Callable[..., object], *args: object, repeats: int = 5, budget: float = 3.0
+) -> float:
+    """Best wall-clock time of ``fn(*args)`` in seconds, over up to ``repeats`` runs after a
+    warm-up. Stops early once ``budget`` seconds are spent, so slow references do not stall the
+    run.
     """
     start = time.perf_counter()
-    fn()
+    fn(*args)
     best = time.perf_counter() - start
     spent = best
     for _ in range(repeats - 1):
         if spent > budget:
             break
         start = time.perf_counter()
-        fn()
+        fn(*args)
         elapsed = time.perf_counter() - start
         best = min(best, elapsed)
         spent += elapsed

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 
 import cv2
 import numpy as np
@@ -20,11 +19,9 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_time, format_ms, format_ratio  # noqa: E402
-
-import cnnkit  # noqa: E402
-from cnnkit.ops import reference  # noqa: E402
+import cnnkit
+from _timing import best_time, format_ms, format_ratio
+from cnnkit.ops import reference
 
 # Skip a reference whose predicted time (multiply-adds / rate) exceeds this many seconds.
 SLOW_LIMIT = 5.0
@@ -40,20 +37,20 @@ def image_rows(quick: bool) -> list[str]:
             kernel = rng.standard_normal((k, k))
             flipped = np.ascontiguousarray(kernel[::-1, ::-1])
             macs = size * size * k * k
-            ours = best_time(lambda: cnnkit.convolve2d(image, kernel, "same"))
+            ours = best_time(cnnkit.convolve2d, image, kernel, "same", repeats=9)
             loop = (
-                best_time(lambda: reference.convolve2d_loop(image, kernel), repeats=2)
+                best_time(reference.convolve2d_loop, image, kernel, repeats=2)
                 if size * size <= 512 * 512 and k <= 5
                 else None
             )
             signal = (
-                best_time(lambda: scipy.signal.convolve2d(image, kernel, mode="same"), repeats=2)
+                best_time(scipy.signal.convolve2d, image, kernel, "same", repeats=2)
                 if macs / 1e9 < SLOW_LIMIT
                 else None
             )
-            ndimage = best_time(lambda: scipy.ndimage.convolve(image, kernel, mode="constant"))
+            ndimage = best_time(scipy.ndimage.convolve, image, kernel, None, "constant", repeats=9)
             opencv = best_time(
-                lambda: cv2.filter2D(image, -1, flipped, borderType=cv2.BORDER_CONSTANT)
+                cv2.filter2D, image, -1, flipped, None, (-1, -1), 0, cv2.BORDER_CONSTANT, repeats=9
             )
             rows.append(
                 f"| {size}² | {k}×{k} | {format_ms(ours)} | {format_ms(loop)} "
@@ -102,7 +99,7 @@ def main() -> None:
         f"scipy {scipy.__version__}, OpenCV {cv2.__version__}, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads)\n"
     )
-    print("2-D 'same' convolution, float64, zero padding; times in ms; ratio = cnnkit / reference\n")
+    print("2-D 'same' convolution, float64, zero padding; ms; ratio = cnnkit / reference\n")
     print(
         "| image | kernel | cnnkit | tutorial loop | scipy.signal | scipy.ndimage | OpenCV "
         "| ÷ loop | ÷ signal | ÷ ndimage | ÷ OpenCV |"

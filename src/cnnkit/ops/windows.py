@@ -13,6 +13,7 @@ simply skips the outputs whose read falls into it. Other padding modes copy the 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -132,8 +133,8 @@ def tap_windows(
     dilation: Sequence[int],
     pads: Sequence[tuple[int, int]],
     out_ranges: Sequence[tuple[int, int]],
-) -> tuple:
-    """``(tap, target, source)`` for every kernel position, in row-major order.
+):
+    """Yield ``(tap, target, source)`` for every kernel position, in row-major order.
 
     The input is *virtually* padded with ``pads[axis][0]`` elements before each spatial axis
     (nothing is copied). For the outputs ``out_ranges[axis] = (start, stop)``, ``target`` holds
@@ -141,7 +142,6 @@ def tap_windows(
     element, and ``source`` the slices of the input it reads there, so that
     ``out[..., *target]`` and ``input[..., *source]`` have the same shape. Outputs outside
     ``target`` read padding. ``target`` and ``source`` are None when the tap reads only padding.
-    The table is cached: repeated calls with the same geometry cost nothing.
 
     >>> for tap, target, source in tap_windows((4,), (3,), (1,), (1,), [(1, 1)], [(0, 4)]):
     ...     print(tap, target, source)
@@ -149,28 +149,26 @@ def tap_windows(
     (1,) (slice(0, 4, None),) (slice(0, 4, 1),)
     (2,) (slice(0, 3, None),) (slice(1, 4, 1),)
     """
-    return _tap_table(
-        tuple(in_shape),
-        tuple(kernel_size),
-        tuple(stride),
-        tuple(dilation),
-        tuple(tuple(p) for p in pads),
-        tuple(tuple(r) for r in out_ranges),
-    )
+    # One small cached table per axis; a tap's window is the product of its axes' windows.
+    tables = [
+        _axis_table(n, start, stop, k, s, d, before)
+        for n, (start, stop), k, s, d, (before, _) in zip(
+            in_shape, out_ranges, kernel_size, stride, dilation, pads
+        )
+    ]
+    for tap, windows in zip(np.ndindex(*kernel_size), itertools.product(*tables)):
+        if None in windows:
+            yield tap, None, None
+        else:
+            yield tap, tuple(w[0] for w in windows), tuple(w[1] for w in windows)
 
 
 @functools.lru_cache(maxsize=4096)
-def _tap_table(in_shape, kernel_size, stride, dilation, pads, out_ranges) -> tuple:
-    table = []
-    for tap in np.ndindex(*kernel_size):
-        windows = [
-            _axis_window(n, start, stop, t, s, d, before)
-            for n, (start, stop), t, s, d, (before, _) in zip(
-                in_shape, out_ranges, tap, stride, dilation, pads
-            )
-        ]
-        if any(w is None for w in windows):
-            table.append((tap, None, None))
-        else:
-            table.append((tap, tuple(w[0] for w in windows), tuple(w[1] for w in windows)))
-    return tuple(table)
+def _axis_table(
+    size: int, start: int, stop: int, kernel_size: int, stride: int, dilation: int, before: int
+) -> tuple:
+    """The windows of every tap along one axis (cached: training repeats the same geometry)."""
+    return tuple(
+        _axis_window(size, start, stop, tap, stride, dilation, before)
+        for tap in range(kernel_size)
+    )
