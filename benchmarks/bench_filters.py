@@ -1,12 +1,16 @@
 """Time cnnkit's image filters against scipy.ndimage and OpenCV in one run.
 
-Run:  python benchmarks/bench_filters.py [--quick]
+Run:  python benchmarks/bench_filters.py [--quick] [--threads N]
 
 Sobel (derivative across the columns, 3×3) and Gaussian blur (sigma 1, 3, 8; radius
 int(4 sigma + 0.5)) on a 2048² grayscale and a 1024² RGB float64 image, reflect border
 (scipy.ndimage 'mirror', OpenCV BORDER_REFLECT_101) in all three libraries. Prints a Markdown
 table: milliseconds per call (best of several runs) and the ratio cnnkit / reference (below 1
 means cnnkit is faster). Every result is also checked against the references.
+
+``--threads N`` limits BLAS (which cnnkit's primitives use) and OpenCV to N threads; scipy.ndimage
+is single-threaded. On a machine shared with other work, ``--threads 1`` gives steadier numbers:
+a multi-threaded BLAS call waits for a busy core.
 """
 
 from __future__ import annotations
@@ -16,14 +20,25 @@ import os
 import platform
 import sys
 
-import cv2
-import numpy as np
-import scipy
-import scipy.ndimage
+
+def _limit_threads_from_argv() -> None:
+    """Apply --threads before numpy loads BLAS: its thread count is read when it starts."""
+    if "--threads" in sys.argv[1:-1]:
+        count = sys.argv[sys.argv.index("--threads") + 1]
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[variable] = count
+
+
+_limit_threads_from_argv()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import scipy.ndimage  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_time, format_ms, format_ratio
-from cnnkit.filters import gaussian_blur, sobel
+from _timing import best_time, format_ms, format_ratio  # noqa: E402
+from cnnkit.filters import gaussian_blur, sobel  # noqa: E402
 
 SIGMAS = (1.0, 3.0, 8.0)
 
@@ -64,7 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="quarter-size images")
     parser.add_argument("--repeats", type=int, default=7, help="runs per measurement (best)")
+    parser.add_argument("--threads", type=int, help="BLAS and OpenCV threads (default: theirs)")
     args = parser.parse_args()
+    if args.threads is not None:
+        cv2.setNumThreads(args.threads)
+    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     scale = 4 if args.quick else 1
     rng = np.random.default_rng(0)
     images = {
@@ -73,8 +92,8 @@ def main() -> None:
     }
     print(
         f"# {platform.machine()}, {os.cpu_count()} CPU threads, numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, OpenCV {cv2.__version__} "
-        f"({cv2.getNumThreads()} threads)\n"
+        f"scipy {scipy.__version__}, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), "
+        f"BLAS threads: {blas_threads}\n"
     )
     print("float64, reflect border; times in ms (best of runs); ratio = cnnkit / reference\n")
     print("| image | filter | cnnkit | scipy.ndimage | OpenCV | ÷ ndimage | ÷ OpenCV |")
