@@ -50,8 +50,18 @@ def _show_image(axes: object, image: np.ndarray, title: str) -> None:
 def save_figure(
     figure: Figure, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 100
 ) -> Path:
-    """Save ``figure`` as a PNG file at ``path``, atomically; refuse to replace a file unless
-    ``overwrite``.
+    """Save ``figure`` as a PNG file at ``path``, atomically.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        Any figure, for example from :func:`edge_figure`.
+    path : str or os.PathLike
+        Ends in ``.png``; its folder must exist.
+    overwrite : bool
+        Replace an existing file; without it an existing file is refused.
+    dpi : int
+        Resolution: the PNG has ``figsize * dpi`` pixels.
 
     Returns
     -------
@@ -135,6 +145,20 @@ def filter_figure(
     Colour panels are shown clipped to [0, 1]; gray panels are stretched from their smallest to
     their largest value.
 
+    Parameters
+    ----------
+    image : array_like
+        The original, ``(H, W)`` or ``(H, W, C)``.
+    filtered : mapping of str to array_like
+        Panel title -> filtered image.
+    title : str, optional
+        A title over all panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row of panels, the original first.
+
     Examples
     --------
     >>> from cnnkit.filters import gaussian_blur, noisy_gradient
@@ -169,6 +193,18 @@ def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
     Positive weights are red, negative blue, zero white. Numbers are written for kernels of up
     to 15 × 15.
 
+    Parameters
+    ----------
+    kernel : array_like
+        A 2-D kernel.
+    title : str, optional
+        Default: the kernel's size.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One heat map with a colour bar.
+
     Examples
     --------
     >>> figure = kernel_figure([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], title="sobel-x")
@@ -200,6 +236,20 @@ def padding_windows(n: int, kernel_size: int, padding: object) -> list[tuple[int
 
     Positions below 0 or above ``n - 1`` are padding.
 
+    Parameters
+    ----------
+    n : int
+        Input length.
+    kernel_size : int
+        Window length.
+    padding : int, (int, int) or {'full', 'same', 'valid'}
+        As in :func:`cnnkit.shapes.output_size`.
+
+    Returns
+    -------
+    list of (int, int)
+        One ``(first, last)`` pair per output position.
+
     Examples
     --------
     >>> padding_windows(4, 3, "valid")
@@ -220,6 +270,18 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
     One panel per padding ('full', 'same', and 'valid' when the kernel fits). Input cells are
     drawn in a row at the top (padding cells dashed, holding 0); each output below is a bar
     spanning its window, labelled with its index, so the number of bars is the output size.
+
+    Parameters
+    ----------
+    n : int
+        Input length, 1 to 40.
+    kernel_size : int
+        Kernel length, 1 to 40.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per padding name, stacked.
 
     Examples
     --------

@@ -194,6 +194,14 @@ def test_edges_of_a_photo(capsys, tmp_path, photo):
     assert status == 0 and out.exists() and "24x32" in stdout
 
 
+def test_edges_of_gray_with_alpha_image(capsys, tmp_path):
+    """A gray + alpha PNG is drawn from its gray channel."""
+    path = tmp_path / "la.png"
+    Image.fromarray(np.zeros((8, 10, 2), dtype=np.uint8)).save(path)
+    status, stdout, _ = run_cli(capsys, "edges", path, "-o", tmp_path / "la-edges.png")
+    assert status == 0 and "8x10" in stdout
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -346,7 +346,21 @@ def scharr(
 ) -> np.ndarray:
     """Scharr derivative along ``axis`` (``cv2.Scharr``); smoothing ``[3, 10, 3]`` across it.
 
-    Same conventions as :func:`sobel`; a unit step gives +16.
+    Same conventions as :func:`sobel`; a unit step gives +16. Runs as two 1-D passes.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    axis : {0, 1}
+        0 differentiates down the rows (horizontal edges), 1 across the columns.
+    mode : {'correlate', 'convolve'}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The derivative, same shape as ``image``, float.
 
     Examples
     --------
@@ -362,7 +376,21 @@ def prewitt(
 ) -> np.ndarray:
     """Prewitt derivative along ``axis`` (``scipy.ndimage.prewitt``); smoothing ``[1, 1, 1]``.
 
-    Same conventions as :func:`sobel`; a unit step gives +3.
+    Same conventions as :func:`sobel`; a unit step gives +3. Runs as two 1-D passes.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    axis : {0, 1}
+        0 differentiates down the rows (horizontal edges), 1 across the columns.
+    mode : {'correlate', 'convolve'}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The derivative, same shape as ``image``, float.
 
     Examples
     --------
@@ -428,6 +456,20 @@ def box_blur(
 ) -> np.ndarray:
     """Mean over a ``size``×``size`` window (``cv2.blur``), as two 1-D passes.
 
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    size : int or (int, int)
+        Window side, or ``(rows, columns)``. An even side is placed as the primitives' 'same'
+        padding places it (the extra row or column after the centre).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The blurred image, same shape, float.
+
     Examples
     --------
     >>> blurred = box_blur(np.arange(9.0).reshape(3, 3), 3, padding_mode="replicate")
@@ -444,7 +486,20 @@ def box_blur(
 def edge_magnitude(
     image: object, *, size: int = 3, padding_mode: str = "reflect"
 ) -> np.ndarray:
-    """Gradient magnitude ``hypot(sobel(image, 0), sobel(image, 1))``.
+    """Gradient magnitude ``hypot(sobel(image, 0), sobel(image, 1))``: edge strength.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)`` (per channel).
+    size : int
+        Sobel kernel size (odd, 3 to 31).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Non-negative magnitudes, same shape as ``image``.
 
     Examples
     --------
@@ -467,6 +522,19 @@ def edge_orientation(
     down), in ``[-π, π]``: 0 where brightness rises to the right, ``π/2`` where it rises
     downwards, ``π`` where it rises to the left. Where there is no gradient the angle is 0.
 
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)`` (per channel).
+    size : int
+        Sobel kernel size (odd, 3 to 31).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Angles in radians, same shape as ``image``.
+
     Examples
     --------
     >>> step = np.zeros((4, 3)); step[2:] = 1.0          # brighter below
@@ -486,7 +554,20 @@ def sharpen(
     """Sharpen: ``image - amount * laplacian(image)``, one 3×3 correlation.
 
     The kernel is :func:`cnnkit.filters.sharpen_kernel` (``amount=1``: centre 5, the four
-    neighbours -1).
+    neighbours -1). Flat regions keep their value; the result is not clipped.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    amount : float
+        Strength, > 0.
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The sharpened image, same shape, float.
 
     Examples
     --------
@@ -500,6 +581,21 @@ def laplacian(
     image: object, *, neighbours: int = 4, padding_mode: str = "reflect"
 ) -> np.ndarray:
     """Discrete Laplacian with 4 or 8 neighbours (see :func:`cnnkit.filters.laplacian_kernel`).
+
+    Equals ``scipy.ndimage.laplace`` (4 neighbours) with the matching mode. The kernel is not
+    separable, so it runs as one 3×3 call.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    neighbours : {4, 8}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``image``, float; zero on constant and linear regions.
 
     Examples
     --------
