@@ -39,8 +39,12 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _show_image(axes: object, image: np.ndarray, title: str) -> None:
+    """Colour clipped to [0, 1]; gray on the fixed 0..1 scale when it lies within it (images,
+    blurs), otherwise stretched from its smallest to its largest value (edges)."""
     if image.ndim == 3:
         axes.imshow(np.clip(image if image.shape[2] != 2 else image[:, :, 0], 0.0, 1.0))
+    elif image.min() >= 0.0 and image.max() <= 1.0:
+        axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
     else:
         axes.imshow(image, cmap="gray")
     axes.set_title(title)
@@ -93,8 +97,9 @@ def edge_figure(
 
     Colour images are converted to gray (ITU-R BT.601 luma) first. The edge panels are
     :func:`cnnkit.filters.sobel` along the columns ("sobel-x") and rows ("sobel-y") and their
-    magnitude, shown with the gray colour map stretched from the smallest to the largest
-    value, so that 0 is mid-gray in the signed panels when the responses are symmetric.
+    magnitude. The image is shown on the fixed 0..1 gray scale; the edge panels are stretched
+    from their smallest to their largest value, so that 0 is mid-gray in the signed panels when
+    the responses are symmetric.
 
     Parameters
     ----------
@@ -142,8 +147,9 @@ def filter_figure(
 ) -> Figure:
     """An image next to filtered versions of it, one panel each, titled by the mapping's keys.
 
-    Colour panels are shown clipped to [0, 1]; gray panels are stretched from their smallest to
-    their largest value.
+    Colour panels are shown clipped to [0, 1]. Gray panels whose values lie in [0, 1] (images,
+    blurs) are shown on that fixed scale, so that a blur visibly lowers the contrast; others
+    (edge responses) are stretched from their smallest to their largest value.
 
     Parameters
     ----------
