@@ -38,6 +38,13 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def _panel_row(count: int, image_shape: tuple[int, ...]) -> Figure:
+    """A figure for ``count`` image panels side by side, 4 inches wide each, shaped like them."""
+    rows, columns = image_shape[:2]
+    panel_height = min(12.0, max(1.5, 4.0 * rows / columns))
+    return _new_figure(4.0 * count, panel_height + 0.4)
+
+
 def _show_image(axes: object, image: np.ndarray, title: str) -> None:
     """Colour clipped to [0, 1]; gray on the fixed 0..1 scale when it lies within it (images,
     blurs), otherwise stretched from its smallest to its largest value (edges)."""
@@ -136,7 +143,7 @@ def edge_figure(
         "Horizontal edges (sobel-y)": horizontal,
         "Edge magnitude": np.hypot(vertical, horizontal),
     }
-    figure = _new_figure(4 * len(panels), 4.4)
+    figure = _panel_row(len(panels), gray.shape)
     for axes, (title, panel) in zip(figure.subplots(1, len(panels)), panels.items(), strict=True):
         _show_image(axes, panel, title)
     return figure
@@ -180,7 +187,7 @@ def filter_figure(
     panels = {"Original image": as_float_array(image, "image", ndims=(2, 3))}
     for name, panel in filtered.items():
         panels[str(name)] = as_float_array(panel, f"filtered[{name!r}]", ndims=(2, 3))
-    figure = _new_figure(4 * len(panels), 4.4)
+    figure = _panel_row(len(panels), panels["Original image"].shape)
     row_of_axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, (name, panel) in zip(row_of_axes, panels.items(), strict=True):
         _show_image(axes, panel, name)
