@@ -490,6 +490,13 @@ def test_filter_image_refuses_bad_images(image, error, match):
         filter_image(image, "box")
 
 
+def test_reflection_wider_than_the_image_is_refused():
+    """A reflect border cannot be wider than the image allows: a 17-wide Gaussian on 5 pixels."""
+    with pytest.raises(ValueError, match="padding_mode='reflect' can pad at most 4"):
+        gaussian_blur(np.zeros((5, 5)), 2.0)
+    assert gaussian_blur(np.zeros((5, 5)), 2.0, padding_mode="zeros").shape == (5, 5)
+
+
 def test_filter_image_refuses_bad_mode_and_padding_mode():
     """Unknown mode and padding_mode names are listed in the message."""
     image = np.zeros((5, 5))

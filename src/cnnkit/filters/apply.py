@@ -255,8 +255,10 @@ def filter_image(
 
     Notes
     -----
-    Rank-1 kernels run as two 1-D passes (see :func:`separable_factors`); other kernels run as
-    one 2-D call, which switches to FFT for large kernels.
+    Rank-1 kernels run as two 1-D passes (see :func:`separable_factors`), or as one FFT where
+    that is predicted cheaper (long kernels on large images); other kernels run as one 2-D
+    call, which switches to FFT for large kernels. Large images are filtered in strips of rows
+    that stay in cache.
 
     Examples
     --------
