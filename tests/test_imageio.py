@@ -309,6 +309,14 @@ def test_write_uint8_and_gray_alpha_png_exactly(tmp_path, rng):
         np.testing.assert_array_equal(pillow_pixels(path), array)
 
 
+@pytest.mark.parametrize(("bit_depth", "scale"), [(8, 255), (16, 65535)])
+def test_write_boolean_mask_as_black_and_white(tmp_path, rng, bit_depth, scale):
+    """A boolean mask is written as 0 and the bit depth's white."""
+    mask = rng.random((5, 6)) > 0.5
+    path = write_image(tmp_path / "mask.png", mask, bit_depth=bit_depth)
+    np.testing.assert_array_equal(pillow_pixels(path), mask * scale)
+
+
 def test_write_jpeg_is_close(tmp_path):
     """JPEG output of a smooth colour image at quality 95 is close to the input."""
     ramp = np.linspace(0.1, 0.9, 16)

@@ -319,9 +319,9 @@ def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
             )
         peak = 255 if bit_depth == 8 else 65535
         return np.rint(array * peak).astype(np.uint8 if bit_depth == 8 else np.uint16)
-    if array.dtype.kind == "b":
-        return array.astype(np.uint8) * (255 if bit_depth == 8 else 65535)
     peak = 255 if bit_depth == 8 else 65535
+    if array.dtype.kind == "b":
+        return array.astype(np.uint8 if bit_depth == 8 else np.uint16) * peak
     if array.min() < 0 or array.max() > peak:
         raise ValueError(
             f"integer pixel values must lie in [0, {peak}] for {bit_depth}-bit output, got "
