@@ -3,8 +3,13 @@
 Each module provides ``register(subparsers)``; the order here is the order in ``--help``.
 """
 
-from cnnkit.commands import demo
+from cnnkit.commands import data, demo, evaluate, predict, summary, train
 
 COMMANDS = [
     demo.register,
+    summary.register,
+    data.register,
+    train.register,
+    evaluate.register,
+    predict.register,
 ]
