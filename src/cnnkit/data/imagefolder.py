@@ -21,6 +21,15 @@ __all__ = ["IMAGE_SUFFIXES", "load_image", "read_image_folder"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
+def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    from cnnkit.arch import parse_input_shape
+
+    channels, height, width = parse_input_shape(input_shape)
+    if channels not in (1, 3):
+        raise ValueError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    return channels, height, width
+
+
 def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
     """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W.
 
@@ -28,9 +37,7 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
     """
     from PIL import Image, UnidentifiedImageError
 
-    channels, height, width = input_shape
-    if channels not in (1, 3):
-        raise ValueError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    channels, height, width = _check_shape(input_shape)
     try:
         with Image.open(path) as image:
             image.load()
@@ -86,6 +93,7 @@ def read_image_folder(
     ((2, 1, 28, 28), [0, 1], ['a', 'b'])
     """
     check_choice(on_error, "on_error", ("skip", "raise"))
+    _check_shape(input_shape)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")

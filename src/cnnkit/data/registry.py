@@ -8,10 +8,10 @@ Files are looked for, in this order, in
 4. ``/usr/share/datasets/NAME`` (where Debian's ``dataset-fashion-mnist`` package puts its files).
 
 Each file may be stored gzip-compressed (``name.gz``, the official form) or plain (``name``).
-When a file is in none of them, :func:`fetch` downloads the official archive into the user
-cache: it streams into a temporary file in the same folder, checks the SHA-256 digest of what
-arrived, and only then renames it into place, so an interrupted or corrupted download never
-leaves a file that a later run would trust.
+When a file is in none of them, :func:`fetch` downloads the official archive into the user cache
+(unless ``$CNNKIT_OFFLINE`` is set): it streams into a temporary file in the same folder,
+checks the SHA-256 digest of what arrived, and only then renames it into place, so an
+interrupted or corrupted download never leaves a file that a later run would trust.
 """
 
 from __future__ import annotations
@@ -337,7 +337,8 @@ def fetch(
         return found
     folders = search_folders(name, data_dir)
     failures = []
-    if download_missing:
+    offline = bool(os.environ.get("CNNKIT_OFFLINE"))
+    if download_missing and not offline:
         target = cache_folder(name)
         for data_file in spec.files:
             if (target / data_file.name).is_file():
@@ -368,6 +369,8 @@ def fetch(
     if name == "fashion-mnist":
         hint += " (on Debian: apt-get install dataset-fashion-mnist)"
     reason = f"; the download failed: {failures[-1]}" if failures else ""
+    if download_missing and offline:
+        reason = "; downloads are off because CNNKIT_OFFLINE is set"
     raise DatasetNotFoundError(
         f"dataset {name!r} not found; looked in {where}; {hint}{reason}"
     )
