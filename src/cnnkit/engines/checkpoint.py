@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -81,15 +82,19 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
     """
     path = resolve_checkpoint(source, best=best)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about foreign pickle protocols; such files are refused below anyway.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else "unsupported content"
         raise ValueError(
             f"refused to load {path}: it holds objects other than weights and plain values, "
             f"which could run code when loaded ({reason})"
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from None
+    except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
     for key in ("config", "model_info", "history"):

@@ -8,7 +8,7 @@ train, validate, and save. A run folder holds::
     metrics.csv     one row per epoch: losses, accuracies, learning rate, time, throughput
     checkpoint.pt   the last complete epoch (weights, optimizer, epoch, history, config)
     best.pt         the epoch with the best validation accuracy so far
-    curves.png      loss and accuracy curves
+    curves.png      loss and accuracy curves (drawn when the run ends)
 
 Reproducibility: the weights are initialised from ``seed``; the shuffling order of epoch ``e`` is
 drawn from ``(seed, e)`` and the dropout masks from ``(seed, e, rank)``, so a run resumed after
@@ -515,10 +515,11 @@ def _train(
             if improved:
                 save_checkpoint(run_dir / BEST_NAME, state)
             _write_text_atomic(run_dir / "metrics.csv", _metrics_csv(history))
-            from cnnkit.engines.figures import save_training_curves
-
-            save_training_curves(history, run_dir / "curves.png")
     train_seconds = time.perf_counter() - started
+    if context.is_main and history:
+        from cnnkit.engines.figures import save_training_curves
+
+        save_training_curves(history, run_dir / "curves.png")
 
     result = TrainResult(run_dir, history, train_seconds=train_seconds, device=str(device),
                          precision=precision, loader=train_loader.mode)
