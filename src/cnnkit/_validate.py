@@ -21,6 +21,8 @@ __all__ = [
 
 def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as an ``int``, refusing bools, floats and values below ``minimum``."""
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, checked cheaply
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
@@ -32,7 +34,9 @@ def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
 
 def int_tuple(value: object, name: str, length: int, *, minimum: int | None = None) -> tuple:
     """Normalise an int or a sequence of ``length`` ints to a tuple (PyTorch's int-or-pair)."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
+    if isinstance(value, (tuple, list)) or (
+        isinstance(value, Sequence) and not isinstance(value, str)
+    ):
         if len(value) != length:
             raise ValueError(
                 f"{name} must be an integer or a sequence of {length} integers, got {value!r}"

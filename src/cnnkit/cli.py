@@ -9,6 +9,7 @@ its parser and sets ``handler``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (``cnnkit demo | head``): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (CommandError, ValueError, TypeError, OSError) as exc:
         message = str(exc) or type(exc).__name__
         print(f"cnnkit: error: {message.splitlines()[0]}", file=sys.stderr)

@@ -132,12 +132,6 @@ def output_size(
     )
     span = dilation * (kernel_size - 1) + 1
     room = n + before + after - span
-    if room < 0:
-        raise ValueError(
-            f"the window does not fit: input size {n} with padding ({before}, {after}) is "
-            f"{n + before + after}, smaller than the kernel's extent {span} "
-            f"(kernel_size={kernel_size}, dilation={dilation}, stride={stride})"
-        )
     if ceil_mode:
         size = -(-room // stride) + 1
         # PyTorch's rule: the last window must start inside the input or the left padding.
@@ -145,6 +139,12 @@ def output_size(
             size -= 1
     else:
         size = room // stride + 1
+    if size < 1:
+        raise ValueError(
+            f"the window does not fit: input size {n} with padding ({before}, {after}) is "
+            f"{n + before + after}, smaller than the kernel's extent {span} "
+            f"(kernel_size={kernel_size}, dilation={dilation}, stride={stride})"
+        )
     return size
 
 

@@ -3,10 +3,25 @@
 Each module provides ``register(subparsers)``; the order here is the order in ``--help``.
 """
 
-from cnnkit.commands import data, demo, evaluate, predict, summary, train
+from cnnkit.commands import (
+    data,
+    demo,
+    edges,
+    evaluate,
+    filter,
+    kernel,
+    outsize,
+    predict,
+    summary,
+    train,
+)
 
 COMMANDS = [
     demo.register,
+    filter.register,
+    edges.register,
+    kernel.register,
+    outsize.register,
     summary.register,
     data.register,
     train.register,

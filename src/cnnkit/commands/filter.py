@@ -1,0 +1,135 @@
+"""``cnnkit filter``: apply a kernel to an image file (or a built-in sample) and save the result."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+EXAMPLE = """examples:
+  cnnkit filter photo.jpg --kernel sobel-x -o edges.png
+  cnnkit filter photo.jpg --kernel gaussian:sigma=2 -o blurred.png
+  cnnkit filter --sample grid --kernel "[[-1,0,1],[-2,0,2],[-1,0,1]]" --convolve -o out.npy
+
+kernels: a name (sobel-x, sobel-y, scharr-x, scharr-y, prewitt-x, prewitt-y, laplacian,
+gaussian, box, binomial, sharpen, emboss, identity) with optional parameters after ':'
+(gaussian:sigma=2,radius=5  sobel-x:size=5  box:size=7  laplacian:neighbours=8),
+a nested list "[[...]]", rows "1,2,1; 2,4,2; 1,2,1", or a .npy/.csv/.txt file.
+
+A .npy output keeps the exact floating-point result. Image outputs are 8-bit: with
+--display auto, results within [0, 1] (blurs) are kept as they are and others (edges) are
+rescaled from their smallest to their largest value; the choice is printed."""
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool) -> None:
+    """IMAGE or --sample, plus the reading options; shared with ``cnnkit edges``."""
+    from cnnkit.filters import SAMPLE_NAMES
+
+    parser.add_argument(
+        "image", nargs="?", metavar="IMAGE",
+        help="PNG, JPEG, BMP, TIFF, GIF or WebP file"
+        + ("" if image_required else " (default: the built-in grid sample)"),
+    )
+    parser.add_argument(
+        "--sample", choices=SAMPLE_NAMES, help="use a built-in generated image instead of a file"
+    )
+    parser.add_argument("--gray", action="store_true", help="convert to grayscale first")
+    parser.add_argument(
+        "--resize", type=int, nargs=2, metavar=("ROWS", "COLUMNS"),
+        help="resize the image after reading it",
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, metavar="N",
+        help="refuse images with more pixels (default: Pillow's limit, about 89 million)",
+    )
+
+
+def load_input(args: argparse.Namespace, *, default_sample: str | None = None) -> np.ndarray:
+    """The image named by IMAGE or --sample, as float64 in [0, 1]."""
+    from cnnkit.filters import sample_image
+    from cnnkit.imageio import read_image
+
+    if args.image is not None and args.sample is not None:
+        raise ValueError("give either IMAGE or --sample, not both")
+    if args.image is None:
+        sample = args.sample or default_sample
+        if sample is None:
+            raise ValueError("give an IMAGE file or --sample NAME")
+        size = tuple(args.resize) if args.resize else 128
+        return sample_image(sample, size)
+    return read_image(
+        args.image,
+        color="gray" if args.gray else "keep",
+        size=tuple(args.resize) if args.resize else None,
+        max_pixels=args.max_pixels,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from cnnkit.filters import PADDING_MODES
+
+    parser = subparsers.add_parser(
+        "filter",
+        help="apply a kernel (Sobel, Gaussian, your own) to an image",
+        description="Apply a kernel to an image and save the result (PNG, JPEG, TIFF or .npy). "
+        "Colour images are filtered channel by channel.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input_arguments(parser, image_required=True)
+    parser.add_argument("--kernel", required=True, metavar="SPEC", help="the kernel (see below)")
+    parser.add_argument(
+        "--convolve", action="store_true",
+        help="true convolution (flip the kernel); default: correlation, as OpenCV's filter2D",
+    )
+    parser.add_argument(
+        "--padding-mode", choices=PADDING_MODES, default="reflect",
+        help="how the border is extended (default: reflect)",
+    )
+    parser.add_argument(
+        "--display", choices=("auto", "rescale", "clip", "abs"), default="auto",
+        help="how an image output maps values to 0..255 (default: auto)",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.filters import filter_image, parse_kernel, to_uint8
+    from cnnkit.imageio import WRITE_SUFFIXES, write_image
+
+    suffix = args.output.lower().rpartition(".")[2]
+    if f".{suffix}" not in WRITE_SUFFIXES:
+        raise ValueError(
+            f"output file {args.output!r} must end in one of {', '.join(WRITE_SUFFIXES)}"
+        )
+    kernel = parse_kernel(args.kernel)
+    image = load_input(args)
+    result = filter_image(
+        image,
+        kernel,
+        mode="convolve" if args.convolve else "correlate",
+        padding_mode=args.padding_mode,
+    )
+    low, high = float(result.min()), float(result.max())
+    if suffix == "npy":
+        written = write_image(args.output, result, overwrite=args.overwrite)
+        how = "exact float64 values"
+    else:
+        method = args.display
+        if method == "auto":
+            method = "clip" if low >= 0.0 and high <= 1.0 else "rescale"
+        written = write_image(args.output, to_uint8(result, method), overwrite=args.overwrite)
+        how = {
+            "clip": "8-bit, values in [0, 1] scaled by 255 (outside clipped)",
+            "rescale": f"8-bit, values rescaled from [{low:.4g}, {high:.4g}] to 0..255",
+            "abs": f"8-bit, |values| rescaled from [0, {max(abs(low), abs(high)):.4g}] to 0..255",
+        }[method]
+    rows, columns = kernel.shape
+    operation = "convolution" if args.convolve else "correlation"
+    print(
+        f"wrote {written} ({how}); kernel {rows}x{columns} {operation}, "
+        f"padding {args.padding_mode}, result range [{low:.4g}, {high:.4g}]"
+    )
+    return 0

@@ -1,0 +1,90 @@
+"""``cnnkit outsize``: the output size of a convolution or pooling, with the formula."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """examples:
+  cnnkit outsize --input 32 --kernel 5 --padding 2              # 32
+  cnnkit outsize --input 28 --kernel 2 --stride 2               # 14
+  cnnkit outsize --input 28 28 --kernel 5 3 --padding same
+  cnnkit outsize --input 7 --kernel 3 --padding full --plot padding.png
+
+Formula: o = floor((n + 2p - d*(m - 1) - 1) / s) + 1, which for dilation d = 1 is
+floor((n + 2p - m) / s) + 1. Two numbers after --input (rows, columns) give the 2-D form;
+--kernel, --padding, --stride and --dilation then take one number for both axes or two."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "outsize",
+        help="output size of a convolution, with the formula filled in",
+        description="Compute the output size of a sliding window (convolution or pooling) and "
+        "print the formula with the numbers put in.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--input", type=int, nargs="+", required=True, metavar="N",
+                        help="input size: N, or ROWS COLUMNS")
+    parser.add_argument("--kernel", type=int, nargs="+", required=True, metavar="M",
+                        help="kernel size (one or two numbers)")
+    parser.add_argument("--padding", nargs="+", default=["0"], metavar="P",
+                        help="padding per side (one or two numbers) or same, valid, full")
+    parser.add_argument("--stride", type=int, nargs="+", default=[1], metavar="S")
+    parser.add_argument("--dilation", type=int, nargs="+", default=[1], metavar="D")
+    parser.add_argument("--plot", metavar="FIGURE",
+                        help="draw full/same/valid padding for a 1-D input of this size (PNG)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing FIGURE")
+    parser.set_defaults(handler=run)
+
+
+def _per_axis(values: list, name: str, axes: int) -> list:
+    if len(values) == 1:
+        return values * axes
+    if len(values) == axes:
+        return values
+    raise ValueError(
+        f"--{name} takes one number or one per axis ({axes}), got {len(values)}: {values}"
+    )
+
+
+def _padding(values: list[str], axes: int) -> list[int | str]:
+    if len(values) == 1 and values[0] in ("same", "valid", "full"):
+        return values * axes
+    try:
+        numbers = [int(value) for value in values]
+    except ValueError:
+        raise ValueError(
+            f"--padding must be same, valid, full or one or {axes} integers, got {values}"
+        ) from None
+    return _per_axis(numbers, "padding", axes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.shapes import explain_output_size, output_size
+
+    axes = len(args.input)
+    if axes not in (1, 2):
+        raise ValueError(f"--input takes N or ROWS COLUMNS, got {len(args.input)} numbers")
+    if args.plot and axes != 1:
+        raise ValueError("--plot draws the 1-D case; give one number to --input")
+    kernel = _per_axis(args.kernel, "kernel", axes)
+    padding = _padding(args.padding, axes)
+    stride = _per_axis(args.stride, "stride", axes)
+    dilation = _per_axis(args.dilation, "dilation", axes)
+    per_axis = list(zip(args.input, kernel, stride, padding, dilation, strict=True))
+    sizes = [output_size(*arguments) for arguments in per_axis]
+    formulas = [explain_output_size(*arguments) for arguments in per_axis]
+    if axes == 1:
+        print(f"output size: {sizes[0]}")
+        print(f"  o = floor((n + 2p - d*(m - 1) - 1) / s) + 1 = {formulas[0]}")
+    else:
+        print(f"output shape: {sizes[0]} x {sizes[1]}")
+        print(f"  rows:    {formulas[0]}")
+        print(f"  columns: {formulas[1]}")
+    if args.plot:
+        from cnnkit.plots import padding_figure, save_figure
+
+        figure = padding_figure(args.input[0], kernel[0])
+        print(f"wrote {save_figure(figure, args.plot, overwrite=args.overwrite)}")
+    return 0

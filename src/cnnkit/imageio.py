@@ -1,0 +1,422 @@
+"""Image files in and out, on Pillow.
+
+:func:`read_image` reads PNG, JPEG, BMP, TIFF, GIF (first frame) and WebP files in 8 or 16 bits,
+grayscale, RGB, RGBA or palette, applies the EXIF orientation and returns float64 values in
+[0, 1]. :func:`write_image` writes PNG, JPEG or TIFF (8-bit, or 16-bit grayscale) and ``.npy``
+for exact floating-point results. Every write goes to a temporary file in the destination folder
+that is then renamed over the target, and an existing file is only replaced with
+``overwrite=True``.
+
+Pillow keeps 16 bits only for grayscale images; a 16-bit colour PNG is read at 8-bit precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit._validate import as_float_array, check_choice, check_int, int_tuple
+
+__all__ = [
+    "COLOR_MODES",
+    "LUMA_WEIGHTS",
+    "READ_FORMATS",
+    "WRITE_SUFFIXES",
+    "atomic_write",
+    "read_image",
+    "to_grayscale",
+    "write_image",
+]
+
+#: ITU-R BT.601 luma weights for (red, green, blue), as used by Pillow's and OpenCV's gray.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+#: What :func:`read_image` can return: 'keep' (gray stays 2-D, colour keeps its channels and any
+#: alpha), 'gray' (2-D luma) or 'rgb' (three channels, alpha dropped).
+COLOR_MODES = ("keep", "gray", "rgb")
+#: Pillow format names that :func:`read_image` accepts.
+READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
+#: File suffixes :func:`write_image` writes, and the format each one means.
+WRITE_SUFFIXES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".npy": "NPY",
+}
+
+# Pillow's pixel limit is a module global; cnnkit applies its own limit (max_pixels) instead and
+# switches Pillow's off while it opens a file. The lock keeps concurrent readers consistent.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_limit_off() -> Iterator[None]:
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _default_max_pixels() -> int | None:
+    from PIL import Image
+
+    return Image.MAX_IMAGE_PIXELS
+
+
+def to_grayscale(image: object) -> np.ndarray:
+    """Luma of an RGB or RGBA image, ``0.299 R + 0.587 G + 0.114 B`` (ITU-R BT.601).
+
+    Alpha is ignored; a 2-D image is returned as float unchanged.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float array.
+
+    Examples
+    --------
+    >>> to_grayscale([[[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]]]).round(3).tolist()
+    [[0.299, 1.0]]
+    """
+    array = as_float_array(image, "image", ndims=(2, 3))
+    if array.ndim == 2:
+        return array
+    if array.shape[2] not in (3, 4):
+        raise ValueError(
+            f"image must have 3 (RGB) or 4 (RGBA) channels to convert to gray, got shape "
+            f"{array.shape}"
+        )
+    weights = np.asarray(LUMA_WEIGHTS, dtype=array.dtype)
+    return array[:, :, :3] @ weights
+
+
+def _pixels_to_float(pil_image: object) -> np.ndarray:
+    """Pillow image -> float64 in [0, 1]; palette becomes RGB(A), 16-bit keeps its precision."""
+    mode = pil_image.mode
+    if mode == "P":
+        has_alpha = "transparency" in pil_image.info
+        pil_image = pil_image.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "PA":
+        pil_image = pil_image.convert("RGBA")
+    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+        pil_image = pil_image.convert("L" if mode == "1" else "RGB")
+    elif mode == "F":
+        raise ValueError("floating-point TIFF images are not supported; save them as .npy")
+    array = np.asarray(pil_image)
+    if array.dtype == np.uint8:
+        return array / 255.0
+    if array.dtype.kind in "ui" and array.dtype.itemsize >= 2:
+        # 16-bit grayscale ('I;16' or 'I' holding 0..65535).
+        return array.astype(np.float64) / 65535.0
+    raise ValueError(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize each channel with Pillow's antialiased bilinear filter, in 32-bit float."""
+    from PIL import Image
+
+    rows, columns = size
+    planes = image[:, :, None] if image.ndim == 2 else image
+    resized = [
+        np.asarray(
+            Image.fromarray(planes[:, :, c].astype(np.float32)).resize(
+                (columns, rows), Image.Resampling.BILINEAR
+            ),
+            dtype=np.float64,
+        )
+        for c in range(planes.shape[2])
+    ]
+    result = np.stack(resized, axis=-1)
+    return np.clip(result[:, :, 0] if image.ndim == 2 else result, 0.0, 1.0)
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    color: str = "keep",
+    size: int | tuple[int, int] | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """Read an image file into a float64 array with values in [0, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A PNG, JPEG, BMP, TIFF, GIF (first frame) or WebP file.
+    color : {'keep', 'gray', 'rgb'}
+        'keep': grayscale files give ``(H, W)``, colour files ``(H, W, 3)``, with alpha
+        ``(H, W, 4)`` (grayscale with alpha ``(H, W, 2)``); palette files become RGB or RGBA.
+        'gray': ``(H, W)`` luma with the ITU-R BT.601 weights (see :func:`to_grayscale`).
+        'rgb': ``(H, W, 3)``, alpha dropped, gray repeated.
+    size : int or (int, int), optional
+        Resize to ``(rows, columns)`` (an int gives a square) with Pillow's antialiased
+        bilinear filter, after the EXIF rotation.
+    max_pixels : int, optional
+        Refuse images with more pixels than this, a guard against decompression bombs;
+        default Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89 million).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, 8-bit files divided by 255, 16-bit by 65535.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        Not an image, truncated or corrupt, too many pixels, or a bad argument.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_image(folder / "ramp.png", np.linspace(0, 1, 6).reshape(2, 3))
+    PosixPath('...ramp.png')
+    >>> read_image(folder / "ramp.png").round(2).tolist()
+    [[0.0, 0.2, 0.4], [0.6, 0.8, 1.0]]
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    check_choice(color, "color", COLOR_MODES)
+    target = None if size is None else int_tuple(size, "size", 2, minimum=1)
+    limit = _default_max_pixels() if max_pixels is None else check_int(
+        max_pixels, "max_pixels", minimum=1
+    )
+    if not path.exists():
+        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not an image file")
+
+    with _pillow_limit_off():
+        try:
+            pil_image = Image.open(path, formats=READ_FORMATS)
+        except UnidentifiedImageError:
+            raise ValueError(
+                f"{str(path)!r} is not an image file that cnnkit can read "
+                f"(readable: {', '.join(READ_FORMATS)})"
+            ) from None
+        with pil_image:
+            columns, rows = pil_image.size
+            if limit is not None and rows * columns > limit:
+                raise ValueError(
+                    f"{str(path)!r} has {columns}x{rows} = {rows * columns} pixels, more than "
+                    f"the limit of {limit} that guards against decompression bombs; if you "
+                    f"trust the file, raise it with max_pixels={rows * columns} "
+                    f"(command line: --max-pixels {rows * columns})"
+                )
+            try:
+                with warnings.catch_warnings():
+                    # A broken EXIF block is not worth failing for: the pixels still load.
+                    warnings.simplefilter("ignore", UserWarning)
+                    pil_image.load()
+                    oriented = ImageOps.exif_transpose(pil_image)
+                array = _pixels_to_float(oriented)
+            except (OSError, SyntaxError, EOFError) as exc:
+                raise ValueError(
+                    f"{str(path)!r} is truncated or corrupt and cannot be decoded ({exc})"
+                ) from None
+
+    if color == "gray" and array.ndim == 3:
+        # RGB(A) to luma; gray + alpha keeps the gray.
+        array = to_grayscale(array) if array.shape[2] >= 3 else array[:, :, 0]
+    elif color == "rgb":
+        if array.ndim == 2:
+            array = np.repeat(array[:, :, None], 3, axis=2)
+        elif array.shape[2] == 2:
+            array = np.repeat(array[:, :, :1], 3, axis=2)
+        else:
+            array = array[:, :, :3]
+    if target is not None:
+        array = _resize(array, target)
+    return np.ascontiguousarray(array)
+
+
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Path], None],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Call ``write(temporary_path)`` and rename the result to ``path``.
+
+    The temporary file lies in the destination folder (so the rename is atomic) and keeps the
+    suffix of ``path`` (so writers that choose a format by suffix see the right one). It is
+    removed if ``write`` fails.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination. Its folder must exist.
+    write : callable
+        Writes the file at the path it is given.
+    overwrite : bool
+        Replace an existing ``path``; without it an existing file is refused.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> atomic_write(target, lambda tmp: tmp.write_text("hello")).read_text()
+    'hello'
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"the folder of the output file {str(path)!r} does not exist; create it first"
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"output file {str(path)!r} already exists; pass overwrite=True "
+            "(command line: --overwrite) to replace it"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"output path {str(path)!r} is a folder")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+            raise ValueError(
+                "image values must lie in [0, 1] to be written as pixels, got range "
+                f"[{array.min()}, {array.max()}]; convert a filter result with "
+                "cnnkit.filters.to_uint8 first, or write .npy to keep the exact values"
+            )
+        peak = 255 if bit_depth == 8 else 65535
+        return np.rint(array * peak).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    if array.dtype.kind == "b":
+        return array.astype(np.uint8) * (255 if bit_depth == 8 else 65535)
+    peak = 255 if bit_depth == 8 else 65535
+    if array.min() < 0 or array.max() > peak:
+        raise ValueError(
+            f"integer pixel values must lie in [0, {peak}] for {bit_depth}-bit output, got "
+            f"range [{array.min()}, {array.max()}]"
+        )
+    return array.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def write_image(
+    path: str | os.PathLike,
+    image: object,
+    *,
+    bit_depth: int | None = None,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
+    """Write an image file, atomically; the format follows the suffix.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff`` or ``.npy``. The folder must exist.
+    image : array_like
+        ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (``(H, W, 2)`` gray + alpha for
+        PNG). Floats must lie in [0, 1] and are rounded to the bit depth; uint8 and uint16 are
+        written as they are. For ``.npy`` any real array is saved exactly.
+    bit_depth : {8, 16}, optional
+        Default 16 for uint16 input, else 8. 16 bits are possible for grayscale PNG and TIFF.
+    overwrite : bool
+        Replace an existing file.
+    quality : int
+        JPEG quality, 1 to 95.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> write_image(folder / "half.npy", np.full((2, 2), 0.5)).name
+    'half.npy'
+    """
+    from PIL import Image
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in WRITE_SUFFIXES:
+        raise ValueError(
+            f"output file {str(path)!r} must end in one of {', '.join(WRITE_SUFFIXES)}, "
+            f"got {suffix or 'no suffix'!r}"
+        )
+    file_format = WRITE_SUFFIXES[suffix]
+    array = np.asarray(image)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"image must hold real numbers, got dtype {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"image must not be empty, got shape {array.shape}")
+    if file_format == "NPY":
+        return atomic_write(
+            path, lambda tmp: np.save(tmp, array, allow_pickle=False), overwrite=overwrite
+        )
+
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ValueError(
+            "image must be (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) to be written as "
+            f"{file_format}, got shape {array.shape}"
+        )
+    default_depth = 16 if array.dtype == np.uint16 else 8
+    bit_depth = default_depth if bit_depth is None else bit_depth
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    if bit_depth == 16 and (array.ndim == 3 or file_format == "JPEG"):
+        raise ValueError(
+            "16-bit output is possible for grayscale PNG and TIFF only, got "
+            f"shape {array.shape} for {file_format}"
+        )
+    if file_format == "JPEG" and array.ndim == 3 and array.shape[2] in (2, 4):
+        raise ValueError(
+            f"JPEG cannot store transparency, got shape {array.shape}; drop the alpha channel "
+            "or write PNG"
+        )
+    if file_format == "TIFF" and array.ndim == 3 and array.shape[2] == 2:
+        raise ValueError("gray + alpha images can be written as PNG only")
+    quality = check_int(quality, "quality", minimum=1)
+    if quality > 95:
+        raise ValueError(f"quality must be from 1 to 95, got {quality}")
+    pixels = _to_integer_pixels(array, bit_depth)
+    # Pillow infers the mode from the array: L, LA, RGB, RGBA, or I;16 for 2-D uint16.
+    pil_image = Image.fromarray(pixels)
+    options = {"quality": quality} if file_format == "JPEG" else {}
+    return atomic_write(
+        path,
+        lambda tmp: pil_image.save(tmp, format=file_format, **options),
+        overwrite=overwrite,
+    )

@@ -1,0 +1,36 @@
+"""NumPy primitives: convolution, correlation and pooling, exact and fast, with backward passes.
+
+Two families (see CONVENTIONS.md): the *signal* family (``convolve1d``, ``correlate1d``,
+``convolve2d``, ``correlate2d``) works on one array with numpy/scipy semantics; the *neural*
+family (``conv1d``, ``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``global_avg_pool2d``) works on
+batches of multi-channel images with PyTorch semantics. Both import nothing but numpy.
+"""
+
+from cnnkit.ops.conv import conv1d, conv1d_backward, conv2d, conv2d_backward
+from cnnkit.ops.pool import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    max_pool2d,
+    max_pool2d_backward,
+)
+from cnnkit.ops.signal import convolve1d, convolve2d, correlate1d, correlate2d
+from cnnkit.ops.windows import PADDING_MODES, pad
+
+__all__ = [
+    "PADDING_MODES",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "convolve1d",
+    "convolve2d",
+    "correlate1d",
+    "correlate2d",
+    "global_avg_pool2d",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "pad",
+]

@@ -1,0 +1,262 @@
+"""The correlation workhorse shared by the signal and neural families.
+
+All convolution-like functions end in :func:`correlate`, with an input in NCHW layout (1-D
+signals carry a unit height axis), a weight of shape ``(O, C // groups, kh, kw)`` and zero
+padding given as ``((top, bottom), (left, right))``, which is applied virtually: nothing is
+copied. (Other padding modes are applied by the caller with :func:`cnnkit.ops.windows.pad`.)
+Two algorithms:
+
+- **direct** (the default): the outputs are cut into tiles of whole output rows; each tile's
+  columns (one row per tap and input channel, "im2col") are gathered tap by tap and multiplied
+  with the weight matrix by BLAS. Tiles are sized so the column matrix stays under
+  ``BLOCK_BYTES``, which keeps it in cache and bounds the extra memory whatever the kernel.
+- **FFT**: for stride 1 when every output channel reads exactly one input channel (a single
+  image, or a depthwise filter bank) and the kernel is large: the correlation is a product of
+  spectra. Chosen when it is predicted cheaper (:func:`prefers_fft`), and never when the data
+  holds NaN or inf, which an FFT would spread over the whole output.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from cnnkit.ops.windows import tap_windows
+
+__all__ = [
+    "BLOCK_BYTES",
+    "FFT_COST",
+    "FFT_OVERHEAD",
+    "correlate",
+    "correlate_backward",
+    "prefers_fft",
+]
+
+#: Upper bound of one tile's column matrix, in bytes (measured best on 2 x86-64 cores).
+BLOCK_BYTES = 8 * 2**20
+
+#: Cost of one FFT "unit" (S log2 S for a transform of S points) relative to one multiply-add
+#: of the direct path. Fitted with ``benchmarks/bench_primitives.py`` on 2 x86-64 cores.
+FFT_COST = 2.0
+
+#: Fixed cost of the FFT path (three transforms and their set-up), in the same units: below it
+#: the direct path always wins.
+FFT_OVERHEAD = 50_000
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _tiles(n_batch: int, n_rows: int, row_bytes: int) -> Iterator[tuple[slice, int, int]]:
+    """Split (batch, output rows) into tiles whose column matrix fits in ``BLOCK_BYTES``."""
+    image_bytes = row_bytes * n_rows
+    if image_bytes <= BLOCK_BYTES:
+        batch_step, row_step = max(1, min(n_batch, BLOCK_BYTES // image_bytes)), n_rows
+    else:
+        batch_step, row_step = 1, max(1, BLOCK_BYTES // row_bytes)
+    for b0 in range(0, n_batch, batch_step):
+        for r0 in range(0, n_rows, row_step):
+            yield slice(b0, min(b0 + batch_step, n_batch)), r0, min(r0 + row_step, n_rows)
+
+
+def _zero_outside(plane: np.ndarray, target: tuple[slice, slice]) -> None:
+    """Zero the parts of ``plane[..., rows, cols]`` outside ``target`` (reads of padding)."""
+    rows, cols = target
+    height, width = plane.shape[-2:]
+    if rows.start > 0:
+        plane[..., : rows.start, :] = 0
+    if rows.stop < height:
+        plane[..., rows.stop :, :] = 0
+    if cols.start > 0:
+        plane[..., rows, : cols.start] = 0
+    if cols.stop < width:
+        plane[..., rows, cols.stop :] = 0
+
+
+def _column_tiles(x, kernel_size, stride, dilation, pads, groups, out_shape):
+    """Yield ``(batch, r0, r1, columns)`` tiles of the im2col matrix of ``x``.
+
+    ``columns`` has shape ``(nb, groups, C//groups * kh * kw, (r1 - r0) * Wo)``: for each image of
+    the batch slice and each group, one row per (input channel, tap) and one column per output
+    position of output rows ``r0:r1``. The buffer is reused between tiles.
+    """
+    n, c = x.shape[:2]
+    cg = c // groups
+    kh, kw = kernel_size
+    ho, wo = out_shape
+    grouped = x.reshape(n, groups, cg, *x.shape[2:])
+    buffer = None
+    for batch, r0, r1 in _tiles(n, ho, c * kh * kw * wo * x.itemsize):
+        nb = batch.stop - batch.start
+        shape = (nb, groups, cg, kh, kw, r1 - r0, wo)
+        if buffer is None:
+            buffer = np.empty(math.prod(shape), dtype=x.dtype)
+        columns = buffer[: math.prod(shape)].reshape(shape)
+        windows = tap_windows(
+            x.shape[2:], kernel_size, stride, dilation, pads, ((r0, r1), (0, wo))
+        )
+        for (i, j), target, source in windows:
+            plane = columns[:, :, :, i, j]
+            if target is None:
+                plane[...] = 0
+                continue
+            _zero_outside(plane, target)
+            plane[(Ellipsis, *target)] = grouped[(batch, slice(None), slice(None), *source)]
+        yield batch, r0, r1, columns.reshape(nb, groups, cg * kh * kw, (r1 - r0) * wo)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fast_length(n: int) -> int:
+    """Smallest 5-smooth integer >= n (a length the FFT handles fast)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            candidate = power35
+            while candidate < n:
+                candidate *= 2
+            best = min(best, candidate)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+def _fft_lengths(in_shape, kernel_size, dilation, pads) -> tuple[int, ...]:
+    """Transform lengths that keep the wrap-around of circular correlation out of the result."""
+    return tuple(
+        _fast_length(max(n + max(before, after), d * (k - 1) + 1))
+        for n, k, d, (before, after) in zip(in_shape, kernel_size, dilation, pads)
+    )
+
+
+def prefers_fft(
+    in_shape: tuple[int, int],
+    kernel_size: tuple[int, int],
+    out_shape: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1),
+    pads: Pads = ((0, 0), (0, 0)),
+) -> bool:
+    """Predict whether the FFT path beats the direct one for a single-channel correlation.
+
+    The direct path costs one multiply-add per tap and output element; the FFT path about
+    ``FFT_COST * S * log2(S)`` for transforms of ``S`` points. On 2 x86-64 cores the crossover
+    lies between 5×5 and 15×15 kernels on 512² to 2048² images.
+    """
+    direct = math.prod(kernel_size) * math.prod(out_shape)
+    points = math.prod(_fft_lengths(in_shape, kernel_size, dilation, pads))
+    return FFT_OVERHEAD + FFT_COST * points * math.log2(max(points, 2)) < direct
+
+
+def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
+    """Depthwise correlation by FFT: channel ``c`` of the output reads channel ``c`` only.
+
+    Circular correlation ``c[m] = sum_t x[(m + t) mod S] k[t]`` is the inverse transform of
+    ``X * conj(K)``; output ``o`` is ``c[o - before]``. With ``S >= n + max(before, after)`` every
+    read that wraps around lands on the zero extension, which is the zero padding.
+    """
+    dh, dw = dilation
+    kh, kw = weight.shape[2:]
+    kernel = np.zeros((weight.shape[0], dh * (kh - 1) + 1, dw * (kw - 1) + 1), dtype=x.dtype)
+    kernel[:, ::dh, ::dw] = weight[:, 0]
+    lengths = _fft_lengths(x.shape[2:], (kh, kw), dilation, pads)
+    spectrum = np.fft.rfft2(x, s=lengths) * np.conj(np.fft.rfft2(kernel, s=lengths))
+    circular = np.fft.irfft2(spectrum, s=lengths)
+    rows = (np.arange(out_shape[0]) - pads[0][0]) % lengths[0]
+    cols = (np.arange(out_shape[1]) - pads[1][0]) % lengths[1]
+    return circular[..., rows[:, np.newaxis], cols[np.newaxis, :]].astype(x.dtype, copy=False)
+
+
+def correlate(
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    pads: Pads,
+    groups: int,
+    out_shape: tuple[int, int],
+    *,
+    method: str = "auto",
+) -> np.ndarray:
+    """Cross-correlate an NCHW batch, zero-padded by ``pads``, with a weight: ``(N, O, Ho, Wo)``.
+
+    ``method`` is ``'auto'``, ``'direct'`` or ``'fft'`` (the last only where it applies).
+    """
+    n, c = x.shape[:2]
+    o, _, kh, kw = weight.shape
+    fft_applies = weight.shape[1] == 1 and groups == c == o and stride == (1, 1)
+    if method == "fft" and not fft_applies:
+        raise ValueError("method='fft' needs stride 1 and one input channel per output channel")
+    if method == "fft" or (
+        method == "auto"
+        and fft_applies
+        and prefers_fft(x.shape[2:], (kh, kw), out_shape, dilation, pads)
+        and np.isfinite(x).all()
+        and np.isfinite(weight).all()
+    ):
+        return _correlate_fft(x, weight, dilation, pads, out_shape)
+
+    ho, wo = out_shape
+    og = o // groups
+    weight_matrix = weight.reshape(groups, og, -1)
+    out = np.empty((n, o, ho, wo), dtype=x.dtype)
+    tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, out_shape)
+    for batch, r0, r1, columns in tiles:
+        nb = batch.stop - batch.start
+        if r1 - r0 == ho or o == 1:
+            # The tile's outputs are contiguous in ``out``: let BLAS write them in place.
+            target = out[batch, :, r0:r1].reshape(nb, groups, og, (r1 - r0) * wo)
+            if nb == 1 and groups == 1:
+                np.matmul(weight_matrix[0], columns[0, 0], out=target[0, 0])
+            else:
+                np.matmul(weight_matrix, columns, out=target)
+        else:
+            product = np.matmul(weight_matrix, columns)
+            out[batch, :, r0:r1] = product.reshape(nb, o, r1 - r0, wo)
+    return out
+
+
+def correlate_backward(
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    pads: Pads,
+    groups: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of :func:`correlate` with respect to ``x`` and ``weight``.
+
+    The weight gradient is the grad-output matrix times the transposed columns; the input
+    gradient multiplies the transposed weight matrix by the grad-output and scatters the resulting
+    columns back tap by tap ("col2im"), the adjoint of gathering them. Reads of the zero padding
+    have no input to send their gradient to, and are skipped.
+    """
+    n = x.shape[0]
+    o, cg, kh, kw = weight.shape
+    og = o // groups
+    ho, wo = grad_output.shape[2:]
+    weight_matrix = weight.reshape(groups, og, cg * kh * kw)
+    weight_matrix_t = weight_matrix.transpose(0, 2, 1)
+    grad_weight = np.zeros_like(weight_matrix)
+    grad_x = np.zeros_like(x)
+    grad_grouped = grad_x.reshape(n, groups, cg, *x.shape[2:])
+    tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, (ho, wo))
+    for batch, r0, r1, columns in tiles:
+        nb = batch.stop - batch.start
+        grad_tile = grad_output[batch, :, r0:r1].reshape(nb, groups, og, (r1 - r0) * wo)
+        grad_weight += np.matmul(grad_tile, columns.transpose(0, 1, 3, 2)).sum(axis=0)
+        grad_columns = np.matmul(weight_matrix_t, grad_tile).reshape(
+            nb, groups, cg, kh, kw, r1 - r0, wo
+        )
+        windows = tap_windows(
+            x.shape[2:], (kh, kw), stride, dilation, pads, ((r0, r1), (0, wo))
+        )
+        for (i, j), target, source in windows:
+            if target is not None:
+                grad_grouped[(batch, slice(None), slice(None), *source)] += grad_columns[
+                    (slice(None), slice(None), slice(None), i, j, *target)
+                ]
+    return grad_x, grad_weight.reshape(weight.shape)

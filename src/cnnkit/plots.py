@@ -1,0 +1,269 @@
+"""Figures, drawn with matplotlib's Agg renderer (imported inside each function).
+
+Each function returns a :class:`matplotlib.figure.Figure` that is not attached to pyplot, so
+nothing is shown and nothing global changes; :func:`save_figure` writes one as PNG, atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cnnkit._validate import as_float_array, check_int
+from cnnkit.shapes import output_size, resolve_padding
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "edge_figure",
+    "filter_figure",
+    "kernel_figure",
+    "padding_figure",
+    "padding_windows",
+    "save_figure",
+]
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _show_image(axes: object, image: np.ndarray, title: str) -> None:
+    if image.ndim == 3:
+        axes.imshow(np.clip(image if image.shape[2] != 2 else image[:, :, 0], 0.0, 1.0))
+    else:
+        axes.imshow(image, cmap="gray")
+    axes.set_title(title)
+    axes.set_axis_off()
+
+
+def save_figure(
+    figure: Figure, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 100
+) -> Path:
+    """Save ``figure`` as a PNG file at ``path``, atomically; refuse to replace a file unless
+    ``overwrite``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> figure = kernel_figure([[1, 2], [3, 4]])
+    >>> save_figure(figure, pathlib.Path(tempfile.mkdtemp()) / "kernel.png").suffix
+    '.png'
+    """
+    from cnnkit.imageio import atomic_write
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"figures are saved as PNG; the path must end in .png, got {str(path)!r}")
+    dpi = check_int(dpi, "dpi", minimum=1)
+    return atomic_write(
+        path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite
+    )
+
+
+def edge_figure(
+    image: object, *, size: int = 3, mode: str = "correlate", padding_mode: str = "reflect"
+) -> Figure:
+    """The tutorial's edge figure: original, vertical edges, horizontal edges, edge magnitude.
+
+    Colour images are converted to gray (ITU-R BT.601 luma) first. The edge panels are
+    :func:`cnnkit.filters.sobel` along the columns ("sobel-x") and rows ("sobel-y") and their
+    magnitude, shown with the gray colour map stretched from the smallest to the largest
+    value, so that 0 is mid-gray in the signed panels when the responses are symmetric.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)`` or ``(H, W, 3|4)``.
+    size : int
+        Sobel kernel size.
+    mode : {'correlate', 'convolve'}
+        'correlate' (rising brightness is positive) or 'convolve' (the tutorial's flipped
+        kernel: rising brightness is negative).
+    padding_mode : str
+        Border handling, see :func:`cnnkit.filters.filter_image`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Four image panels in one row.
+
+    Examples
+    --------
+    >>> from cnnkit.filters import grid_lines
+    >>> [axes.get_title() for axes in edge_figure(grid_lines(64)).axes]
+    ['Original image', 'Vertical edges (sobel-x)', 'Horizontal edges (sobel-y)', 'Edge magnitude']
+    """
+    from cnnkit.filters import sobel
+    from cnnkit.imageio import to_grayscale
+
+    gray = to_grayscale(image)
+    vertical = sobel(gray, 1, size=size, mode=mode, padding_mode=padding_mode)
+    horizontal = sobel(gray, 0, size=size, mode=mode, padding_mode=padding_mode)
+    panels = {
+        "Original image": gray,
+        "Vertical edges (sobel-x)": vertical,
+        "Horizontal edges (sobel-y)": horizontal,
+        "Edge magnitude": np.hypot(vertical, horizontal),
+    }
+    figure = _new_figure(4 * len(panels), 4.4)
+    for axes, (title, panel) in zip(figure.subplots(1, len(panels)), panels.items(), strict=True):
+        _show_image(axes, panel, title)
+    return figure
+
+
+def filter_figure(
+    image: object, filtered: Mapping[str, object], *, title: str | None = None
+) -> Figure:
+    """An image next to filtered versions of it, one panel each, titled by the mapping's keys.
+
+    Colour panels are shown clipped to [0, 1]; gray panels are stretched from their smallest to
+    their largest value.
+
+    Examples
+    --------
+    >>> from cnnkit.filters import gaussian_blur, noisy_gradient
+    >>> ramp = noisy_gradient(32)
+    >>> figure = filter_figure(ramp, {"sigma 2": gaussian_blur(ramp, 2.0)})
+    >>> [axes.get_title() for axes in figure.axes]
+    ['Original image', 'sigma 2']
+    """
+    if not isinstance(filtered, Mapping) or not filtered:
+        raise ValueError(
+            f"filtered must be a non-empty mapping of title -> image, got {filtered!r}"
+        )
+    panels = {"Original image": as_float_array(image, "image", ndims=(2, 3))}
+    for name, panel in filtered.items():
+        panels[str(name)] = as_float_array(panel, f"filtered[{name!r}]", ndims=(2, 3))
+    figure = _new_figure(4 * len(panels), 4.4)
+    row_of_axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axes, (name, panel) in zip(row_of_axes, panels.items(), strict=True):
+        _show_image(axes, panel, name)
+    if title is not None:
+        figure.suptitle(title)
+    return figure
+
+
+def _format_weight(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
+    """A kernel drawn as a heat map with its weights written in the cells.
+
+    Positive weights are red, negative blue, zero white. Numbers are written for kernels of up
+    to 15 × 15.
+
+    Examples
+    --------
+    >>> figure = kernel_figure([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], title="sobel-x")
+    >>> sorted(text.get_text() for text in figure.axes[0].texts)[:3]
+    ['-1', '-1', '-2']
+    """
+    weights = as_float_array(kernel, "kernel", ndims=(2,)).astype(np.float64)
+    rows, columns = weights.shape
+    figure = _new_figure(max(3.0, 0.6 * columns + 1.5), max(2.5, 0.6 * rows + 1.0))
+    axes = figure.subplots()
+    extent = float(np.abs(weights).max()) or 1.0
+    picture = axes.imshow(weights, cmap="RdBu_r", vmin=-extent, vmax=extent)
+    figure.colorbar(picture, ax=axes, shrink=0.8)
+    if rows <= 15 and columns <= 15:
+        for (row, column), value in np.ndenumerate(weights):
+            shade = "white" if abs(value) > 0.6 * extent else "black"
+            axes.text(column, row, _format_weight(value), ha="center", va="center",
+                      color=shade, fontsize=9)
+    axes.set_xticks(range(columns))
+    axes.set_yticks(range(rows))
+    axes.set_xlabel("column")
+    axes.set_ylabel("row")
+    axes.set_title(title if title is not None else f"{rows} x {columns} kernel")
+    return figure
+
+
+def padding_windows(n: int, kernel_size: int, padding: object) -> list[tuple[int, int]]:
+    """First and last input position seen by each output of a 1-D sliding window (stride 1).
+
+    Positions below 0 or above ``n - 1`` are padding.
+
+    Examples
+    --------
+    >>> padding_windows(4, 3, "valid")
+    [(0, 2), (1, 3)]
+    >>> padding_windows(3, 3, "full")
+    [(-2, 0), (-1, 1), (0, 2), (1, 3), (2, 4)]
+    """
+    n = check_int(n, "n", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    ((before, _),) = resolve_padding(padding, (kernel_size,))
+    count = output_size(n, kernel_size, padding=padding)
+    return [(start - before, start - before + kernel_size - 1) for start in range(count)]
+
+
+def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
+    """The three padding names in 1-D: which input positions each output position sees.
+
+    One panel per padding ('full', 'same', and 'valid' when the kernel fits). Input cells are
+    drawn in a row at the top (padding cells dashed, holding 0); each output below is a bar
+    spanning its window, labelled with its index, so the number of bars is the output size.
+
+    Examples
+    --------
+    >>> figure = padding_figure(5, 3)
+    >>> [axes.get_title() for axes in figure.axes]
+    ['full: output size 7', 'same: output size 5', 'valid: output size 3']
+    """
+    from matplotlib.patches import Rectangle
+
+    n = check_int(n, "n", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    if n > 40 or kernel_size > 40:
+        raise ValueError(
+            f"padding_figure draws n and kernel_size up to 40, got n={n}, "
+            f"kernel_size={kernel_size}"
+        )
+    # 'valid' has no output when the kernel is longer than the input.
+    names = ("full", "same", "valid") if kernel_size <= n else ("full", "same")
+    layouts = {name: padding_windows(n, kernel_size, name) for name in names}
+    span = max(n + 2 * (kernel_size - 1), 1)
+    tallest = max(len(windows) for windows in layouts.values())
+    figure = _new_figure(max(6.0, 0.5 * span + 1), 1.2 + 0.35 * tallest * len(names))
+    # One horizontal scale for all panels, so that the same input cell lines up in each.
+    low = min(0, *(start for windows in layouts.values() for start, _ in windows))
+    high = max(n - 1, *(stop for windows in layouts.values() for _, stop in windows))
+    column_of_axes = figure.subplots(len(names), 1, squeeze=False)[:, 0]
+    for axes, (name, windows) in zip(column_of_axes, layouts.items(), strict=True):
+        first = min(0, *(start for start, _ in windows))
+        last = max(n - 1, *(stop for _, stop in windows))
+        for position in range(first, last + 1):
+            inside = 0 <= position < n
+            axes.add_patch(Rectangle((position - 0.45, 0.6), 0.9, 0.8, fill=inside,
+                                     facecolor="0.85", edgecolor="black",
+                                     linestyle="-" if inside else "--"))
+            axes.text(position, 1.0, f"x{position}" if inside else "0", ha="center",
+                      va="center", fontsize=8)
+        for index, (start, stop) in enumerate(windows):
+            level = -0.5 - 0.5 * index
+            axes.add_patch(Rectangle((start - 0.4, level - 0.18), stop - start + 0.8, 0.36,
+                                     facecolor="tab:blue", alpha=0.6))
+            axes.text(stop + 0.6, level, f"y{index}", va="center", fontsize=8)
+        axes.set_xlim(low - 1, high + 2)
+        axes.set_ylim(-0.5 - 0.5 * tallest, 1.6)
+        axes.set_axis_off()
+        axes.set_title(f"{name}: output size {len(windows)}")
+    figure.suptitle(f"input size {n}, kernel size {kernel_size}, stride 1")
+    return figure

@@ -1,0 +1,314 @@
+"""The signal family against numpy and scipy.signal (rtol 1e-12 direct, 1e-9 FFT)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from cnnkit import convolve1d, convolve2d, correlate1d, correlate2d
+from cnnkit.ops import reference
+from cnnkit.ops._core import prefers_fft
+from tests.reference.helpers import max_pad, reference_pad
+
+RTOL, ATOL = 1e-12, 1e-12
+MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
+SCIPY_BOUNDARY = {"zeros": "fill", "circular": "wrap", "symmetric": "symm"}
+
+
+def dilate(kernel: np.ndarray, dilation) -> np.ndarray:
+    """Insert dilation-1 zeros between kernel taps (an independent way to dilate)."""
+    dilation = np.broadcast_to(dilation, (kernel.ndim,))
+    shape = [d * (k - 1) + 1 for k, d in zip(kernel.shape, dilation)]
+    out = np.zeros(shape)
+    out[tuple(slice(None, None, d) for d in dilation)] = kernel
+    return out
+
+
+def reference_correlate2d(image, kernel, pads, mode, stride, dilation):
+    """Pad independently, take scipy's 'valid' correlation with a dilated kernel, subsample."""
+    padded = reference_pad(image, pads, mode)
+    full = scipy.signal.correlate2d(padded, dilate(kernel, dilation), mode="valid")
+    return full[:: stride[0], :: stride[1]]
+
+
+# ---- worked examples -------------------------------------------------------------------------
+
+
+def test_textbook_1d_padding_2():
+    """Textbook 1-D example: true convolution with padding 2."""
+    out = convolve1d([1, 3, 2, 4, 5, 6, 1, 3], [1, 0, 3, 1, 2], padding=2)
+    np.testing.assert_array_equal(out, [5, 14, 16, 26, 24, 34, 19, 22])
+
+
+def test_textbook_1d_stride_2():
+    """Textbook 1-D example with stride 2 (an early edition got this loop wrong)."""
+    out = convolve1d([3, 2, 1, 7, 1, 2, 5, 4], [0.5, 0.75, 1.0, 0.25], padding=0, stride=2)
+    np.testing.assert_allclose(out, [7, 9, 8], rtol=RTOL)
+
+
+def test_textbook_2d_padding_1():
+    """Textbook 2-D example: true convolution with padding 1."""
+    image = [[1, 3, 2, 4], [5, 6, 1, 3], [1, 2, 0, 2], [3, 4, 3, 2]]
+    kernel = [[1, 0, 3], [1, 2, 1], [0, 1, 1]]
+    expected = [[11, 25, 32, 13], [19, 25, 24, 13], [13, 28, 25, 17], [11, 17, 14, 9]]
+    np.testing.assert_array_equal(convolve2d(image, kernel, padding=1), expected)
+
+
+def test_textbook_2d_stride_2():
+    """Textbook 2-D example with padding 1 and stride 2."""
+    image = [[2, 1, 2], [5, 0, 1], [1, 7, 3]]
+    kernel = [[0.5, 0.7, 0.4], [0.3, 0.4, 0.1], [0.5, 1, 0.5]]
+    out = convolve2d(image, kernel, padding=1, stride=2)
+    np.testing.assert_allclose(out, [[4.6, 1.6], [7.5, 2.9]], rtol=1e-12)
+
+
+def test_impulse_reproduces_kernel():
+    """Convolving a unit impulse with a kernel in 'full' mode returns the kernel itself."""
+    kernel = np.arange(12.0).reshape(3, 4)
+    out = convolve2d(np.ones((1, 1)), kernel)
+    np.testing.assert_array_equal(out, kernel)
+    np.testing.assert_array_equal(correlate2d(np.ones((1, 1)), kernel), kernel[::-1, ::-1])
+
+
+def test_step_edge_sign():
+    """A rising step gives +4 with a correlated Sobel x kernel and -4 with a convolved one."""
+    step = np.repeat([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]], 5, axis=0)
+    sobel_x = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    inner_corr = correlate2d(step, sobel_x, "valid")
+    inner_conv = convolve2d(step, sobel_x, "valid")
+    np.testing.assert_array_equal(inner_corr, np.tile([0, 4, 4, 0], (3, 1)))
+    np.testing.assert_array_equal(inner_conv, -inner_corr)
+
+
+def test_even_kernel_same_placement_differs_between_families():
+    """'same' with an even kernel: convolve keeps scipy's slice, correlate PyTorch's padding."""
+    x = np.arange(1.0, 6.0)
+    kernel = np.array([1.0, 10.0])
+    np.testing.assert_array_equal(convolve1d(x, kernel, "same"), np.convolve(x, kernel, "same"))
+    torch_same = F.conv1d(
+        torch.tensor(x).view(1, 1, -1), torch.tensor(kernel).view(1, 1, -1), padding="same"
+    )
+    np.testing.assert_array_equal(correlate1d(x, kernel, "same"), torch_same.numpy().ravel())
+    # numpy.correlate puts the extra element before: one position earlier than cnnkit.
+    assert not np.array_equal(correlate1d(x, kernel, "same"), np.correlate(x, kernel, "same"))
+
+
+# ---- 1-D against numpy -------------------------------------------------------------------------
+
+arrays_1d = st.integers(1, 12).flatmap(
+    lambda n: st.lists(st.floats(-10, 10, allow_nan=False, width=64), min_size=n, max_size=n)
+)
+
+
+@given(x=arrays_1d, k=arrays_1d, mode=st.sampled_from(["full", "same", "valid"]))
+def test_convolve1d_matches_numpy(x, k, mode):
+    """convolve1d equals numpy.convolve in every named mode (numpy's argument order rules)."""
+    x, k = np.array(x), np.array(k)
+    assume(mode != "valid" or len(x) >= len(k))
+    # numpy.convolve swaps its arguments when the second is longer; in 'same' mode the result
+    # then has the kernel's length, so compare only where cnnkit's definition agrees.
+    assume(mode != "same" or len(x) >= len(k))
+    np.testing.assert_allclose(convolve1d(x, k, mode), np.convolve(x, k, mode), RTOL, ATOL)
+
+
+@given(x=arrays_1d, k=arrays_1d, mode=st.sampled_from(["full", "same", "valid"]))
+def test_correlate1d_matches_numpy_or_torch(x, k, mode):
+    """correlate1d equals numpy.correlate, and PyTorch's 'same' for even kernels."""
+    x, k = np.array(x), np.array(k)
+    assume(len(x) >= len(k))
+    ours = correlate1d(x, k, mode)
+    if mode == "same" and len(k) % 2 == 0:
+        expected = F.conv1d(
+            torch.tensor(x).view(1, 1, -1), torch.tensor(k).view(1, 1, -1), padding="same"
+        ).numpy().ravel()
+    else:
+        expected = np.correlate(x, k, mode)
+    np.testing.assert_allclose(ours, expected, RTOL, ATOL)
+
+
+@given(
+    x=arrays_1d,
+    k=arrays_1d,
+    padding=st.one_of(st.sampled_from(["full", "valid"]), st.integers(0, 3)),
+    stride=st.integers(1, 3),
+)
+def test_convolve_is_correlate_with_flipped_kernel(x, k, padding, stride):
+    """convolve(x, k) == correlate(x, flip(k)) for 'full', 'valid' and numeric padding."""
+    x, k = np.array(x), np.array(k)
+    try:
+        ours = convolve1d(x, k, padding, stride=stride)
+    except ValueError:
+        assume(False)
+    np.testing.assert_allclose(ours, correlate1d(x, k[::-1], padding, stride=stride), RTOL, ATOL)
+
+
+@given(
+    x=arrays_1d,
+    k=arrays_1d,
+    before=st.integers(0, 4),
+    after=st.integers(0, 4),
+    mode=st.sampled_from(MODES),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 3),
+)
+def test_correlate1d_general_matches_padded_numpy(x, k, before, after, mode, stride, dilation):
+    """correlate1d with any padding mode, stride and dilation equals pad + numpy 'valid'."""
+    x, k = np.array(x), np.array(k)
+    assume(max(before, after) <= max_pad(len(x), mode))
+    padded = reference_pad(x[None], [(before, after)], mode)[0]
+    assume(len(padded) >= dilation * (len(k) - 1) + 1)
+    expected = np.correlate(padded, dilate(k, dilation), "valid")[::stride]
+    ours = correlate1d(x, k, (before, after), padding_mode=mode, stride=stride, dilation=dilation)
+    np.testing.assert_allclose(ours, expected, RTOL, ATOL)
+
+
+# ---- 2-D against scipy.signal -------------------------------------------------------------------
+
+
+@st.composite
+def image_and_kernel(draw, max_size=10, max_kernel=5):
+    rows, cols = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    krows, kcols = draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, cols)), rng.standard_normal((krows, kcols))
+
+
+@given(
+    data=image_and_kernel(),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    boundary=st.sampled_from(["zeros", "circular", "symmetric"]),
+    flip=st.booleans(),
+)
+def test_named_modes_match_scipy_signal(data, mode, boundary, flip):
+    """convolve2d/correlate2d in 'full'/'same'/'valid' equal scipy.signal with its boundaries."""
+    image, kernel = data
+    if mode == "valid":
+        assume(image.shape[0] >= kernel.shape[0] and image.shape[1] >= kernel.shape[1])
+    if mode == "same" and boundary != "zeros":
+        assume(all(k % 2 for k in kernel.shape))  # scipy's symm/wrap 'same' centring differs
+    if boundary != "zeros":
+        assume(all(k - 1 <= n for k, n in zip(kernel.shape, image.shape)))
+    ours_fn, theirs_fn = (
+        (convolve2d, scipy.signal.convolve2d) if flip else (correlate2d, scipy.signal.correlate2d)
+    )
+    ours = ours_fn(image, kernel, mode, padding_mode=boundary)
+    theirs = theirs_fn(image, kernel, mode=mode, boundary=SCIPY_BOUNDARY[boundary])
+    np.testing.assert_allclose(ours, theirs, RTOL, ATOL)
+
+
+@given(
+    data=image_and_kernel(),
+    pads=st.tuples(*[st.integers(0, 4)] * 4),
+    mode=st.sampled_from(MODES),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+)
+def test_correlate2d_general_matches_reference(data, pads, mode, stride, dilation):
+    """correlate2d with asymmetric padding, every mode, stride and dilation equals the reference."""
+    image, kernel = data
+    pads = ((pads[0], pads[1]), (pads[2], pads[3]))
+    assume(all(max(p) <= max_pad(n, mode) for p, n in zip(pads, image.shape)))
+    assume(
+        all(
+            n + b + a >= d * (k - 1) + 1
+            for n, (b, a), d, k in zip(image.shape, pads, dilation, kernel.shape)
+        )
+    )
+    ours = correlate2d(
+        image, kernel, pads, padding_mode=mode, stride=stride, dilation=dilation
+    )
+    expected = reference_correlate2d(image, kernel, pads, mode, stride, dilation)
+    np.testing.assert_allclose(ours, expected, RTOL, ATOL)
+
+
+def test_kernel_larger_than_image_full():
+    """A kernel larger than the image in 'full' mode equals scipy."""
+    rng = np.random.default_rng(3)
+    image, kernel = rng.standard_normal((2, 3)), rng.standard_normal((5, 7))
+    np.testing.assert_allclose(
+        convolve2d(image, kernel), scipy.signal.convolve2d(image, kernel), RTOL, ATOL
+    )
+
+
+def test_one_by_one_image_and_kernel():
+    """1×1 image with a 1×1 kernel is a product in every mode."""
+    for mode in ("full", "same", "valid"):
+        assert convolve2d([[3.0]], [[-2.0]], mode).tolist() == [[-6.0]]
+
+
+# ---- FFT path ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (57, 80)])
+@pytest.mark.parametrize("kernel_shape", [(31, 31), (20, 25)])
+@pytest.mark.parametrize("padding", ["same", "full", "valid"])
+def test_fft_path_matches_scipy(shape, kernel_shape, padding):
+    """Large kernels take the FFT path, which agrees with scipy's direct sum to 1e-9."""
+    rng = np.random.default_rng(7)
+    image, kernel = rng.standard_normal(shape), rng.standard_normal(kernel_shape)
+    assert prefers_fft((shape[0] + 30, shape[1] + 30), kernel_shape, shape)
+    np.testing.assert_allclose(
+        convolve2d(image, kernel, padding),
+        scipy.signal.convolve2d(image, kernel, mode=padding),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+def test_fft_path_with_dilation_and_reflect():
+    """FFT with a dilated kernel and reflect padding equals the padded reference."""
+    rng = np.random.default_rng(8)
+    image, kernel = rng.standard_normal((70, 60)), rng.standard_normal((15, 15))
+    pads = ((14, 14), (14, 14))
+    ours = correlate2d(image, kernel, "same", padding_mode="reflect", dilation=2)
+    expected = reference_correlate2d(image, kernel, pads, "reflect", (1, 1), (2, 2))
+    np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_nan_stays_local_with_large_kernel():
+    """A NaN pollutes only the outputs whose window contains it, even for large kernels."""
+    rng = np.random.default_rng(9)
+    image, kernel = rng.standard_normal((64, 64)), rng.standard_normal((31, 31))
+    image[0, 0] = np.nan
+    out = correlate2d(image, kernel, "same")
+    assert np.isnan(out[:16, :16]).all()
+    assert np.isfinite(out[16:, :]).all() and np.isfinite(out[:, 16:]).all()
+    np.testing.assert_allclose(
+        out, scipy.signal.correlate2d(image, kernel, mode="same"), rtol=1e-9, atol=1e-9
+    )
+
+
+def test_float32_stays_float32_and_agrees():
+    """float32 in gives float32 out, within 1e-5 of the float64 result."""
+    rng = np.random.default_rng(10)
+    image, kernel = rng.standard_normal((40, 40)), rng.standard_normal((5, 5))
+    ours = correlate2d(image.astype(np.float32), kernel, "same")
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, correlate2d(image, kernel, "same"), rtol=1e-5, atol=1e-4)
+
+
+def test_integer_and_bool_inputs_computed_in_float64():
+    """Integer and boolean inputs are computed in float64."""
+    out = convolve1d(np.array([1, 2, 3], dtype=np.int8), np.array([True, True]))
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [1, 3, 5, 3])
+
+
+# ---- the tutorial's loop as an oracle ----------------------------------------------------------
+
+
+@given(data=image_and_kernel(max_size=8, max_kernel=5))
+def test_fast_path_matches_tutorial_loop(data):
+    """convolve2d(..., padding=k//2) equals the tutorial's pixel loop for odd kernels."""
+    image, kernel = data
+    assume(all(k % 2 for k in kernel.shape))
+    pads = tuple((k // 2, k // 2) for k in kernel.shape)
+    np.testing.assert_allclose(
+        convolve2d(image, kernel, pads), reference.convolve2d_loop(image, kernel), RTOL, ATOL
+    )

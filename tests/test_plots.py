@@ -1,0 +1,195 @@
+"""Figures: what each panel shows, the padding windows, saving, and lazy imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal
+from PIL import Image
+
+from cnnkit.filters import (
+    demo_figures,
+    gaussian_blur,
+    grid_lines,
+    noisy_gradient,
+    sobel,
+    sobel_kernel,
+)
+from cnnkit.imageio import to_grayscale
+from cnnkit.plots import (
+    edge_figure,
+    filter_figure,
+    kernel_figure,
+    padding_figure,
+    padding_windows,
+    save_figure,
+)
+from cnnkit.shapes import output_size
+
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+
+
+def panel_data(axes):
+    return np.asarray(axes.images[0].get_array())
+
+
+def test_edge_figure_shows_image_edges_and_magnitude():
+    """The four panels hold the gray image, sobel-x, sobel-y and their magnitude."""
+    image = grid_lines(48)
+    figure = edge_figure(image)
+    original, vertical, horizontal, magnitude = figure.axes
+    np.testing.assert_array_equal(panel_data(original), image)
+    np.testing.assert_array_equal(panel_data(vertical), sobel(image, 1))
+    np.testing.assert_array_equal(panel_data(horizontal), sobel(image, 0))
+    np.testing.assert_array_equal(panel_data(magnitude),
+                                  np.hypot(sobel(image, 1), sobel(image, 0)))
+
+
+def test_edge_figure_of_colour_image_uses_luma_and_convolve_negates():
+    """Colour input is shown in gray (BT.601); mode='convolve' negates the edge panels."""
+    colour = np.random.default_rng(0).random((20, 24, 3))
+    figure = edge_figure(colour, mode="convolve")
+    gray = to_grayscale(colour)
+    np.testing.assert_array_equal(panel_data(figure.axes[0]), gray)
+    np.testing.assert_allclose(panel_data(figure.axes[1]), -sobel(gray, 1), atol=1e-12)
+
+
+def test_filter_figure_panels_and_titles():
+    """The original comes first, then one titled panel per filtered image."""
+    ramp = noisy_gradient(32)
+    blurred = gaussian_blur(ramp, 2.0)
+    figure = filter_figure(ramp, {"blur": blurred, "edges": sobel(ramp, 1)}, title="demo")
+    assert [axes.get_title() for axes in figure.axes] == ["Original image", "blur", "edges"]
+    np.testing.assert_array_equal(panel_data(figure.axes[1]), blurred)
+    assert figure.get_suptitle() == "demo"
+
+
+def test_filter_figure_refuses_empty_or_bad_panels():
+    """An empty mapping, a non-mapping and a 1-D panel are refused."""
+    image = np.zeros((4, 4))
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        filter_figure(image, {})
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        filter_figure(image, [image])
+    with pytest.raises(ValueError, match=r"filtered\['flat'\] must have 2 or 3 dimensions"):
+        filter_figure(image, {"flat": np.zeros(4)})
+
+
+def test_kernel_figure_writes_every_weight_with_symmetric_colours():
+    """A 3×3 kernel gets its nine numbers in the cells and a colour scale centred on 0."""
+    kernel = sobel_kernel(1)
+    axes = kernel_figure(kernel).axes[0]
+    texts = {(text.get_position(), text.get_text()) for text in axes.texts}
+    expected = {((column, row), f"{value:.0f}") for (row, column), value in np.ndenumerate(kernel)}
+    assert texts == expected
+    np.testing.assert_array_equal(panel_data(axes), kernel)
+    assert axes.images[0].get_clim() == (-2.0, 2.0)
+
+
+def test_kernel_figure_formats_fractions_and_skips_numbers_when_large():
+    """Non-integers are written to 3 significant digits; kernels over 15×15 have no numbers."""
+    axes = kernel_figure([[0.125, 1 / 3]]).axes[0]
+    assert sorted(text.get_text() for text in axes.texts) == ["0.125", "0.333"]
+    assert len(kernel_figure(np.ones((16, 16))).axes[0].texts) == 0
+
+
+@pytest.mark.parametrize("n", [1, 4, 7])
+@pytest.mark.parametrize("kernel_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("padding", ["full", "same", "valid"])
+def test_padding_windows_match_numpy_and_scipy(n, kernel_size, padding):
+    """Output i sees exactly the input positions whose impulse reaches output i: np.correlate
+    for 'full'/'valid', scipy.signal.correlate2d for 'same' (PyTorch's even-kernel rule)."""
+    if padding == "valid" and kernel_size > n:
+        with pytest.raises(ValueError, match="does not fit"):
+            padding_windows(n, kernel_size, padding)
+        return
+    windows = padding_windows(n, kernel_size, padding)
+    assert len(windows) == output_size(n, kernel_size, padding=padding)
+    ones = np.ones(kernel_size)
+    for position in range(n):
+        impulse = np.zeros(n)
+        impulse[position] = 1.0
+        if padding == "same":
+            reached = scipy.signal.correlate2d(impulse[None], ones[None], mode="same")[0]
+        else:
+            reached = np.correlate(impulse, ones, mode=padding)
+        seen_by = [start <= position <= stop for start, stop in windows]
+        np.testing.assert_array_equal(reached != 0, seen_by)
+
+
+def test_padding_figure_draws_one_bar_per_output():
+    """Each panel's title gives the output size and it has that many window bars."""
+    figure = padding_figure(6, 3)
+    assert [axes.get_title() for axes in figure.axes] == [
+        "full: output size 8", "same: output size 6", "valid: output size 4"
+    ]
+    for axes, size in zip(figure.axes, (8, 6, 4), strict=True):
+        bars = [label for label in axes.texts if label.get_text().startswith("y")]
+        assert len(bars) == size
+
+
+def test_padding_figure_leaves_out_valid_when_kernel_is_longer():
+    """With a kernel longer than the input there is no 'valid' output to draw."""
+    assert len(padding_figure(2, 3).axes) == 2
+
+
+def test_padding_figure_refuses_large_sizes():
+    """The figure draws up to 40 cells."""
+    with pytest.raises(ValueError, match="up to 40"):
+        padding_figure(41, 3)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        padding_figure(0, 3)
+
+
+def test_save_figure_writes_png_of_the_figure_size(tmp_path):
+    """The PNG has figsize × dpi pixels; an existing file needs overwrite."""
+    figure = padding_figure(4, 3)
+    width, height = figure.get_size_inches()
+    path = save_figure(figure, tmp_path / "padding.png", dpi=50)
+    with Image.open(path) as written:
+        assert written.format == "PNG"
+        assert written.size == (round(width * 50), round(height * 50))
+    with pytest.raises(FileExistsError, match="already exists"):
+        save_figure(figure, path)
+    save_figure(figure, path, overwrite=True)
+
+
+def test_save_figure_refuses_other_suffixes_and_missing_folders(tmp_path):
+    """Only .png into an existing folder."""
+    figure = kernel_figure([[1.0]])
+    with pytest.raises(ValueError, match=r"must end in \.png"):
+        save_figure(figure, tmp_path / "kernel.pdf")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save_figure(figure, tmp_path / "absent" / "kernel.png")
+
+
+def test_demo_figures_writes_edge_and_blur_pngs(tmp_path):
+    """demo_figures writes edges.png and blur.png, and refuses to replace them unasked."""
+    paths = demo_figures(tmp_path)
+    assert [path.name for path in paths] == ["edges.png", "blur.png"]
+    for path in paths:
+        with Image.open(path) as written:
+            assert written.format == "PNG" and written.size[0] > 400
+    with pytest.raises(FileExistsError):
+        demo_figures(tmp_path)
+    assert len(demo_figures(tmp_path, overwrite=True)) == 2
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        demo_figures(tmp_path / "absent")
+
+
+def test_import_cnnkit_loads_neither_matplotlib_nor_pillow():
+    """`import cnnkit` stays numpy-only: figures and files import their libraries lazily."""
+    code = (
+        "import sys, cnnkit, cnnkit.filters, cnnkit.plots, cnnkit.imageio;"
+        "heavy = [m for m in ('matplotlib', 'PIL', 'scipy', 'torch', 'cv2') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               env=environment, timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr

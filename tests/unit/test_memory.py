@@ -1,0 +1,47 @@
+"""Peak extra memory stays within a small multiple of input plus output."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from cnnkit import conv2d, correlate2d, max_pool2d
+from cnnkit.ops._core import BLOCK_BYTES
+
+
+def peak_bytes(fn) -> int:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("path", ["fft", "direct"])
+def test_large_kernel_does_not_build_window_array(path):
+    """A 1024² image with a 31×31 kernel needs far less than 961 copies of the image."""
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((1024, 1024))
+    kernel = rng.standard_normal((31, 31))
+    image_bytes = image.nbytes
+    if path == "fft":
+        peak = peak_bytes(lambda: correlate2d(image, kernel, "same"))
+        # spectra of a slightly larger size, complex: a few image sizes at most
+        assert peak < 8 * image_bytes
+    else:
+        # two channels force the direct path; the column tiles are bounded by BLOCK_BYTES
+        x = np.stack([image[:256, :256]] * 2)[np.newaxis]
+        weight = np.stack([kernel, kernel])[np.newaxis]
+        peak = peak_bytes(lambda: conv2d(x, weight, padding=15))
+        assert peak < 4 * (x.nbytes + x.nbytes // 2) + BLOCK_BYTES
+
+
+def test_pooling_needs_only_output_sized_buffers():
+    """Max pooling with overlapping 3×3 windows allocates about two outputs, not nine."""
+    x = np.random.default_rng(1).standard_normal((4, 8, 256, 256))
+    peak = peak_bytes(lambda: max_pool2d(x, 3, stride=1, padding=1))
+    assert peak < 4 * x.nbytes
