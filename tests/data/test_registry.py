@@ -29,7 +29,7 @@ GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Serves /good (the payload), /corrupt (altered bytes) and /dropped (cut half-way)."""
 
-    def do_GET(self):  # noqa: N802 - the name http.server calls
+    def do_GET(self):
         if self.path.endswith("/good") or self.path.startswith("/mirror/"):
             body = self.server.files.get(self.path, PAYLOAD)
             self.send_response(200)
@@ -104,7 +104,7 @@ def test_wrong_checksum_leaves_no_file(server, tmp_path):
     """A download with the wrong digest is refused and leaves nothing behind."""
     _, base = server
     target = tmp_path / "d" / "file.gz"
-    with pytest.raises(DownloadError, match="has SHA-256 .* expected"):
+    with pytest.raises(DownloadError, match=r"has SHA-256 .* expected"):
         download(f"{base}/corrupt", target, GOOD_SHA)
     assert list(target.parent.iterdir()) == []
 
@@ -113,14 +113,14 @@ def test_dropped_connection_leaves_no_file(server, tmp_path):
     """A connection dropped half-way is reported and leaves neither the file nor a part file."""
     _, base = server
     target = tmp_path / "d" / "file.gz"
-    with pytest.raises(DownloadError, match="cut short|interrupted"):
+    with pytest.raises(DownloadError, match=r"cut short|interrupted"):
         download(f"{base}/dropped", target, GOOD_SHA, timeout=5)
     assert list(target.parent.iterdir()) == []
 
 
 def test_unreachable_server_is_reported(tmp_path):
     """A refused connection is a DownloadError naming the URL."""
-    with pytest.raises(DownloadError, match="could not download http://127.0.0.1:9/x"):
+    with pytest.raises(DownloadError, match=r"could not download http://127\.0\.0\.1:9/x"):
         download("http://127.0.0.1:9/x", tmp_path / "x", GOOD_SHA, timeout=5)
 
 

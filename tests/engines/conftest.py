@@ -40,3 +40,9 @@ def _threads():
     torch.set_num_threads(min(2, previous))
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def small_arch_spec():
+    """The small CNN as a dict (for fixtures wider than one test)."""
+    return SMALL_ARCH

@@ -46,7 +46,7 @@ def test_code_running_checkpoint_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "model": _Payload(marker)}, path)
-    with pytest.raises(ValueError, match="refused to load .*could run code"):
+    with pytest.raises(ValueError, match=r"refused to load .*could run code"):
         load_checkpoint(path)
     assert not marker.exists()
 
@@ -65,7 +65,7 @@ def test_foreign_files_are_refused(tmp_path):
     """A text file, a truncated checkpoint and a torch file of another format are refused."""
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="not a readable checkpoint|refused"):
+    with pytest.raises(ValueError, match=r"not a readable checkpoint|refused"):
         load_checkpoint(text)
     save_checkpoint(tmp_path / "good.pt", _state())
     cut = tmp_path / "cut.pt"

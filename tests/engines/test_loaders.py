@@ -65,7 +65,7 @@ def test_shards_are_disjoint_and_cover_each_global_batch(world):
               for r in range(world)]
     for index, batch in enumerate(full):
         parts = [shard[index].labels.tolist() for shard in shards]
-        joined = sorted(sum(parts, []))
+        joined = sorted(label for part in parts for label in part)
         assert joined == sorted(batch.labels.tolist())
         assert sum(len(p) for p in parts) == len(set(joined))
         assert all(shard[index].global_size == batch.global_size for shard in shards)

@@ -83,8 +83,8 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(small_arch, tmp
     run = tmp_path / "run"
     train(_config(small_arch, epochs=1), run, evaluate_test=False)
     before = _weights(run)
-    with pytest.raises(TrainingError, match="NaN or infinite in epoch 2; the checkpoint of "
-                                            "epoch 1 .* is kept"):
+    with pytest.raises(TrainingError, match=r"NaN or infinite in epoch 2; the checkpoint of "
+                                            r"epoch 1 .* is kept"):
         train(_config(small_arch, epochs=2, lr=1e30), run, resume=True)
     state = load_checkpoint(run)
     assert state["epoch"] == 1 and _equal(state["model"], before)
@@ -103,7 +103,7 @@ def test_resume_continues_exactly(small_arch, tmp_path):
 def test_resume_with_another_architecture_is_refused(small_arch, tmp_path):
     """Resuming with a different architecture names the difference."""
     train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
-    with pytest.raises(ValueError, match="11-layer architecture .* not 11|differs in layer 0"):
+    with pytest.raises(ValueError, match=r"differs in layer 0"):
         train(_config("tutorial", epochs=2), tmp_path / "run", resume=True)
 
 

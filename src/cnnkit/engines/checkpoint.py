@@ -87,11 +87,13 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unsupported content"
-        raise ValueError(
-            f"refused to load {path}: it holds objects other than weights and plain values, "
-            f"which could run code when loaded ({reason})"
-        ) from None
+        reason = _unpickling_reason(str(exc))
+        if "GLOBAL" in reason:
+            raise ValueError(
+                f"refused to load {path}: it holds objects other than weights and plain "
+                f"values, which could run code when loaded ({reason})"
+            ) from None
+        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
     except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
@@ -100,6 +102,15 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
     for key in ("config", "model_info", "history"):
         state[key] = json.loads(state[key])
     return state
+
+
+def _unpickling_reason(message: str) -> str:
+    """The specific line of torch's weights-only refusal (its other lines are boilerplate)."""
+    for line in message.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith(("Please file", "Check the documentation")):
+            return line
+    return "unsupported content"
 
 
 def check_compatible(model_info: dict, expected: dict, where: str) -> None:

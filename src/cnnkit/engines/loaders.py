@@ -96,7 +96,10 @@ class BatchLoader:
         if mode == "auto":
             mode = "resident" if self._fits(images.nbytes + labels.size * 8) else "stream"
         self.mode = mode
-        host_images = torch.from_numpy(np.ascontiguousarray(images))
+        images = np.ascontiguousarray(images)
+        if not images.flags.writeable:  # torch wants writable memory to share
+            images = images.copy()
+        host_images = torch.from_numpy(images)
         host_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         if mode == "resident":
             self._images = host_images.to(device)
