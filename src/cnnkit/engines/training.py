@@ -284,6 +284,7 @@ def train(
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     evaluate_test: bool = True,
+    on_epoch: Callable[[dict, torch.nn.Module], bool | None] | None = None,
 ) -> TrainResult:
     """Train ``config`` and write the run folder ``run_dir``.
 
@@ -305,6 +306,10 @@ def train(
         Receives status lines (rank 0 only).
     evaluate_test : bool
         Evaluate the final model on the test split when the data set has one.
+    on_epoch : callable, optional
+        Called after each epoch (once its checkpoint is written) with the epoch's metrics row
+        and the model; returning True ends the run there (used by the benchmark to stop at a
+        target accuracy).
 
     Returns
     -------
@@ -328,7 +333,8 @@ def train(
         else:
             torch.backends.cudnn.benchmark = True
         return _train(config, run_dir, device, context, resume=resume, overwrite=overwrite,
-                      progress=progress, log=log, evaluate_test=evaluate_test)
+                      progress=progress, log=log, evaluate_test=evaluate_test,
+                      on_epoch=on_epoch)
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
@@ -346,6 +352,7 @@ def _train(
     progress: bool,
     log: Callable[[str], None] | None,
     evaluate_test: bool,
+    on_epoch: Callable[[dict, torch.nn.Module], bool | None] | None,
 ) -> TrainResult:
     def say(line: str) -> None:
         if log is not None and context.is_main:
@@ -515,6 +522,8 @@ def _train(
             if improved:
                 save_checkpoint(run_dir / BEST_NAME, state)
             _write_text_atomic(run_dir / "metrics.csv", _metrics_csv(history))
+        if on_epoch is not None and on_epoch(row, raw_model):
+            break
     train_seconds = time.perf_counter() - started
     if context.is_main and history:
         from cnnkit.engines.figures import save_training_curves
