@@ -6,7 +6,8 @@ uint8 data set on the device, shuffles and batches there, and uses autocast (bf1
 hardware has it), channels-last and the fused Adam. Both train the tutorial CNN from the same
 initial weights for the same number of epochs, and both are scored on the full test set.
 
-Sections (each prints a table; images/s is the best epoch, after the first, which warms up):
+Sections (each prints a table; images/s is the best epoch after the first, which warms up, over
+``--repeats`` alternating runs):
 
 1. batch 64 and 256: textbook vs cnnkit, images/s, epoch time, test accuracy, speed-up;
 2. with CUDA: the fastest settings (batch 512, learning rate scaled, warm-up) and the training
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--full-epochs", type=int, default=0,
                         help="also train cnnkit on all images for this many epochs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs of each loop; the best throughput is kept")
     args = parser.parse_args()
 
     dataset = args.dataset or (
@@ -174,9 +177,15 @@ def main() -> None:
     print("| loop | batch | settings | images/s | epoch (s) | test accuracy | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
-        base = textbook_run(data, train_count, batch_size, args.epochs, device, mean, std,
-                            args.seed)
-        ours = cnnkit_run(dataset, train_count, batch_size, args.epochs, args.seed)
+        # Alternate the two loops and keep each one's best throughput: other work on the
+        # machine slows whichever run it overlaps. Accuracy is the same in every repeat.
+        base = ours = None
+        for _ in range(args.repeats):
+            run = textbook_run(data, train_count, batch_size, args.epochs, device, mean, std,
+                               args.seed)
+            base = run if base is None or run[0] > base[0] else base
+            run = cnnkit_run(dataset, train_count, batch_size, args.epochs, args.seed)
+            ours = run if ours is None or run[0] > ours[0] else ours
         print(f"| textbook | {batch_size} | fp32, NCHW, DataLoader | {base[0]:,.0f} | "
               f"{base[1]:.2f} | {100 * base[2]:.2f}% | 1.00 |")
         print(f"| cnnkit | {batch_size} | auto precision, channels-last, resident, fused Adam | "

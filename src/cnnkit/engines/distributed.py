@@ -11,6 +11,7 @@ fails.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import shutil
 import socket
@@ -83,9 +84,17 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
     return Context(rank, world, local_rank), device
 
 
-def shutdown(context: Context) -> None:
-    """Leave the process group (if this process joined one)."""
-    if context.distributed and dist.is_initialized():
+def shutdown(context: Context, *, clean: bool = True) -> None:
+    """Leave the process group (if this process joined one).
+
+    After a failure (``clean=False``) the group is left as it is: the other processes may be
+    inside a collective this one will never join, and torchrun ends them when this one exits.
+    """
+    if context.distributed and dist.is_initialized() and clean:
+        # A DistributedDataParallel wrapper freed after its process group is gone aborts the
+        # process, so collect the finished run's objects first; then leave together.
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

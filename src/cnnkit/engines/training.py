@@ -326,19 +326,22 @@ def train(
     device = choose_device(config.device)
     context, device = distributed.setup(device)
     previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    finished = False
     try:
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
             torch.backends.cudnn.benchmark = False
         else:
             torch.backends.cudnn.benchmark = True
-        return _train(config, run_dir, device, context, resume=resume, overwrite=overwrite,
-                      progress=progress, log=log, evaluate_test=evaluate_test,
-                      on_epoch=on_epoch)
+        result = _train(config, run_dir, device, context, resume=resume, overwrite=overwrite,
+                        progress=progress, log=log, evaluate_test=evaluate_test,
+                        on_epoch=on_epoch)
+        finished = True
+        return result
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
-        distributed.shutdown(context)
+        distributed.shutdown(context, clean=finished)
 
 
 def _train(
@@ -525,6 +528,9 @@ def _train(
         if on_epoch is not None and on_epoch(row, raw_model):
             break
     train_seconds = time.perf_counter() - started
+    if context.distributed:
+        _check_replicas_agree(raw_model, context)
+        say(f"weights identical on all {context.world} processes")
     if context.is_main and history:
         from cnnkit.engines.figures import save_training_curves
 
@@ -558,6 +564,20 @@ def _check_finite(
         raise TrainingError(
             f"the training loss became NaN or infinite in epoch {epoch + 1}; {kept}; "
             "try a smaller learning rate"
+        )
+
+
+def _check_replicas_agree(model: torch.nn.Module, context: distributed.Context) -> None:
+    """Every process must hold the same weights after training (DDP keeps them in step)."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+        low, high = flat.clone(), flat.clone()
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+    if not torch.equal(low, high):
+        raise TrainingError(
+            f"the processes ended with different weights (largest difference "
+            f"{(high - low).max().item():.3g}); the run is not trustworthy"
         )
 
 
