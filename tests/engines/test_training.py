@@ -161,3 +161,32 @@ def test_pixel_statistics_match_numpy():
     scaled = pixels / 255.0
     assert mean == pytest.approx(scaled.mean(), rel=1e-12)
     assert std == pytest.approx(scaled.std(), rel=1e-12)
+
+
+def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
+    """The float16 path (autocast plus gradient scaler, as on older GPUs) trains on the CPU,
+    stores the scaler in the checkpoint and resumes from it."""
+    run = tmp_path / "run"
+    first = train(_config(small_arch, epochs=1, precision="fp16"), run, evaluate_test=False)
+    assert first.precision == "fp16"
+    state = load_checkpoint(run)
+    assert state["scaler"]["scale"] > 0
+    result = train(_config(small_arch, epochs=2, precision="fp16"), run, resume=True)
+    assert len(result.history) == 2 and result.history[-1]["train_loss"] < 2.3
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, tmp_path):
+    """With torch.compile the model learns like the eager one, and the checkpoint holds plain
+    weights that load into an uncompiled model."""
+    from cnnkit.engines.evaluation import load_model
+
+    eager = train(_config(small_arch, epochs=2, precision="fp32"), tmp_path / "eager",
+                  evaluate_test=False)
+    compiled = train(_config(small_arch, epochs=2, precision="fp32", compile=True),
+                     tmp_path / "compiled", evaluate_test=False)
+    for row_eager, row_compiled in zip(eager.history, compiled.history, strict=True):
+        assert row_compiled["train_loss"] == pytest.approx(row_eager["train_loss"], rel=0.02)
+    model, _ = load_model(tmp_path / "compiled")
+    assert not any("_orig_mod" in name for name, _ in model.named_parameters())
