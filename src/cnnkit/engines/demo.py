@@ -19,7 +19,7 @@ def demo_training(
     train_images: int = 30_000,
     progress: bool = True,
     overwrite: bool = False,
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Train the tutorial CNN briefly and report its test accuracy.
 
@@ -39,8 +39,8 @@ def demo_training(
         Show a progress bar per epoch.
     overwrite : bool
         Replace an earlier run in ``out_dir``.
-    log : callable or None
-        Receives status lines (``print`` by default; None for silence).
+    log : callable, optional
+        Receives a status line per epoch and the test result (pass ``print`` to show them).
 
     Returns
     -------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -148,7 +147,4 @@ def launch(
         "train",
         *train_argv,
     ]
-    environment = dict(os.environ)
-    if shutil.which(sys.executable) is None:  # pragma: no cover - a broken interpreter path
-        raise OSError(f"cannot run {sys.executable}")
-    return subprocess.run(command, env=environment, check=False).returncode
+    return subprocess.run(command, check=False).returncode
