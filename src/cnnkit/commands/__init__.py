@@ -3,7 +3,18 @@
 Each module provides ``register(subparsers)``; the order here is the order in ``--help``.
 """
 
-from cnnkit.commands import demo, edges, filter, kernel, outsize
+from cnnkit.commands import (
+    data,
+    demo,
+    edges,
+    evaluate,
+    filter,
+    kernel,
+    outsize,
+    predict,
+    summary,
+    train,
+)
 
 COMMANDS = [
     demo.register,
@@ -11,4 +22,9 @@ COMMANDS = [
     edges.register,
     kernel.register,
     outsize.register,
+    summary.register,
+    data.register,
+    train.register,
+    evaluate.register,
+    predict.register,
 ]

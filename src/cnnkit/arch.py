@@ -1,0 +1,352 @@
+"""Framework-neutral architecture specs, shape tracing and parameter counts.
+
+A network is a list of layer specs, each a small dict such as
+``{"type": "conv2d", "out_channels": 32, "kernel_size": 5, "padding": 2}``. The same list builds a
+PyTorch model (``cnnkit.engines``) or a NumPy one; here it is only checked and traced. Channel
+counts and the size a ``flatten`` produces are derived from the input shape with
+:func:`cnnkit.shapes.output_size`, never written down, so one spec serves 1×28×28, 3×32×32 or
+1×64×64 inputs alike. A ``linear`` layer whose ``out_features`` is ``"num_classes"`` takes the
+number of classes of the data set it is trained on.
+
+Layer types and their keys (defaults as in ``torch.nn``):
+
+=============  ==========================================================================
+``conv2d``     ``out_channels``, ``kernel_size``, ``stride=1``, ``padding=0``, ``dilation=1``,
+               ``bias=True``
+``max_pool2d`` ``kernel_size``, ``stride=kernel_size``, ``padding=0``
+``avg_pool2d`` ``kernel_size``, ``stride=kernel_size``, ``padding=0``
+``relu``,      no keys
+``tanh``,
+``sigmoid``
+``flatten``    no keys
+``linear``     ``out_features`` (an integer or ``"num_classes"``), ``bias=True``
+``dropout``    ``p=0.5``
+=============  ==========================================================================
+
+A JSON spec file is ``{"name": "...", "layers": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cnnkit._validate import check_int
+from cnnkit.shapes import explain_output_size, output_size
+
+__all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "LayerTrace",
+    "format_summary",
+    "load_architecture",
+    "parse_input_shape",
+    "trace",
+]
+
+#: Keys each layer type accepts, with their defaults (``None``: required).
+_LAYER_KEYS: dict[str, dict[str, object]] = {
+    "conv2d": {
+        "out_channels": None,
+        "kernel_size": None,
+        "stride": 1,
+        "padding": 0,
+        "dilation": 1,
+        "bias": True,
+    },
+    "max_pool2d": {"kernel_size": None, "stride": None, "padding": 0},
+    "avg_pool2d": {"kernel_size": None, "stride": None, "padding": 0},
+    "relu": {},
+    "tanh": {},
+    "sigmoid": {},
+    "flatten": {},
+    "linear": {"out_features": None, "bias": True},
+    "dropout": {"p": 0.5},
+}
+
+NUM_CLASSES = "num_classes"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A named list of layer specs, each a dict with a ``type`` key and that type's keys.
+
+    Layers are completed with their defaults and checked on construction.
+
+    >>> arch = Architecture("tiny", [{"type": "flatten"}, {"type": "linear", "out_features": 3}])
+    >>> arch.layers[1]
+    {'type': 'linear', 'out_features': 3, 'bias': True}
+    """
+
+    name: str
+    layers: tuple
+
+    def __init__(self, name: str, layers: Sequence[Mapping[str, object]]) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string, got {name!r}")
+        if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+            raise ValueError(f"layers must be a non-empty list of layer specs, got {layers!r}")
+        completed = tuple(_complete_layer(layer, index) for index, layer in enumerate(layers))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "layers", completed)
+
+    def to_dict(self) -> dict:
+        """The JSON-ready form ``{"name": ..., "layers": [...]}``."""
+        return {"name": self.name, "layers": [dict(layer) for layer in self.layers]}
+
+
+def _complete_layer(layer: object, index: int) -> dict:
+    """Check one layer spec and fill in its defaults."""
+    where = f"layer {index}"
+    if not isinstance(layer, Mapping):
+        raise TypeError(f"{where} must be a dict with a 'type' key, got {layer!r}")
+    kind = layer.get("type")
+    if kind not in _LAYER_KEYS:
+        allowed = ", ".join(repr(k) for k in _LAYER_KEYS)
+        raise ValueError(f"{where} has type {kind!r}; allowed types are {allowed}")
+    keys = _LAYER_KEYS[kind]
+    unknown = sorted(set(layer) - set(keys) - {"type"})
+    if unknown:
+        allowed = ", ".join(keys) or "none"
+        raise ValueError(f"{where} ({kind}) has unknown keys {unknown}; allowed keys: {allowed}")
+    completed: dict[str, object] = {"type": kind}
+    for key, default in keys.items():
+        if key not in layer and default is None and not (key == "stride" and "pool" in kind):
+            raise ValueError(f"{where} ({kind}) needs the key {key!r}")
+        completed[key] = layer.get(key, default)
+    for key in ("out_channels", "kernel_size", "stride", "dilation"):
+        if key in completed and completed[key] is not None:
+            check_int(completed[key], f"{where} ({kind}) {key}", minimum=1)
+    if "padding" in completed:
+        check_int(completed["padding"], f"{where} ({kind}) padding", minimum=0)
+    if kind == "linear" and completed["out_features"] != NUM_CLASSES:
+        check_int(completed["out_features"], f"{where} (linear) out_features", minimum=1)
+    if kind == "dropout":
+        p = completed["p"]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"{where} (dropout) p must be a number in [0, 1), got {p!r}")
+    for key in ("bias",):
+        if key in completed and not isinstance(completed[key], bool):
+            raise TypeError(f"{where} ({kind}) {key} must be true or false, got {completed[key]!r}")
+    return completed
+
+
+def _tutorial() -> Architecture:
+    """The tutorial's multilayer CNN (99.14% on MNIST after 20 epochs)."""
+    return Architecture(
+        "tutorial",
+        [
+            {"type": "conv2d", "out_channels": 32, "kernel_size": 5, "padding": 2},
+            {"type": "relu"},
+            {"type": "max_pool2d", "kernel_size": 2},
+            {"type": "conv2d", "out_channels": 64, "kernel_size": 5, "padding": 2},
+            {"type": "relu"},
+            {"type": "max_pool2d", "kernel_size": 2},
+            {"type": "flatten"},
+            {"type": "linear", "out_features": 1024},
+            {"type": "relu"},
+            {"type": "dropout", "p": 0.5},
+            {"type": "linear", "out_features": NUM_CLASSES},
+        ],
+    )
+
+
+#: Built-in architectures by name.
+ARCHITECTURES = {"tutorial": _tutorial}
+
+
+def load_architecture(source: str | os.PathLike | Mapping) -> Architecture:
+    """An architecture from a built-in name, a JSON file path, or an already parsed dict.
+
+    >>> load_architecture("tutorial").layers[0]["out_channels"]
+    32
+    """
+    if isinstance(source, Mapping):
+        return _from_dict(source, "the spec")
+    if isinstance(source, str) and source in ARCHITECTURES:
+        return ARCHITECTURES[source]()
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"arch must be a name, a path or a dict, got {type(source).__name__}")
+    path = os.fspath(source)
+    if not path.endswith(".json") and not os.path.exists(path):
+        names = ", ".join(repr(n) for n in ARCHITECTURES)
+        raise ValueError(f"arch must be one of {names} or a .json spec file, got {path!r}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"arch file {path} is not valid JSON: {exc}") from None
+    return _from_dict(data, path)
+
+
+def _from_dict(data: object, where: str) -> Architecture:
+    if not isinstance(data, Mapping) or "layers" not in data:
+        raise ValueError(f"{where} must be a JSON object with a 'layers' list")
+    return Architecture(str(data.get("name", "custom")), data["layers"])
+
+
+def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"1x28x28"`` (or a sequence of three integers) as ``(channels, height, width)``.
+
+    >>> parse_input_shape("3x32x32")
+    (3, 32, 32)
+    """
+    if isinstance(text, str):
+        parts = text.lower().replace("×", "x").split("x")
+        try:
+            values = [int(part) for part in parts]
+        except ValueError:
+            values = []
+    else:
+        values = list(text)
+    if len(values) != 3:
+        raise ValueError(f"input shape must be CxHxW such as 1x28x28, got {text!r}")
+    shape = tuple(check_int(v, "input shape", minimum=1) for v in values)
+    return shape  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """One layer's place in a traced network.
+
+    ``output_shape`` is ``(C, H, W)`` before a ``flatten`` and ``(features,)`` after it;
+    ``formula`` shows how the shape (and the parameter count, when there are parameters) follow
+    from the numbers.
+    """
+
+    index: int
+    type: str
+    output_shape: tuple[int, ...]
+    parameters: int
+    formula: str
+
+
+def trace(
+    arch: Architecture, input_shape: Sequence[int], num_classes: int = 10
+) -> list[LayerTrace]:
+    """Follow the input shape through every layer; refuse a spec whose shapes do not fit.
+
+    Parameters
+    ----------
+    arch : Architecture
+        The network.
+    input_shape : sequence of 3 ints
+        ``(channels, height, width)`` of one input image.
+    num_classes : int
+        The value of ``out_features: "num_classes"``.
+
+    Returns
+    -------
+    list of LayerTrace
+        One entry per layer.
+
+    Examples
+    --------
+    >>> rows = trace(load_architecture("tutorial"), (1, 28, 28))
+    >>> rows[6].output_shape, sum(row.parameters for row in rows)
+    ((3136,), 3274634)
+    """
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an Architecture, got {type(arch).__name__}")
+    shape: tuple[int, ...] = parse_input_shape(input_shape)
+    num_classes = check_int(num_classes, "num_classes", minimum=1)
+    rows = []
+    for index, layer in enumerate(arch.layers):
+        kind = layer["type"]
+        where = f"layer {index} ({kind})"
+        params, formula = 0, ""
+        if kind in ("conv2d", "max_pool2d", "avg_pool2d"):
+            if len(shape) != 3:
+                raise ValueError(f"{where} needs a CxHxW input, got the flat shape {shape}")
+            channels, height, width = shape
+            kernel, padding = layer["kernel_size"], layer["padding"]
+            stride = layer["stride"] if layer["stride"] is not None else kernel
+            dilation = layer.get("dilation", 1)
+            if "pool" in kind and 2 * padding > kernel:
+                raise ValueError(
+                    f"{where}: padding {padding} is more than half the kernel size {kernel}"
+                )
+            try:
+                sizes = [
+                    output_size(n, kernel, stride, padding, dilation) for n in (height, width)
+                ]
+            except ValueError as exc:
+                raise ValueError(
+                    f"{where} does not fit its {height}x{width} input: {exc}"
+                ) from None
+            explained = explain_output_size(height, kernel, stride, padding, dilation)
+            if kind == "conv2d":
+                out_channels = layer["out_channels"]
+                weights = out_channels * channels * kernel * kernel
+                bias = out_channels if layer["bias"] else 0
+                params = weights + bias
+                bias_text = f" + {out_channels}" if bias else ""
+                formula = (
+                    f"{explained}; {out_channels}*{channels}*{kernel}*{kernel}{bias_text}"
+                    f" = {params}"
+                )
+                channels = out_channels
+            else:
+                formula = explained
+            shape = (channels, sizes[0], sizes[1])
+        elif kind == "flatten":
+            features = math.prod(shape)
+            formula = "*".join(str(n) for n in shape) + f" = {features}"
+            shape = (features,)
+        elif kind == "linear":
+            if len(shape) != 1:
+                raise ValueError(
+                    f"{where} needs a flat input; add a flatten layer before it (input {shape})"
+                )
+            out_features = layer["out_features"]
+            if out_features == NUM_CLASSES:
+                out_features = num_classes
+            bias = out_features if layer["bias"] else 0
+            params = out_features * shape[0] + bias
+            bias_text = f" + {out_features}" if bias else ""
+            formula = f"{out_features}*{shape[0]}{bias_text} = {params}"
+            shape = (out_features,)
+        rows.append(LayerTrace(index, kind, shape, params, formula))
+    if len(shape) != 1:
+        raise ValueError(
+            f"the network must end in a flat vector of class scores, but it ends with shape "
+            f"{shape}; add flatten and linear layers"
+        )
+    if shape[0] != num_classes:
+        raise ValueError(
+            f"the last layer gives {shape[0]} outputs but there are {num_classes} classes; use "
+            f'"out_features": "num_classes" in the last linear layer'
+        )
+    return rows
+
+
+def format_summary(
+    arch: Architecture, input_shape: Sequence[int], num_classes: int = 10
+) -> str:
+    """A table with one row per layer: output shape, parameter count and formula, then totals.
+
+    >>> print(format_summary(load_architecture("tutorial"), (1, 28, 28)).splitlines()[-1])
+    total parameters: 3,274,634 (trainable 3,274,634)
+    """
+    input_shape = parse_input_shape(input_shape)
+    rows = trace(arch, input_shape, num_classes)
+    header = f"{'#':>2}  {'layer':<10}  {'output':<12}  {'params':>10}  formula"
+    lines = [
+        f"architecture {arch.name!r}, input {'x'.join(map(str, input_shape))}, "
+        f"{num_classes} classes",
+        header,
+        "-" * len(header),
+        f"{'':>2}  {'input':<10}  {'x'.join(map(str, input_shape)):<12}  {0:>10,}",
+    ]
+    for row in rows:
+        shape_text = "x".join(str(n) for n in row.output_shape)
+        lines.append(
+            f"{row.index:>2}  {row.type:<10}  {shape_text:<12}  {row.parameters:>10,}  "
+            f"{row.formula}".rstrip()
+        )
+    total = sum(row.parameters for row in rows)
+    lines.append(f"total parameters: {total:,} (trainable {total:,})")
+    return "\n".join(lines)

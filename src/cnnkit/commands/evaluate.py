@@ -1,0 +1,55 @@
+"""``cnnkit evaluate``: accuracy, per-class precision/recall and confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="accuracy, per-class precision and recall, confusion matrix of a trained model",
+        description=(
+            "Evaluate a run folder's checkpoint (or a checkpoint file) on a data set's test "
+            "split; the confusion matrix is printed and saved as a PNG. "
+            "Example: cnnkit evaluate runs/fashion --dataset fashion-mnist"
+        ),
+    )
+    parser.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    parser.add_argument("--dataset", help="data set (default: the one the model was trained on)")
+    parser.add_argument("--data-dir", help="a folder searched first for data files")
+    parser.add_argument("--split", choices=("test", "train"), default="test")
+    parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--figure", help="confusion-matrix PNG (default: in the run folder, "
+                        "or next to the checkpoint)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.engines.evaluation import evaluate
+    from cnnkit.engines.figures import save_confusion_matrix
+
+    source = Path(args.source)
+    if args.figure:
+        figure = Path(args.figure)
+    else:
+        folder = source if source.is_dir() else source.parent
+        figure = folder / f"confusion-{args.split}.png"
+    if figure.exists() and not args.overwrite:
+        raise FileExistsError(f"{figure} exists; pass --overwrite or choose --figure")
+    if not os.access(figure.parent if str(figure.parent) else ".", os.W_OK) or (
+        not figure.parent.is_dir()
+    ):
+        raise PermissionError(f"cannot write the figure into {figure.parent}")
+    result = evaluate(source, args.dataset, split=args.split, data_dir=args.data_dir,
+                      device=args.device, best=args.best)
+    print(result.format())
+    save_confusion_matrix(result.confusion, result.class_names, figure,
+                          title=f"{result.dataset} ({result.split}): "
+                          f"{100 * result.accuracy:.2f}%")
+    print(f"confusion matrix saved to {figure}")
+    return 0

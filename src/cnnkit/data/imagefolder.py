@@ -1,0 +1,122 @@
+"""Image folders: one sub-folder per class of ordinary image files, read with Pillow.
+
+``root/cat/001.png, root/cat/002.jpg, root/dog/...``: the classes are the sub-folder names in
+sorted order. Every image is converted to grayscale or RGB and resized to the requested height and
+width. A file Pillow cannot read is reported by name and either skipped or refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit._validate import check_choice
+
+__all__ = ["IMAGE_SUFFIXES", "load_image", "read_image_folder"]
+
+#: File suffixes taken as images (case-insensitive); other files are ignored.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    from cnnkit.arch import parse_input_shape
+
+    channels, height, width = parse_input_shape(input_shape)
+    if channels not in (1, 3):
+        raise ValueError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    return channels, height, width
+
+
+def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
+    """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W.
+
+    Raises ``ValueError`` naming the file when Pillow cannot read it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    channels, height, width = _check_shape(input_shape)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            converted = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {os.fspath(path)}: {exc}") from None
+    if converted.size != (width, height):
+        converted = converted.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(converted, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1).copy()
+
+
+def read_image_folder(
+    root: str | os.PathLike,
+    input_shape: Sequence[int],
+    *,
+    on_error: str = "skip",
+    report: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read every image under ``root/<class>/``.
+
+    Parameters
+    ----------
+    root : path-like
+        The folder holding one sub-folder per class.
+    input_shape : sequence of 3 ints
+        ``(channels, height, width)``; channels 1 (grayscale) or 3 (RGB).
+    on_error : {'skip', 'raise'}
+        What to do with a file that cannot be read: leave it out (and call ``report`` with its
+        name and the reason) or refuse the whole folder.
+    report : callable, optional
+        Receives one line per skipped file.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8 ``(N, C, H, W)``.
+    labels : numpy.ndarray
+        int64 ``(N,)``, indices into ``class_names``.
+    class_names : list of str
+        Sub-folder names, sorted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("a", "b"):
+    ...     (root / name).mkdir()
+    ...     Image.new("L", (40, 30), 200).save(root / name / "x.png")
+    >>> images, labels, names = read_image_folder(root, (1, 28, 28))
+    >>> images.shape, labels.tolist(), names
+    ((2, 1, 28, 28), [0, 1], ['a', 'b'])
+    """
+    check_choice(on_error, "on_error", ("skip", "raise"))
+    _check_shape(input_shape)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
+    class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    if not class_names:
+        raise ValueError(f"image folder {root} has no class sub-folders (one per class)")
+    images, labels = [], []
+    for label, name in enumerate(class_names):
+        files = sorted(
+            path
+            for path in (root / name).rglob("*")
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        )
+        for path in files:
+            try:
+                images.append(load_image(path, input_shape))
+            except ValueError as exc:
+                if on_error == "raise":
+                    raise
+                if report is not None:
+                    report(f"skipped {exc}")
+                continue
+            labels.append(label)
+    if not images:
+        raise ValueError(f"image folder {root} holds no readable images")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), class_names

@@ -1,0 +1,47 @@
+"""Training, evaluating and using architecture specs with PyTorch (CPU, CUDA, MPS, DDP).
+
+The names below are loaded on first use, so that importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "build_model",
+    "choose_device",
+    "demo_training",
+    "evaluate",
+    "load_checkpoint",
+    "load_model",
+    "predict",
+    "train",
+]
+
+_HOMES = {
+    "TrainConfig": "training",
+    "TrainResult": "training",
+    "TrainingError": "training",
+    "train": "training",
+    "build_model": "model",
+    "choose_device": "model",
+    "demo_training": "demo",
+    "evaluate": "evaluation",
+    "load_model": "evaluation",
+    "predict": "evaluation",
+    "load_checkpoint": "checkpoint",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        module = importlib.import_module(f"cnnkit.engines.{_HOMES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'cnnkit.engines' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

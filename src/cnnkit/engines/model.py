@@ -1,0 +1,140 @@
+"""PyTorch models from architecture specs, and the choice of device and precision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from cnnkit._validate import check_choice
+from cnnkit.arch import NUM_CLASSES, Architecture, parse_input_shape, trace
+
+__all__ = ["PRECISIONS", "autocast_dtype", "build_model", "choose_device", "resolve_precision"]
+
+#: Accepted values of ``precision``.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def build_model(
+    arch: Architecture, input_shape: Sequence[int], num_classes: int = 10
+) -> nn.Sequential:
+    """The PyTorch model of ``arch`` for inputs of ``input_shape`` (C, H, W).
+
+    Input channels and the input size of every linear layer are derived by tracing the shapes
+    (:func:`cnnkit.arch.trace`), which also refuses a spec whose shapes do not fit. Weights are
+    PyTorch's default initialisation drawn from the global RNG (seed it first).
+
+    Examples
+    --------
+    >>> from cnnkit.arch import load_architecture
+    >>> model = build_model(load_architecture("tutorial"), (1, 28, 28))
+    >>> sum(p.numel() for p in model.parameters())
+    3274634
+    """
+    input_shape = parse_input_shape(input_shape)
+    rows = trace(arch, input_shape, num_classes)
+    shapes = [input_shape] + [row.output_shape for row in rows[:-1]]
+    layers: list[nn.Module] = []
+    for layer, shape_in in zip(arch.layers, shapes, strict=True):
+        kind = layer["type"]
+        if kind == "conv2d":
+            layers.append(
+                nn.Conv2d(
+                    shape_in[0],
+                    layer["out_channels"],
+                    layer["kernel_size"],
+                    stride=layer["stride"],
+                    padding=layer["padding"],
+                    dilation=layer["dilation"],
+                    bias=layer["bias"],
+                )
+            )
+        elif kind in ("max_pool2d", "avg_pool2d"):
+            pool = nn.MaxPool2d if kind == "max_pool2d" else nn.AvgPool2d
+            layers.append(pool(layer["kernel_size"], layer["stride"], layer["padding"]))
+        elif kind == "linear":
+            out_features = layer["out_features"]
+            if out_features == NUM_CLASSES:
+                out_features = num_classes
+            layers.append(nn.Linear(shape_in[0], out_features, bias=layer["bias"]))
+        elif kind == "dropout":
+            layers.append(nn.Dropout(layer["p"]))
+        elif kind == "flatten":
+            layers.append(nn.Flatten())
+        else:
+            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[kind]())
+    return nn.Sequential(*layers)
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """``'auto'`` picks CUDA, then Apple MPS, then the CPU; otherwise the device named.
+
+    A device that is not available is refused with a clear message.
+
+    >>> choose_device("cpu")
+    device(type='cpu')
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"device must be a string, got {type(name).__name__}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but this machine has no usable CUDA GPU")
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s)"
+            )
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device 'mps' was asked for but Apple MPS is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
+    return device
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX), so autocast pays."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision actually used: ``'auto'`` becomes bf16 where the hardware computes it
+    natively (CUDA with bf16 support, CPUs with AVX-512 BF16 or AMX), fp16 on other CUDA GPUs
+    (with a gradient scaler), and fp32 elsewhere. An explicit choice is kept (fp16 runs on the
+    CPU too, slowly, which lets the GPU's gradient-scaler path be tested anywhere).
+
+    >>> resolve_precision("fp32", torch.device("cpu"))
+    'fp32'
+    """
+    check_choice(precision, "precision", PRECISIONS)
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and _cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision (None: no autocast)."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

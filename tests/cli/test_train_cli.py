@@ -1,0 +1,240 @@
+"""The summary, data, train, evaluate and predict commands, and each of their refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.cli import main
+from cnnkit.data import load_dataset, registry
+from cnnkit.engines.checkpoint import FORMAT
+
+SMALL = {
+    "name": "small",
+    "layers": [
+        {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"type": "max_pool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": "num_classes"},
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No downloads, a private cache, an empty system folder, two threads."""
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNKIT_DATA", raising=False)
+    monkeypatch.setattr(registry, "_SYSTEM_FOLDER", tmp_path / "system")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder trained through the command line (small network, one epoch)."""
+    folder = tmp_path_factory.mktemp("cli")
+    spec = folder / "small.json"
+    spec.write_text(json.dumps(SMALL))
+    status = main(["train", "--arch", str(spec), "--epochs", "1", "--train-limit", "1000",
+                   "--val-size", "200", "--quiet", "--out", str(folder / "run")])
+    assert status == 0
+    return folder / "run"
+
+
+def _refused(capsys, argv, *fragments):
+    """Run argv; it must exit with status 2 and print one 'cnnkit: error:' line naming
+    the fragments."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cnnkit: error: "), err
+    for fragment in fragments:
+        assert fragment in err[0], err[0]
+    return err[0]
+
+
+def test_summary_prints_rows_and_total(capsys):
+    """summary prints one row per layer and the tutorial's total."""
+    assert main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "total parameters: 3,274,634" in out
+    assert "64*7*7 = 3136" in out
+
+
+def test_summary_of_a_spec_file(capsys, tmp_path):
+    """summary reads a JSON spec and another input shape."""
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    assert main(["summary", "--arch", str(spec), "--input", "3x16x16", "--classes", "4"]) == 0
+    assert "6*3*3*3 + 6 = 168" in capsys.readouterr().out
+
+
+def test_summary_refusals(capsys):
+    """A spec that does not fit, a bad shape and an unknown arch are refused in one line."""
+    _refused(capsys, ["summary", "--input", "1x3x3"], "layer 5 (max_pool2d)")
+    _refused(capsys, ["summary", "--input", "28x28"], "input shape")
+    _refused(capsys, ["summary", "--arch", "vgg"], "'tutorial'")
+
+
+def test_data_list_and_info(capsys):
+    """data list names every data set; data info describes synthetic digits."""
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist" in out and "not on disk" in out and "synthetic-digits" in out
+    assert main(["data", "info", "synthetic-digits"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 12000 images, per class 1200..1200" in out
+
+
+def test_data_fetch_without_files_is_refused(capsys, tmp_path):
+    """Fetching a missing data set offline says where it looked and how to get it."""
+    _refused(capsys, ["data", "fetch", "mnist"], "not found", str(tmp_path / "system"),
+             "CNNKIT_OFFLINE")
+
+
+def test_data_info_of_unknown_dataset_is_refused(capsys):
+    """An unknown data set name is refused."""
+    _refused(capsys, ["data", "info", "cifar"], "dataset must be one of")
+
+
+def test_train_writes_a_run_folder(run_dir):
+    """train writes checkpoints, metrics, config and curves."""
+    names = sorted(p.name for p in run_dir.iterdir())
+    assert names == ["best.pt", "checkpoint.pt", "config.json", "curves.png", "metrics.csv"]
+
+
+def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):
+    """Without --quiet train prints a line per epoch; --resume --epochs trains on."""
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    out_dir = tmp_path / "run"
+    args = ["train", "--arch", str(spec), "--train-limit", "300", "--val-size", "0.1"]
+    assert main([*args, "--epochs", "1", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/1" in out and "test accuracy" in out
+    assert main(["train", "--resume", str(out_dir), "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1 of 2" in out and "epoch 2/2" in out
+
+
+def test_train_refusals(capsys, tmp_path, run_dir):
+    """Missing data, unwritable or existing output, a bad split and bad flags are refused."""
+    _refused(capsys, ["train", "--dataset", "mnist", "--out", str(tmp_path / "a")],
+             "dataset 'mnist' not found")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _refused(capsys, ["train", "--train-limit", "100", "--out", str(blocker / "run")])
+    _refused(capsys, ["train", "--out", str(run_dir)], "exists and is not empty")
+    _refused(capsys, ["train", "--val-size", "1.0", "--out", str(tmp_path / "b")],
+             "fraction must be in [0, 1)")
+    _refused(capsys, ["train", "--val-size", "12000", "--out", str(tmp_path / "c")],
+             "leave none to train on")
+    _refused(capsys, ["train", "--val-size", "many", "--out", str(tmp_path / "d")],
+             "--val-size")
+    _refused(capsys, ["train"], "--out RUN_DIR is needed")
+    _refused(capsys, ["train", "--resume", str(tmp_path / "none")], "no checkpoint")
+    _refused(capsys, ["train", "--resume", str(run_dir), "--out", str(tmp_path / "e")],
+             "leave out --out")
+    _refused(capsys, ["train", "--resume", str(run_dir), "--arch", "tutorial"],
+             "5-layer architecture ('small'), not 11 layers ('tutorial')")
+    _refused(capsys, ["train", "--device", "tpu", "--out", str(tmp_path / "f")], "device")
+    _refused(capsys, ["train", "--nproc", "0", "--out", str(tmp_path / "g")], "--nproc")
+
+
+def test_train_refuses_nan(capsys, run_dir, tmp_path):
+    """A diverging run stops with one clear line and exit status 2."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    _refused(capsys, ["train", "--resume", str(copy), "--epochs", "2", "--lr", "1e30"],
+             "NaN or infinite", "is kept")
+
+
+def test_evaluate_prints_report_and_saves_figure(capsys, run_dir, tmp_path):
+    """evaluate prints accuracy, the per-class table and the matrix, and writes the PNG."""
+    figure = tmp_path / "cm.png"
+    assert main(["evaluate", str(run_dir), "--device", "cpu", "--figure", str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "precision" in out and "confusion matrix" in out
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    _refused(capsys, ["evaluate", str(run_dir), "--figure", str(figure)], "exists")
+
+
+def test_evaluate_refusals(capsys, tmp_path, run_dir):
+    """Bad, foreign and code-carrying checkpoints, and missing data, are refused in one line."""
+    text = tmp_path / "text.pt"
+    text.write_text("not a checkpoint")
+    _refused(capsys, ["evaluate", str(text)], "not a readable checkpoint")
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "model": Payload()}, evil)
+    _refused(capsys, ["evaluate", str(evil)], "refused to load")
+    assert not (tmp_path / "pwned").exists()
+    _refused(capsys, ["evaluate", str(tmp_path / "missing.pt")], "no checkpoint")
+    _refused(capsys, ["evaluate", str(run_dir), "--dataset", "mnist", "--figure",
+                      str(tmp_path / "x.png")], "not found")
+
+
+def _digit_png(path, index=0):
+    image = load_dataset("synthetic-digits").test_images[index, 0]
+    Image.fromarray(255 - image).resize((56, 56)).save(path)
+    return path
+
+
+def test_predict_text_and_json(capsys, run_dir, tmp_path):
+    """predict prints top-k classes per image, and --json gives the same as data."""
+    image = _digit_png(tmp_path / "d.png")
+    assert main(["predict", str(run_dir / "best.pt"), str(image), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image} (inverted): ") and line.count("%") == 2
+    assert main(["predict", str(run_dir), str(image), "--json", "--invert", "no"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["inverted"] is False and len(data[0]["top"]) == 3
+    probabilities = [entry["probability"] for entry in data[0]["top"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_predict_refusals(capsys, run_dir, tmp_path):
+    """A broken image, a missing image and a bad checkpoint are refused in one line."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"garbage")
+    _refused(capsys, ["predict", str(run_dir), str(broken)], "broken.png")
+    _refused(capsys, ["predict", str(run_dir), str(tmp_path / "none.png")], "none.png")
+    _refused(capsys, ["predict", str(broken), str(broken)], "not a readable checkpoint")
+    _refused(capsys, ["predict", str(run_dir), str(broken), "--top", "0"], "top_k")
+
+
+def test_image_folder_training(capsys, tmp_path):
+    """train accepts imagefolder:PATH with --input, skipping a broken file with a report."""
+    rng = np.random.default_rng(0)
+    for name in ("bright", "dark"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for index in range(30):
+            level = 200 if name == "bright" else 40
+            pixels = np.clip(rng.normal(level, 20, (12, 12, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / name / f"{index}.png")
+    (tmp_path / "imgs" / "dark" / "bad.png").write_bytes(b"x")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    status = main(["train", "--dataset", f"imagefolder:{tmp_path / 'imgs'}", "--input",
+                   "3x8x8", "--arch", str(spec), "--epochs", "2", "--val-size", "10",
+                   "--out", str(tmp_path / "run")])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "skipped cannot read image" in out and "bad.png" in out
+    _refused(capsys, ["train", "--dataset", f"imagefolder:{tmp_path / 'imgs'}", "--on-error",
+                      "raise", "--out", str(tmp_path / "run2")], "bad.png")

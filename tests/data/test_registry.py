@@ -1,0 +1,227 @@
+"""Data set lookup order and the verified download, against a local HTTP server only."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+
+import numpy as np
+import pytest
+
+from cnnkit.data import load_dataset, registry
+from cnnkit.data.idx import write_idx
+from cnnkit.data.registry import (
+    IDX_DATASETS,
+    DatasetNotFoundError,
+    DownloadError,
+    download,
+    fetch,
+    locate,
+    search_folders,
+)
+
+PAYLOAD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x04abcd", mtime=0)
+GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves /good (the payload), /corrupt (altered bytes) and /dropped (cut half-way)."""
+
+    def do_GET(self):
+        if self.path.endswith("/good") or self.path.startswith("/mirror/"):
+            body = self.server.files.get(self.path, PAYLOAD)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path.endswith("/corrupt"):
+            body = bytes(reversed(PAYLOAD))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path.endswith("/dropped"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1 in a thread; yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.files = {}
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Cache, environment and system folder all pointed into tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNKIT_DATA", raising=False)
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    monkeypatch.setattr(registry, "_SYSTEM_FOLDER", tmp_path / "system")
+    return tmp_path
+
+
+def _write_set(folder, count=20, compress=True, seed=0):
+    """Four small IDX files named like MNIST's in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if compress else ""
+    for prefix in ("train", "t10k"):
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}",
+                  rng.integers(0, 256, (count, 28, 28), dtype=np.uint8), compress=compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}",
+                  (np.arange(count) % 10).astype(np.uint8), compress=compress)
+
+
+def test_good_download_is_verified_and_renamed(server, tmp_path):
+    """A complete download with the right digest ends up under its final name, nothing else."""
+    _, base = server
+    target = tmp_path / "d" / "file.gz"
+    download(f"{base}/good", target, GOOD_SHA)
+    assert target.read_bytes() == PAYLOAD
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.gz"]
+
+
+def test_wrong_checksum_leaves_no_file(server, tmp_path):
+    """A download with the wrong digest is refused and leaves nothing behind."""
+    _, base = server
+    target = tmp_path / "d" / "file.gz"
+    with pytest.raises(DownloadError, match=r"has SHA-256 .* expected"):
+        download(f"{base}/corrupt", target, GOOD_SHA)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_dropped_connection_leaves_no_file(server, tmp_path):
+    """A connection dropped half-way is reported and leaves neither the file nor a part file."""
+    _, base = server
+    target = tmp_path / "d" / "file.gz"
+    with pytest.raises(DownloadError, match=r"cut short|interrupted"):
+        download(f"{base}/dropped", target, GOOD_SHA, timeout=5)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_unreachable_server_is_reported(tmp_path):
+    """A refused connection is a DownloadError naming the URL."""
+    with pytest.raises(DownloadError, match=r"could not download http://127\.0\.0\.1:9/x"):
+        download("http://127.0.0.1:9/x", tmp_path / "x", GOOD_SHA, timeout=5)
+
+
+def test_fetch_downloads_into_the_cache_from_a_mirror(server, isolated, monkeypatch):
+    """fetch downloads all four files into the user cache, each verified, then finds them."""
+    httpd, base = server
+    folder = isolated / "source"
+    _write_set(folder)
+    files = []
+    for path in sorted(folder.iterdir()):
+        data = path.read_bytes()
+        httpd.files[f"/mirror/{path.name}"] = data
+        files.append(registry.DataFile(path.name, hashlib.sha256(data).hexdigest()))
+    spec = IDX_DATASETS["mnist"]
+    fake = registry.IdxDataset("mnist", *_ordered(files), mirrors=(f"{base}/mirror/",),
+                               class_names=spec.class_names)
+    monkeypatch.setitem(IDX_DATASETS, "mnist", fake)
+    found = fetch("mnist")
+    assert all(path.parent == isolated / "cache" / "cnnkit" / "mnist" for path in found.values())
+    data = load_dataset("mnist")
+    assert data.train_images.shape == (20, 1, 28, 28)
+
+
+def _ordered(files):
+    by_name = {f.name: f for f in files}
+    return [by_name[f"{p}-{k}-idx{d}-ubyte.gz"] for p, k, d in
+            (("train", "images", 3), ("train", "labels", 1), ("t10k", "images", 3),
+             ("t10k", "labels", 1))]
+
+
+def test_fetch_with_a_corrupting_mirror_keeps_nothing(server, isolated, monkeypatch):
+    """When every mirror serves wrong bytes, fetch fails and the cache holds no data file."""
+    _, base = server
+    spec = IDX_DATASETS["mnist"]
+    monkeypatch.setitem(
+        IDX_DATASETS, "mnist",
+        registry.IdxDataset("mnist", *spec.files, mirrors=(f"{base}/corrupt?",),
+                            class_names=spec.class_names),
+    )
+    with pytest.raises(DatasetNotFoundError, match="the download failed"):
+        fetch("mnist")
+    cache = isolated / "cache" / "cnnkit" / "mnist"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_lookup_order(isolated, monkeypatch):
+    """--data-dir wins over $CNNKIT_DATA, which wins over the cache, which wins over the system."""
+    places = {
+        "dir": isolated / "given",
+        "env": isolated / "env" / "mnist",
+        "cache": isolated / "cache" / "cnnkit" / "mnist",
+        "system": isolated / "system" / "mnist",
+    }
+    monkeypatch.setenv("CNNKIT_DATA", str(isolated / "env"))
+    assert search_folders("mnist", places["dir"]) == list(places.values())
+    for name in reversed(list(places)):
+        _write_set(places[name], compress=name != "env")
+        expected = places[name]
+        data_dir = places["dir"] if name == "dir" else None
+        found = locate("mnist", data_dir)
+        assert {path.parent for path in found.values()} == {expected}, name
+
+
+def test_plain_and_gzip_files_are_both_found(isolated):
+    """Uncompressed IDX files are found as well as .gz ones."""
+    _write_set(isolated / "plain", compress=False)
+    found = locate("mnist", isolated / "plain")
+    assert all(not path.name.endswith(".gz") for path in found.values())
+
+
+def test_an_incomplete_folder_is_passed_over(isolated):
+    """A folder missing one of the four files is not used."""
+    _write_set(isolated / "given")
+    (isolated / "given" / "t10k-labels-idx1-ubyte.gz").unlink()
+    _write_set(isolated / "system" / "mnist")
+    found = locate("mnist", isolated / "given")
+    assert {path.parent for path in found.values()} == {isolated / "system" / "mnist"}
+
+
+def test_missing_dataset_message_lists_folders_and_hint(isolated, monkeypatch):
+    """Without files and downloads, the message says where files were looked for and how to
+    get them."""
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    with pytest.raises(DatasetNotFoundError) as info:
+        fetch("fashion-mnist", isolated / "given")
+    message = str(info.value)
+    assert str(isolated / "given") in message and str(isolated / "system") in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "CNNKIT_OFFLINE" in message
+
+
+def test_unknown_dataset_is_refused():
+    """Only the registered IDX data sets can be fetched."""
+    with pytest.raises(ValueError, match="'mnist', 'fashion-mnist'"):
+        fetch("cifar10")
+
+
+def test_registry_digests_are_sha256_hex():
+    """Every registered file has a 64-digit hex SHA-256 digest and an official .gz name."""
+    for spec in IDX_DATASETS.values():
+        for data_file in spec.files:
+            assert len(data_file.sha256) == 64
+            int(data_file.sha256, 16)
+            assert data_file.name.endswith("-ubyte.gz")

@@ -1,0 +1,192 @@
+"""The training loop: determinism, run folder, divergence, resume, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from cnnkit.engines.checkpoint import load_checkpoint
+from cnnkit.engines.training import TrainConfig, TrainingError, pixel_statistics, train
+
+
+def _config(arch, **kw):
+    args = {"dataset": "synthetic-digits", "arch": arch, "epochs": 2, "batch_size": 64,
+            "val_size": 200, "train_limit": 640, "seed": 3}
+    args.update(kw)
+    return TrainConfig(**args)
+
+
+def _weights(run_dir):
+    return load_checkpoint(run_dir)["model"]
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_identical_weights(small_arch, tmp_path):
+    """Two runs with the same seed on the CPU end with bit-identical weights; another seed
+    does not."""
+    train(_config(small_arch), tmp_path / "a", evaluate_test=False)
+    train(_config(small_arch), tmp_path / "b", evaluate_test=False)
+    train(_config(small_arch, seed=4), tmp_path / "c", evaluate_test=False)
+    assert _equal(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    assert not _equal(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+def test_run_folder_holds_metrics_config_checkpoints_and_curves(small_arch, tmp_path):
+    """A run writes config.json, one metrics row per epoch, both checkpoints and the curves."""
+    result = train(_config(small_arch, epochs=3), tmp_path / "run")
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.pt", "checkpoint.pt", "config.json", "curves.png", "metrics.csv"]
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    state = load_checkpoint(run)
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    best = load_checkpoint(run, best=True)
+    assert best["best_accuracy"] == max(r["val_accuracy"] for r in result.history)
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.test_accuracy is not None and 0 <= result.test_accuracy <= 1
+
+
+def test_streaming_and_resident_paths_train_identically(small_arch, tmp_path):
+    """The streaming loader gives the same final weights as the resident one."""
+    train(_config(small_arch, epochs=1, loader="resident"), tmp_path / "a", evaluate_test=False)
+    train(_config(small_arch, epochs=1, loader="stream"), tmp_path / "b", evaluate_test=False)
+    assert _equal(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"precision": "fp32", "channels_last": False, "fused_optimizer": False},
+        {"precision": "bf16", "channels_last": True, "fused_optimizer": True},
+        {"warmup_epochs": 0.5, "schedule": "cosine", "lr_scaling": "sqrt", "batch_size": 128},
+    ],
+)
+def test_speed_options_learn_on_the_cpu(small_arch, tmp_path, options):
+    """Every precision, memory-format and schedule option runs on the CPU and learns."""
+    result = train(_config(small_arch, epochs=2, train_limit=1500, **options), tmp_path / "r")
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[-1]["val_accuracy"] > 0.2  # chance is 0.1
+
+
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(small_arch, tmp_path):
+    """A NaN/inf loss stops the run with a clear message; the checkpoint of the last good
+    epoch stays."""
+    run = tmp_path / "run"
+    train(_config(small_arch, epochs=1), run, evaluate_test=False)
+    before = _weights(run)
+    with pytest.raises(TrainingError, match=r"NaN or infinite in epoch 2; the checkpoint of "
+                                            r"epoch 1 .* is kept"):
+        train(_config(small_arch, epochs=2, lr=1e30), run, resume=True)
+    state = load_checkpoint(run)
+    assert state["epoch"] == 1 and _equal(state["model"], before)
+
+
+def test_resume_continues_exactly(small_arch, tmp_path):
+    """Training 1 epoch, then resuming to 2, equals training 2 epochs straight."""
+    train(_config(small_arch, epochs=2), tmp_path / "straight", evaluate_test=False)
+    train(_config(small_arch, epochs=1), tmp_path / "split", evaluate_test=False)
+    train(_config(small_arch, epochs=2), tmp_path / "split", resume=True, evaluate_test=False)
+    assert _equal(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+    rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
+def test_resume_with_another_architecture_is_refused(small_arch, tmp_path):
+    """Resuming with a different architecture names the difference."""
+    train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
+    with pytest.raises(ValueError, match=r"differs in layer 0"):
+        train(_config("tutorial", epochs=2), tmp_path / "run", resume=True)
+
+
+def test_existing_output_is_not_overwritten(small_arch, tmp_path):
+    """A non-empty output folder is refused unless overwrite is given."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        train(_config(small_arch, epochs=1), tmp_path / "run")
+    train(_config(small_arch, epochs=1), tmp_path / "run", overwrite=True, evaluate_test=False)
+    assert (tmp_path / "run" / "keep.txt").read_text() == "mine"
+
+
+def test_resume_without_checkpoint_is_refused(small_arch, tmp_path):
+    """Resuming a folder without a checkpoint is refused."""
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(_config(small_arch), tmp_path, resume=True)
+
+
+def test_validation_as_large_as_training_set_is_refused(small_arch, tmp_path):
+    """A validation split that leaves nothing to train on is refused."""
+    with pytest.raises(ValueError, match="leave none to train on"):
+        train(_config(small_arch, val_size=12000, train_limit=None), tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"precision": "fp8"}, "precision must be one of"),
+        ({"loader": "fast"}, "loader must be one of"),
+        ({"schedule": "step"}, "schedule must be one of"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"input_shape": "28x28"}, "input shape"),
+    ],
+)
+def test_bad_config_is_refused(options, message):
+    """Each bad configuration value is refused with its name."""
+    with pytest.raises(ValueError, match=message):
+        _config("tutorial", **options)
+
+
+def test_config_of_wrong_type_is_refused(tmp_path):
+    """train needs a TrainConfig."""
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train({"epochs": 1}, tmp_path)
+
+
+def test_pixel_statistics_match_numpy():
+    """Histogram-based mean and std equal numpy's on the same pixels."""
+    rng = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (50, 1, 7, 7), generator=rng, dtype=torch.uint8).numpy()
+    mean, std = pixel_statistics(pixels)
+    scaled = pixels / 255.0
+    assert mean == pytest.approx(scaled.mean(), rel=1e-12)
+    assert std == pytest.approx(scaled.std(), rel=1e-12)
+
+
+def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
+    """The float16 path (autocast plus gradient scaler, as on older GPUs) trains on the CPU,
+    stores the scaler in the checkpoint and resumes from it."""
+    run = tmp_path / "run"
+    first = train(_config(small_arch, epochs=1, precision="fp16"), run, evaluate_test=False)
+    assert first.precision == "fp16"
+    state = load_checkpoint(run)
+    assert state["scaler"]["scale"] > 0
+    result = train(_config(small_arch, epochs=2, precision="fp16"), run, resume=True)
+    assert len(result.history) == 2 and result.history[-1]["train_loss"] < 2.3
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, tmp_path):
+    """With torch.compile the model learns like the eager one, and the checkpoint holds plain
+    weights that load into an uncompiled model."""
+    from cnnkit.engines.evaluation import load_model
+
+    eager = train(_config(small_arch, epochs=2, precision="fp32"), tmp_path / "eager",
+                  evaluate_test=False)
+    compiled = train(_config(small_arch, epochs=2, precision="fp32", compile=True),
+                     tmp_path / "compiled", evaluate_test=False)
+    for row_eager, row_compiled in zip(eager.history, compiled.history, strict=True):
+        assert row_compiled["train_loss"] == pytest.approx(row_eager["train_loss"], rel=0.02)
+    model, _ = load_model(tmp_path / "compiled")
+    assert not any("_orig_mod" in name for name, _ in model.named_parameters())
