@@ -37,7 +37,7 @@ def image_rows(quick: bool) -> list[str]:
             kernel = rng.standard_normal((k, k))
             flipped = np.ascontiguousarray(kernel[::-1, ::-1])
             macs = size * size * k * k
-            ours = best_time(cnnkit.convolve2d, image, kernel, "same", repeats=9)
+            ours = best_time(cnnkit.convolve2d, image, kernel, "same", repeats=25)
             loop = (
                 best_time(reference.convolve2d_loop, image, kernel, repeats=2)
                 if size * size <= 512 * 512 and k <= 5
@@ -48,9 +48,9 @@ def image_rows(quick: bool) -> list[str]:
                 if macs / 1e9 < SLOW_LIMIT
                 else None
             )
-            ndimage = best_time(scipy.ndimage.convolve, image, kernel, None, "constant", repeats=9)
+            ndimage = best_time(scipy.ndimage.convolve, image, kernel, None, "constant", repeats=25)
             opencv = best_time(
-                cv2.filter2D, image, -1, flipped, None, (-1, -1), 0, cv2.BORDER_CONSTANT, repeats=9
+                cv2.filter2D, image, -1, flipped, None, (-1, -1), 0, cv2.BORDER_CONSTANT, repeats=25
             )
             rows.append(
                 f"| {size}² | {k}×{k} | {format_ms(ours)} | {format_ms(loop)} "
