@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.arch import Architecture, load_architecture, parse_input_shape
+from cnnkit.arch import load_architecture, parse_input_shape
 from cnnkit.data import load_dataset, resolve_val_size
 from cnnkit.engines import distributed
 from cnnkit.engines.checkpoint import (
@@ -600,8 +600,3 @@ def _progress_bar(enabled: bool, total: int, epoch: int, epochs: int):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="img", leave=False)
-
-
-def architecture_of(model_info: dict) -> Architecture:
-    """The architecture stored in a checkpoint's model description."""
-    return load_architecture(model_info["arch"])
