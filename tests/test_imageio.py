@@ -3,6 +3,8 @@ tests generate with Pillow (and OpenCV for a 16-bit colour PNG)."""
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 import pytest
@@ -309,6 +311,14 @@ def test_write_uint8_and_gray_alpha_png_exactly(tmp_path, rng):
         np.testing.assert_array_equal(pillow_pixels(path), array)
 
 
+@pytest.mark.parametrize(("bit_depth", "scale"), [(8, 255), (16, 65535)])
+def test_write_boolean_mask_as_black_and_white(tmp_path, rng, bit_depth, scale):
+    """A boolean mask is written as 0 and the bit depth's white."""
+    mask = rng.random((5, 6)) > 0.5
+    path = write_image(tmp_path / "mask.png", mask, bit_depth=bit_depth)
+    np.testing.assert_array_equal(pillow_pixels(path), mask * scale)
+
+
 def test_write_jpeg_is_close(tmp_path):
     """JPEG output of a smooth colour image at quality 95 is close to the input."""
     ramp = np.linspace(0.1, 0.9, 16)
@@ -387,3 +397,31 @@ def test_write_refuses_bad_input(tmp_path, name, image, kwargs, error, match):
     with pytest.raises(error, match=match):
         write_image(tmp_path / name, image, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("file_format", "options"),
+    [("PNG", {}), ("JPEG", {}), ("BMP", {}), ("TIFF", {}), ("GIF", {}), ("WEBP", {}),
+     ("TIFF", {"compression": "tiff_deflate"})],
+)
+def test_damaged_files_give_an_image_or_a_value_error(tmp_path, file_format, options):
+    """Files with random bytes changed or cut off either still decode or are refused with
+    ValueError: no other exception type and no warning escapes (warnings are errors here)."""
+    rng = np.random.default_rng(31)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels(rng, (24, 30, 3))).save(buffer, format=file_format, **options)
+    original = buffer.getvalue()
+    path = tmp_path / f"damaged.{file_format.lower()}"
+    refused = 0
+    for trial in range(40):
+        data = bytearray(original)
+        for position in rng.integers(0, len(data), size=rng.integers(1, 6)):
+            data[position] = rng.integers(0, 256)
+        if trial % 3 == 0:
+            data = data[: rng.integers(1, len(data))]
+        path.write_bytes(bytes(data))
+        try:
+            assert read_image(path).ndim in (2, 3)
+        except ValueError:
+            refused += 1
+    assert refused > 0

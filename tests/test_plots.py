@@ -67,6 +67,10 @@ def test_filter_figure_panels_and_titles():
     assert [axes.get_title() for axes in figure.axes] == ["Original image", "blur", "edges"]
     np.testing.assert_array_equal(panel_data(figure.axes[1]), blurred)
     assert figure.get_suptitle() == "demo"
+    # Images and blurs keep the 0..1 scale; signed edges are stretched to their own range.
+    assert figure.axes[1].images[0].get_clim() == (0.0, 1.0)
+    edges = sobel(ramp, 1)
+    assert figure.axes[2].images[0].get_clim() == (edges.min(), edges.max())
 
 
 def test_filter_figure_refuses_empty_or_bad_panels():

@@ -11,6 +11,7 @@ from cnnkit.filters import (
     sobel,
     sobel_kernel,
 )
+from cnnkit.imageio import read_image, write_image
 from cnnkit.ops import (
     PADDING_MODES,
     avg_pool2d,
@@ -55,7 +56,9 @@ __all__ = [
     "output_shape",
     "output_size",
     "pad",
+    "read_image",
     "resolve_padding",
     "sobel",
     "sobel_kernel",
+    "write_image",
 ]

@@ -207,7 +207,11 @@ def read_image(
     if path.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, not an image file")
 
-    with _pillow_limit_off():
+    corrupt = f"{str(path)!r} is truncated or corrupt and cannot be decoded"
+    with _pillow_limit_off(), warnings.catch_warnings():
+        # Pillow warns about damaged metadata (EXIF blocks, TIFF tags) that it skips; whether
+        # the file is usable is decided by decoding its pixels below.
+        warnings.simplefilter("ignore", UserWarning)
         try:
             pil_image = Image.open(path, formats=READ_FORMATS)
         except UnidentifiedImageError:
@@ -215,6 +219,10 @@ def read_image(
                 f"{str(path)!r} is not an image file that cnnkit can read "
                 f"(readable: {', '.join(READ_FORMATS)})"
             ) from None
+        except PermissionError:
+            raise
+        except (OSError, SyntaxError, EOFError, ValueError) as exc:
+            raise ValueError(f"{corrupt} ({exc})") from None
         with pil_image:
             columns, rows = pil_image.size
             if limit is not None and rows * columns > limit:
@@ -225,16 +233,11 @@ def read_image(
                     f"(command line: --max-pixels {rows * columns})"
                 )
             try:
-                with warnings.catch_warnings():
-                    # A broken EXIF block is not worth failing for: the pixels still load.
-                    warnings.simplefilter("ignore", UserWarning)
-                    pil_image.load()
-                    oriented = ImageOps.exif_transpose(pil_image)
-                array = _pixels_to_float(oriented)
-            except (OSError, SyntaxError, EOFError) as exc:
-                raise ValueError(
-                    f"{str(path)!r} is truncated or corrupt and cannot be decoded ({exc})"
-                ) from None
+                pil_image.load()
+                oriented = ImageOps.exif_transpose(pil_image)
+            except (OSError, SyntaxError, EOFError, ValueError) as exc:
+                raise ValueError(f"{corrupt} ({exc})") from None
+            array = _pixels_to_float(oriented)
 
     if color == "gray" and array.ndim == 3:
         # RGB(A) to luma; gray + alpha keeps the gray.
@@ -319,9 +322,9 @@ def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
             )
         peak = 255 if bit_depth == 8 else 65535
         return np.rint(array * peak).astype(np.uint8 if bit_depth == 8 else np.uint16)
-    if array.dtype.kind == "b":
-        return array.astype(np.uint8) * (255 if bit_depth == 8 else 65535)
     peak = 255 if bit_depth == 8 else 65535
+    if array.dtype.kind == "b":
+        return array.astype(np.uint8 if bit_depth == 8 else np.uint16) * peak
     if array.min() < 0 or array.max() > peak:
         raise ValueError(
             f"integer pixel values must lie in [0, {peak}] for {bit_depth}-bit output, got "

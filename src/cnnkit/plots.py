@@ -38,9 +38,20 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def _panel_row(count: int, image_shape: tuple[int, ...]) -> Figure:
+    """A figure for ``count`` image panels side by side, 4 inches wide each, shaped like them."""
+    rows, columns = image_shape[:2]
+    panel_height = min(12.0, max(1.5, 4.0 * rows / columns))
+    return _new_figure(4.0 * count, panel_height + 0.4)
+
+
 def _show_image(axes: object, image: np.ndarray, title: str) -> None:
+    """Colour clipped to [0, 1]; gray on the fixed 0..1 scale when it lies within it (images,
+    blurs), otherwise stretched from its smallest to its largest value (edges)."""
     if image.ndim == 3:
         axes.imshow(np.clip(image if image.shape[2] != 2 else image[:, :, 0], 0.0, 1.0))
+    elif image.min() >= 0.0 and image.max() <= 1.0:
+        axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
     else:
         axes.imshow(image, cmap="gray")
     axes.set_title(title)
@@ -50,8 +61,18 @@ def _show_image(axes: object, image: np.ndarray, title: str) -> None:
 def save_figure(
     figure: Figure, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 100
 ) -> Path:
-    """Save ``figure`` as a PNG file at ``path``, atomically; refuse to replace a file unless
-    ``overwrite``.
+    """Save ``figure`` as a PNG file at ``path``, atomically.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        Any figure, for example from :func:`edge_figure`.
+    path : str or os.PathLike
+        Ends in ``.png``; its folder must exist.
+    overwrite : bool
+        Replace an existing file; without it an existing file is refused.
+    dpi : int
+        Resolution: the PNG has ``figsize * dpi`` pixels.
 
     Returns
     -------
@@ -83,8 +104,9 @@ def edge_figure(
 
     Colour images are converted to gray (ITU-R BT.601 luma) first. The edge panels are
     :func:`cnnkit.filters.sobel` along the columns ("sobel-x") and rows ("sobel-y") and their
-    magnitude, shown with the gray colour map stretched from the smallest to the largest
-    value, so that 0 is mid-gray in the signed panels when the responses are symmetric.
+    magnitude. The image is shown on the fixed 0..1 gray scale; the edge panels are stretched
+    from their smallest to their largest value, so that 0 is mid-gray in the signed panels when
+    the responses are symmetric.
 
     Parameters
     ----------
@@ -121,7 +143,7 @@ def edge_figure(
         "Horizontal edges (sobel-y)": horizontal,
         "Edge magnitude": np.hypot(vertical, horizontal),
     }
-    figure = _new_figure(4 * len(panels), 4.4)
+    figure = _panel_row(len(panels), gray.shape)
     for axes, (title, panel) in zip(figure.subplots(1, len(panels)), panels.items(), strict=True):
         _show_image(axes, panel, title)
     return figure
@@ -132,8 +154,23 @@ def filter_figure(
 ) -> Figure:
     """An image next to filtered versions of it, one panel each, titled by the mapping's keys.
 
-    Colour panels are shown clipped to [0, 1]; gray panels are stretched from their smallest to
-    their largest value.
+    Colour panels are shown clipped to [0, 1]. Gray panels whose values lie in [0, 1] (images,
+    blurs) are shown on that fixed scale, so that a blur visibly lowers the contrast; others
+    (edge responses) are stretched from their smallest to their largest value.
+
+    Parameters
+    ----------
+    image : array_like
+        The original, ``(H, W)`` or ``(H, W, C)``.
+    filtered : mapping of str to array_like
+        Panel title -> filtered image.
+    title : str, optional
+        A title over all panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row of panels, the original first.
 
     Examples
     --------
@@ -150,7 +187,7 @@ def filter_figure(
     panels = {"Original image": as_float_array(image, "image", ndims=(2, 3))}
     for name, panel in filtered.items():
         panels[str(name)] = as_float_array(panel, f"filtered[{name!r}]", ndims=(2, 3))
-    figure = _new_figure(4 * len(panels), 4.4)
+    figure = _panel_row(len(panels), panels["Original image"].shape)
     row_of_axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axes, (name, panel) in zip(row_of_axes, panels.items(), strict=True):
         _show_image(axes, panel, name)
@@ -168,6 +205,18 @@ def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
 
     Positive weights are red, negative blue, zero white. Numbers are written for kernels of up
     to 15 × 15.
+
+    Parameters
+    ----------
+    kernel : array_like
+        A 2-D kernel.
+    title : str, optional
+        Default: the kernel's size.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One heat map with a colour bar.
 
     Examples
     --------
@@ -200,6 +249,20 @@ def padding_windows(n: int, kernel_size: int, padding: object) -> list[tuple[int
 
     Positions below 0 or above ``n - 1`` are padding.
 
+    Parameters
+    ----------
+    n : int
+        Input length.
+    kernel_size : int
+        Window length.
+    padding : int, (int, int) or {'full', 'same', 'valid'}
+        As in :func:`cnnkit.shapes.output_size`.
+
+    Returns
+    -------
+    list of (int, int)
+        One ``(first, last)`` pair per output position.
+
     Examples
     --------
     >>> padding_windows(4, 3, "valid")
@@ -220,6 +283,18 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
     One panel per padding ('full', 'same', and 'valid' when the kernel fits). Input cells are
     drawn in a row at the top (padding cells dashed, holding 0); each output below is a bar
     spanning its window, labelled with its index, so the number of bars is the output size.
+
+    Parameters
+    ----------
+    n : int
+        Input length, 1 to 40.
+    kernel_size : int
+        Kernel length, 1 to 40.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per padding name, stacked.
 
     Examples
     --------

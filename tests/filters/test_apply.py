@@ -31,7 +31,8 @@ from cnnkit.filters import (
     step_edge,
     to_uint8,
 )
-from cnnkit.filters.apply import _filter
+from cnnkit.filters import apply as apply_module
+from cnnkit.filters.apply import _filter, _one_fft_is_cheaper
 
 #: cnnkit padding_mode -> scipy.ndimage mode (note: ndimage's 'reflect' is cnnkit's 'symmetric').
 NDIMAGE_MODE = {
@@ -154,6 +155,25 @@ def test_results_are_never_clipped():
     assert sharpen(image).max() > 1.0 and sharpen(image).min() < 0.0
 
 
+@pytest.mark.parametrize("strip_elements", [1, 40, 100])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("mode", ["correlate", "convolve"])
+def test_strips_give_the_same_result(monkeypatch, strip_elements, padding_mode, mode):
+    """Large images run in strips of rows; tiny strips (down to one row) still match ndimage
+    for dense and rank-1 kernels with even and odd sides."""
+    monkeypatch.setattr(apply_module, "STRIP_ELEMENTS", strip_elements)
+    rng = np.random.default_rng(22)
+    image = random_image(rng, 23, 17, 2)
+    reference = ndi.correlate if mode == "correlate" else ndi.convolve
+    for kernel in (rng.standard_normal((4, 3)),
+                   np.outer(rng.standard_normal(5), rng.standard_normal(2))):
+        origin = [-1 if size % 2 == 0 else 0 for size in kernel.shape] + [0]
+        expected = reference(image, kernel[:, :, None], mode=NDIMAGE_MODE[padding_mode],
+                             origin=origin)
+        actual = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
+        assert_close(actual, expected)
+
+
 # --- Separable kernels ---------------------------------------------------------------------
 
 
@@ -198,6 +218,34 @@ def test_two_passes_equal_one_2d_pass(padding_mode, mode):
     one_pass = _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
     two_passes = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
     assert_close(two_passes, one_pass, tolerance=1e-12)
+
+
+def test_cost_model_sends_large_separable_kernels_to_one_fft():
+    """Short kernels run as two passes; a 65-wide Gaussian on 2048² is predicted cheaper as one
+    FFT, and so is a 65-wide one on a 200² image, which must still match ndimage and OpenCV."""
+    assert not _one_fft_is_cheaper((2048, 2048), (3, 3))
+    assert not _one_fft_is_cheaper((2048, 2048), (25, 25))
+    assert _one_fft_is_cheaper((2048, 2048), (65, 65))
+    assert _one_fft_is_cheaper((200, 200), (65, 65))
+    image = random_image(np.random.default_rng(21), 200, 200)
+    expected = ndi.gaussian_filter(image, 8.0, mode="mirror")
+    assert_close(gaussian_blur(image, 8.0), expected)
+    expected = cv2.GaussianBlur(image, (65, 65), sigmaX=8.0, sigmaY=8.0,
+                                borderType=cv2.BORDER_REPLICATE)
+    assert_close(gaussian_blur(image, 8.0, padding_mode="replicate"), expected)
+    convolved = filter_image(image, np.outer(np.arange(65.0), np.ones(65)), mode="convolve")
+    expected = ndi.convolve(image, np.outer(np.arange(65.0), np.ones(65)), mode="mirror")
+    assert_close(convolved, expected)
+
+
+def test_nan_stays_local_even_where_fft_would_be_cheaper():
+    """A NaN spreads only over its (2r+1)² window: such data never takes the FFT branch."""
+    image = np.zeros((200, 200))
+    image[75, 75] = np.nan
+    blurred = gaussian_blur(image, 8.0)  # radius 32
+    expected_nan = np.zeros((200, 200), dtype=bool)
+    expected_nan[75 - 32 : 75 + 33, 75 - 32 : 75 + 33] = True
+    np.testing.assert_array_equal(np.isnan(blurred), expected_nan)
 
 
 # --- Gradients -----------------------------------------------------------------------------
@@ -440,6 +488,13 @@ def test_filter_image_refuses_bad_images(image, error, match):
     """Wrong dimensions, too many channels, empty and non-real images are refused."""
     with pytest.raises(error, match=match):
         filter_image(image, "box")
+
+
+def test_reflection_wider_than_the_image_is_refused():
+    """A reflect border cannot be wider than the image allows: a 17-wide Gaussian on 5 pixels."""
+    with pytest.raises(ValueError, match="padding_mode='reflect' can pad at most 4"):
+        gaussian_blur(np.zeros((5, 5)), 2.0)
+    assert gaussian_blur(np.zeros((5, 5)), 2.0, padding_mode="zeros").shape == (5, 5)
 
 
 def test_filter_image_refuses_bad_mode_and_padding_mode():

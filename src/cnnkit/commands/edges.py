@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnkit.plots import edge_figure, save_figure
 
-    image = load_input(args, default_sample="grid")
+    image = load_input(args, default_sample="grid", gray=True)
     figure = edge_figure(
         image,
         size=args.size,

@@ -44,8 +44,11 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool
     )
 
 
-def load_input(args: argparse.Namespace, *, default_sample: str | None = None) -> np.ndarray:
-    """The image named by IMAGE or --sample, as float64 in [0, 1]."""
+def load_input(
+    args: argparse.Namespace, *, default_sample: str | None = None, gray: bool = False
+) -> np.ndarray:
+    """The image named by IMAGE or --sample, as float64 in [0, 1] (gray with ``--gray`` or
+    ``gray=True``)."""
     from cnnkit.filters import sample_image
     from cnnkit.imageio import read_image
 
@@ -59,7 +62,7 @@ def load_input(args: argparse.Namespace, *, default_sample: str | None = None) -
         return sample_image(sample, size)
     return read_image(
         args.image,
-        color="gray" if args.gray else "keep",
+        color="gray" if args.gray or gray else "keep",
         size=tuple(args.resize) if args.resize else None,
         max_pixels=args.max_pixels,
     )

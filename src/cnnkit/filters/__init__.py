@@ -131,7 +131,7 @@ def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
     image = grid_lines(128)
-    blurred = {f"Gaussian blur, sigma {sigma:g}": gaussian_blur(image, sigma)
+    blurred = {f"sigma = {sigma:g}": gaussian_blur(image, sigma)
                for sigma in DEMO_SIGMAS}
     figures = {
         "edges.png": edge_figure(image),

@@ -8,17 +8,21 @@ signal primitives :func:`cnnkit.ops.correlate2d` / :func:`cnnkit.ops.convolve2d`
 2. a kernel of rank 1 (Gaussian, Sobel, box, binomial, or any user kernel whose second singular
    value is below ``max(rows, columns) * eps`` times the first, see :func:`separable_factors`)
    is split into a column and a row and run as two 1-D passes, ``rows + columns`` taps per pixel
-   instead of ``rows * columns``;
+   instead of ``rows * columns`` -- unless the primitive's cost model predicts that one FFT of
+   the whole 2-D kernel is cheaper still (about 100 taps in all on a 2048² image, a Gaussian
+   with sigma 6; see :func:`_one_fft_is_cheaper`);
 3. any other kernel is one 2-D call; the primitive itself switches from direct tap accumulation
    to FFT for large kernels.
 
 Padding per axis commutes with filtering along the other axis for every padding mode, so the
-two-pass result equals the 2-D one (up to rounding). Results are floating point (float32 in gives
+two-pass result equals the 2-D one up to rounding. Results are floating point (float32 in gives
 float32 out, everything else float64), have the input's height and width and are never clipped;
 :func:`to_uint8` makes a displayable 8-bit picture from them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -35,7 +39,9 @@ from cnnkit.filters.kernels import (
     sharpen_kernel,
     sobel_kernels1d,
 )
-from cnnkit.ops import convolve2d, correlate2d
+from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
+from cnnkit.ops._core import FFT_COST, FFT_OVERHEAD, _fast_length, prefers_fft
+from cnnkit.shapes import resolve_padding
 
 __all__ = [
     "FILTER_MODES",
@@ -57,12 +63,19 @@ __all__ = [
 
 #: ``'correlate'`` lays the kernel over the image as written; ``'convolve'`` flips it first.
 FILTER_MODES = ("correlate", "convolve")
-#: How the image is extended beyond its border (see the padding table in the conventions).
-PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
 #: Ways :func:`to_uint8` maps floating-point values to 0..255.
 TO_UINT8_METHODS = ("rescale", "clip", "abs")
 
 _PRIMITIVES = {"correlate": correlate2d, "convolve": convolve2d}
+
+#: Cost of one tap of a 1-D pass over one pixel in :func:`_filter`'s strips, in units of the
+#: primitive's cost model (one direct multiply-add): measured with benchmarks/bench_filters.py
+#: on 2 x86-64 cores, where the strip-wise passes run about twice as fast as the model assumes.
+PASS_COST = 0.5
+
+#: Values per strip in :func:`_filter` (1 MiB of float64): small enough for the strip and its
+#: intermediate pass to stay in a core's cache, large enough that the calls per strip are cheap.
+STRIP_ELEMENTS = 2**17
 
 
 # --- The workhorse ---------------------------------------------------------------------------
@@ -121,6 +134,23 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
     return column, kernel[pivot_row].copy()
 
 
+def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
+    """Whether one 2-D call by FFT is predicted to beat two 1-D passes.
+
+    Uses the primitive's cost model (:mod:`cnnkit.ops._core`): an FFT over the padded image of
+    ``S`` points costs ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` units whatever the kernel, a
+    direct tap one unit per output pixel. The passes of :func:`_filter` run in cache-sized
+    strips and cost about ``PASS_COST`` units per tap and pixel instead. On a 2048² image the
+    crossover lies near 100 taps in all (a Gaussian with sigma about 6).
+    """
+    height, width = image_shape
+    kernel_rows, kernel_columns = kernel_shape
+    two_passes = PASS_COST * (kernel_rows + kernel_columns) * height * width
+    points = _fast_length(height + kernel_rows - 1) * _fast_length(width + kernel_columns - 1)
+    one_fft = FFT_OVERHEAD + FFT_COST * points * math.log2(points)
+    return one_fft < two_passes
+
+
 def _filter(
     image: object,
     *,
@@ -132,7 +162,11 @@ def _filter(
 ) -> np.ndarray:
     """Run a 2-D ``kernel``, or a ``column`` pass then a ``row`` pass, on every channel.
 
-    The kernels are cast to the image's dtype so that float32 images stay float32.
+    Each channel is padded once (as 'same' padding of the whole kernel would pad it) and the
+    primitive runs with ``padding='valid'``. Unless the primitive will take its FFT path, the
+    padded channel is processed in strips of about ``STRIP_ELEMENTS`` values, both passes on a
+    strip before the next, so that the data stays in cache between the passes. The kernels are
+    cast to the image's dtype so that float32 images stay float32.
     """
     image = _as_image(image)
     check_choice(mode, "mode", FILTER_MODES)
@@ -140,15 +174,48 @@ def _filter(
     primitive = _PRIMITIVES[mode]
     passes = [kernel] if kernel is not None else [column[:, None], row[None, :]]
     passes = [part.astype(image.dtype) for part in passes]
+    kernel_shape = (passes[0].shape[0], passes[-1].shape[1])
+    # convolve2d's 'same' puts the odd element of an even kernel's padding before, correlate2d's
+    # after; padding here the way the primitive would keeps both exact.
+    pads = resolve_padding("same", kernel_shape, extra_before=mode == "convolve")
+    height, width = image.shape[:2]
+    padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
+    whole = len(passes) == 1 and prefers_fft(padded_shape, kernel_shape, (height, width))
+    strip_rows = height if whole else max(1, STRIP_ELEMENTS // padded_shape[1])
 
     def run(plane: np.ndarray) -> np.ndarray:
-        for part in passes:
-            plane = primitive(plane, part, "same", padding_mode=padding_mode)
-        return plane
+        padded = pad(plane, pads, padding_mode)
+        out = np.empty(plane.shape, dtype=plane.dtype)
+        for top in range(0, height, strip_rows):
+            bottom = min(top + strip_rows, height)
+            strip = padded[top : bottom + kernel_shape[0] - 1]
+            for part in passes:
+                strip = primitive(strip, part, "valid")
+            out[top:bottom] = strip
+        return out
 
     if image.ndim == 2:
         return run(image)
     return np.stack([run(image[:, :, channel]) for channel in range(image.shape[2])], axis=-1)
+
+
+def _filter_separable(
+    image: object,
+    column: np.ndarray,
+    row: np.ndarray,
+    *,
+    mode: str = "correlate",
+    padding_mode: str = "reflect",
+) -> np.ndarray:
+    """Filter with the kernel ``outer(column, row)``: two 1-D passes, or one FFT when cheaper.
+
+    Data holding NaN or inf always takes the passes, since the primitive never runs an FFT on
+    it (the direct 2-D path would then cost ``rows * columns`` taps per pixel).
+    """
+    image = _as_image(image)
+    if _one_fft_is_cheaper(image.shape[:2], (column.size, row.size)) and np.isfinite(image).all():
+        return _filter(image, kernel=np.outer(column, row), mode=mode, padding_mode=padding_mode)
+    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
 
 
 # --- Public filters --------------------------------------------------------------------------
@@ -188,8 +255,10 @@ def filter_image(
 
     Notes
     -----
-    Rank-1 kernels run as two 1-D passes (see :func:`separable_factors`); other kernels run as
-    one 2-D call, which switches to FFT for large kernels.
+    Rank-1 kernels run as two 1-D passes (see :func:`separable_factors`), or as one FFT where
+    that is predicted cheaper (long kernels on large images); other kernels run as one 2-D
+    call, which switches to FFT for large kernels. Large images are filtered in strips of rows
+    that stay in cache.
 
     Examples
     --------
@@ -202,13 +271,11 @@ def filter_image(
     np.float64(-4.0)
     """
     kernel = parse_kernel(kernel)
-    if 1 in kernel.shape:
-        return _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
-    factors = separable_factors(kernel)
+    factors = None if 1 in kernel.shape else separable_factors(kernel)
     if factors is None:
         return _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
     column, row = factors
-    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
 
 
 def _gradient(
@@ -223,7 +290,7 @@ def _gradient(
         column, row = smoothing, derivative
     else:
         column, row = derivative, smoothing
-    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
 
 
 def sobel(
@@ -281,7 +348,21 @@ def scharr(
 ) -> np.ndarray:
     """Scharr derivative along ``axis`` (``cv2.Scharr``); smoothing ``[3, 10, 3]`` across it.
 
-    Same conventions as :func:`sobel`; a unit step gives +16.
+    Same conventions as :func:`sobel`; a unit step gives +16. Runs as two 1-D passes.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    axis : {0, 1}
+        0 differentiates down the rows (horizontal edges), 1 across the columns.
+    mode : {'correlate', 'convolve'}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The derivative, same shape as ``image``, float.
 
     Examples
     --------
@@ -297,7 +378,21 @@ def prewitt(
 ) -> np.ndarray:
     """Prewitt derivative along ``axis`` (``scipy.ndimage.prewitt``); smoothing ``[1, 1, 1]``.
 
-    Same conventions as :func:`sobel`; a unit step gives +3.
+    Same conventions as :func:`sobel`; a unit step gives +3. Runs as two 1-D passes.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    axis : {0, 1}
+        0 differentiates down the rows (horizontal edges), 1 across the columns.
+    mode : {'correlate', 'convolve'}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The derivative, same shape as ``image``, float.
 
     Examples
     --------
@@ -355,13 +450,27 @@ def gaussian_blur(
         sigma_rows = sigma_columns = sigma
     column = gaussian_kernel1d(sigma_rows, truncate=truncate, radius=radius)
     row = gaussian_kernel1d(sigma_columns, truncate=truncate, radius=radius)
-    return _filter(image, column=column, row=row, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, padding_mode=padding_mode)
 
 
 def box_blur(
     image: object, size: int | tuple[int, int] = 3, *, padding_mode: str = "reflect"
 ) -> np.ndarray:
     """Mean over a ``size``×``size`` window (``cv2.blur``), as two 1-D passes.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    size : int or (int, int)
+        Window side, or ``(rows, columns)``. An even side is placed as the primitives' 'same'
+        padding places it (the extra row or column after the centre).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The blurred image, same shape, float.
 
     Examples
     --------
@@ -370,10 +479,8 @@ def box_blur(
     4.0
     """
     rows, columns = box_kernel(size).shape  # validates size
-    return _filter(
-        image,
-        column=np.full(rows, 1.0 / rows),
-        row=np.full(columns, 1.0 / columns),
+    return _filter_separable(
+        image, np.full(rows, 1.0 / rows), np.full(columns, 1.0 / columns),
         padding_mode=padding_mode,
     )
 
@@ -381,7 +488,20 @@ def box_blur(
 def edge_magnitude(
     image: object, *, size: int = 3, padding_mode: str = "reflect"
 ) -> np.ndarray:
-    """Gradient magnitude ``hypot(sobel(image, 0), sobel(image, 1))``.
+    """Gradient magnitude ``hypot(sobel(image, 0), sobel(image, 1))``: edge strength.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)`` (per channel).
+    size : int
+        Sobel kernel size (odd, 3 to 31).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Non-negative magnitudes, same shape as ``image``.
 
     Examples
     --------
@@ -404,6 +524,19 @@ def edge_orientation(
     down), in ``[-π, π]``: 0 where brightness rises to the right, ``π/2`` where it rises
     downwards, ``π`` where it rises to the left. Where there is no gradient the angle is 0.
 
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)`` (per channel).
+    size : int
+        Sobel kernel size (odd, 3 to 31).
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Angles in radians, same shape as ``image``.
+
     Examples
     --------
     >>> step = np.zeros((4, 3)); step[2:] = 1.0          # brighter below
@@ -423,7 +556,20 @@ def sharpen(
     """Sharpen: ``image - amount * laplacian(image)``, one 3×3 correlation.
 
     The kernel is :func:`cnnkit.filters.sharpen_kernel` (``amount=1``: centre 5, the four
-    neighbours -1).
+    neighbours -1). Flat regions keep their value; the result is not clipped.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    amount : float
+        Strength, > 0.
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        The sharpened image, same shape, float.
 
     Examples
     --------
@@ -437,6 +583,21 @@ def laplacian(
     image: object, *, neighbours: int = 4, padding_mode: str = "reflect"
 ) -> np.ndarray:
     """Discrete Laplacian with 4 or 8 neighbours (see :func:`cnnkit.filters.laplacian_kernel`).
+
+    Equals ``scipy.ndimage.laplace`` (4 neighbours) with the matching mode. The kernel is not
+    separable, so it runs as one 3×3 call.
+
+    Parameters
+    ----------
+    image : array_like
+        Grayscale ``(H, W)`` or colour ``(H, W, C)``.
+    neighbours : {4, 8}
+    padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``image``, float; zero on constant and linear regions.
 
     Examples
     --------

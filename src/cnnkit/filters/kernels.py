@@ -172,6 +172,18 @@ def scharr_kernel(axis: int) -> np.ndarray:
            -10   0  10            0   0   0
             -3   0   3            3  10   3
 
+    Scharr's weights make the derivative closer to rotation invariant than Sobel's.
+
+    Parameters
+    ----------
+    axis : {0, 1}
+        0 differentiates down the rows, 1 across the columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        A 3×3 float64 kernel.
+
     Examples
     --------
     >>> scharr_kernel(1)[1].tolist()
@@ -189,6 +201,16 @@ def prewitt_kernel(axis: int) -> np.ndarray:
             -1  0  1         -1 -1 -1
             -1  0  1          0  0  0
             -1  0  1          1  1  1
+
+    Parameters
+    ----------
+    axis : {0, 1}
+        0 differentiates down the rows, 1 across the columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        A 3×3 float64 kernel.
 
     Examples
     --------
@@ -228,6 +250,10 @@ def gaussian_kernel1d(
     The radius is ``int(truncate*sigma + 0.5)`` (as ``scipy.ndimage.gaussian_filter``) unless
     ``radius`` or an odd ``size = 2*radius + 1`` is given. With an explicit sigma and size the
     weights are those of OpenCV's ``getGaussianKernel``.
+
+    For ``sigma=1, radius=1`` the weights are (rounded)::
+
+        0.274  0.452  0.274
 
     Parameters
     ----------
@@ -279,6 +305,16 @@ def gaussian_kernel(
     the mean brightness. It is separable, and :func:`cnnkit.filters.gaussian_blur` applies it
     as two 1-D passes.
 
+    Parameters
+    ----------
+    sigma, truncate, radius, size
+        As in :func:`gaussian_kernel1d`.
+
+    Returns
+    -------
+    numpy.ndarray
+        A ``(2*radius + 1, 2*radius + 1)`` float64 kernel.
+
     Examples
     --------
     >>> kernel = gaussian_kernel(1.0, radius=1)
@@ -303,6 +339,11 @@ def box_kernel(size: int | tuple[int, int] = 3) -> np.ndarray:
     size : int or (int, int)
         Side length, or ``(rows, columns)``.
 
+    Returns
+    -------
+    numpy.ndarray
+        The float64 kernel.
+
     Examples
     --------
     >>> box_kernel(2).tolist()
@@ -326,6 +367,16 @@ def binomial_kernel(size: int = 3) -> np.ndarray:
         1/16 *  1  2  1
                 2  4  2
                 1  2  1
+
+    Parameters
+    ----------
+    size : int
+        Odd side length (3 gives the kernel above, 5 the row 1 4 6 4 1 over 16).
+
+    Returns
+    -------
+    numpy.ndarray
+        A ``(size, size)`` float64 kernel summing to 1.
 
     Examples
     --------
@@ -352,6 +403,15 @@ def laplacian_kernel(neighbours: int = 4) -> np.ndarray:
 
     The 4-neighbour form is ``scipy.ndimage.laplace`` and OpenCV's ``Laplacian`` with size 1.
 
+    Parameters
+    ----------
+    neighbours : {4, 8}
+
+    Returns
+    -------
+    numpy.ndarray
+        A 3×3 float64 kernel summing to 0.
+
     Examples
     --------
     >>> laplacian_kernel()[1].tolist()
@@ -375,6 +435,16 @@ def identity_kernel(size: int = 3) -> np.ndarray:
         0  1  0
         0  0  0
 
+    Parameters
+    ----------
+    size : int
+        Odd side length.
+
+    Returns
+    -------
+    numpy.ndarray
+        A ``(size, size)`` float64 kernel.
+
     Examples
     --------
     >>> identity_kernel(1).tolist()
@@ -397,6 +467,16 @@ def sharpen_kernel(amount: float = 1.0) -> np.ndarray:
 
     Its weights sum to 1, so flat regions keep their value while edges are exaggerated.
 
+    Parameters
+    ----------
+    amount : float
+        Strength, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        A 3×3 float64 kernel.
+
     Examples
     --------
     >>> sharpen_kernel(0.5)[1].tolist()
@@ -414,6 +494,11 @@ def emboss_kernel() -> np.ndarray:
         -2 -1  0
         -1  1  1
          0  1  2
+
+    Returns
+    -------
+    numpy.ndarray
+        A 3×3 float64 kernel summing to 1.
 
     Examples
     --------

@@ -32,8 +32,22 @@ def grid_lines(
 ) -> np.ndarray:
     """Black horizontal and vertical lines on white, the tutorial's test picture.
 
-    A line of ``thickness`` pixels starts at every multiple of ``spacing`` (rows and columns
-    ``k*spacing + spacing//2 ... + thickness - 1``, so no line touches the border).
+    A line of ``thickness`` pixels starts at row and column ``k*spacing + spacing//2`` for
+    every ``k``, so no line touches the border.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side length or ``(rows, columns)``.
+    spacing : int
+        Distance between the starts of neighbouring lines.
+    thickness : int
+        Line width in pixels, smaller than ``spacing``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image: 1 (white) background, 0 (black) lines.
 
     Examples
     --------
@@ -64,6 +78,18 @@ def grid_lines(
 def checkerboard(size: int | tuple[int, int] = 128, *, square: int = 16) -> np.ndarray:
     """Alternating black and white squares of ``square`` pixels, white in the top-left corner.
 
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side length or ``(rows, columns)``.
+    square : int
+        Side of one square in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image of 0s and 1s.
+
     Examples
     --------
     >>> checkerboard(4, square=2).astype(int).tolist()
@@ -80,6 +106,18 @@ def step_edge(size: int | tuple[int, int] = 128, *, axis: int = 1) -> np.ndarray
     """Black first half, white second half: a single edge across ``axis`` (1: a vertical edge).
 
     The first bright row or column is ``length // 2``.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side length or ``(rows, columns)``.
+    axis : {0, 1}
+        1 (default): dark left half, bright right half; 0: dark top, bright bottom.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image of 0s and 1s.
 
     Examples
     --------
@@ -104,6 +142,18 @@ def concentric_circles(size: int | tuple[int, int] = 128, *, period: int = 16) -
     image centre, so the centre disc is white. Edges point in every direction, which makes it
     a good test for edge orientation.
 
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side length or ``(rows, columns)``.
+    period : int
+        Distance from one white ring to the next, >= 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image of 0s and 1s.
+
     Examples
     --------
     >>> rings = concentric_circles(9, period=4)
@@ -125,6 +175,20 @@ def noisy_gradient(
 
     Values are clipped to [0, 1]. The same ``seed`` always gives the same image; it shows what
     a blur removes (the noise) and keeps (the ramp).
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Side length or ``(rows, columns)``.
+    noise : float
+        Standard deviation of the noise, >= 0.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 image in [0, 1].
 
     Examples
     --------
