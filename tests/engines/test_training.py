@@ -172,7 +172,8 @@ def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
     state = load_checkpoint(run)
     assert state["scaler"]["scale"] > 0
     result = train(_config(small_arch, epochs=2, precision="fp16"), run, resume=True)
-    assert len(result.history) == 2 and result.history[-1]["train_loss"] < 2.3
+    assert len(result.history) == 2
+    assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
 
 
 @pytest.mark.slow
