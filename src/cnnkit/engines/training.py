@@ -471,12 +471,10 @@ def _train(
             totals[2] += len(batch.labels)
             if (step + 1) % 25 == 0 or step + 1 == steps_per_epoch:
                 _check_finite(totals, context, epoch, run_dir)
-                if bar is not None:
+                if bar is not None:  # tqdm shows the throughput (img/s) itself
                     done = totals.tolist()
                     bar.n = min(int(done[2]) * context.world, len(train_images))
-                    seconds = time.perf_counter() - epoch_start
-                    bar.set_postfix(loss=f"{done[0] / max(done[2], 1):.4f}",
-                                    img_s=f"{bar.n / max(seconds, 1e-9):.0f}", refresh=False)
+                    bar.set_postfix(loss=f"{done[0] / max(done[2], 1):.4f}", refresh=False)
                     bar.refresh()
         if bar is not None:
             bar.close()
