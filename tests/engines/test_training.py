@@ -209,3 +209,15 @@ def test_learning_rate_schedule_by_hand():
     linear = TrainConfig(batch_size=512, lr_scaling="linear")
     assert linear.base_lr == pytest.approx(8e-3)
     assert _lr_at(TrainConfig(), 123, 10) == pytest.approx(1e-3)  # the tutorial: constant
+
+
+def test_progress_bar_and_log_lines(small_arch, tmp_path, capsys):
+    """With progress on, a bar per epoch shows the loss on stderr; log receives epoch lines."""
+    lines = []
+    train(_config(small_arch, epochs=1), tmp_path / "run", progress=True, log=lines.append,
+          evaluate_test=False)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err and "img/s" in err
+    assert lines[0].startswith("synthetic-digits: 640 training, 200 validation images")
+    assert "data resident on the device" in lines[0]
+    assert lines[1].startswith("epoch 1/1: train loss")
