@@ -1,4 +1,4 @@
-"""Shared helpers for the engine tests: a small architecture and single-threaded torch."""
+"""Shared fixtures for the engine tests: a small architecture, and torch on at most two threads."""
 
 from __future__ import annotations
 

@@ -29,8 +29,11 @@ SOURCE_ROOT = str(Path(cnnkit.__file__).resolve().parents[1])
 def test_tutorial_cnn_reaches_85_percent_on_fashion_mnist(tmp_path):
     """The tutorial CNN trained on 12,000 Fashion-MNIST images for 2 epochs scores >= 85% on
     the full 10,000-image test set."""
+    # The learning rate decays over the two epochs (cosine): with a constant rate the final
+    # accuracy scatters between 84.9% and 86.6% over seeds and precisions, with the decay
+    # between 86.1% and 86.7%.
     config = TrainConfig(dataset="fashion-mnist", epochs=2, val_size=1000, train_limit=12000,
-                         seed=1)
+                         seed=1, schedule="cosine")
     result = train(config, tmp_path / "run")
     assert result.history[-1]["epoch"] == 2
     assert result.test_accuracy >= 0.85, result.test_accuracy

@@ -172,7 +172,8 @@ def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
     state = load_checkpoint(run)
     assert state["scaler"]["scale"] > 0
     result = train(_config(small_arch, epochs=2, precision="fp16"), run, resume=True)
-    assert len(result.history) == 2 and result.history[-1]["train_loss"] < 2.3
+    assert len(result.history) == 2
+    assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
 
 
 @pytest.mark.slow
@@ -190,3 +191,33 @@ def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, t
         assert row_compiled["train_loss"] == pytest.approx(row_eager["train_loss"], rel=0.02)
     model, _ = load_model(tmp_path / "compiled")
     assert not any("_orig_mod" in name for name, _ in model.named_parameters())
+
+
+def test_learning_rate_schedule_by_hand():
+    """Scaling, warm-up and cosine decay give the hand-computed learning rates."""
+    from cnnkit.engines.training import _lr_at
+
+    config = TrainConfig(batch_size=256, lr=1e-3, lr_scaling="sqrt", warmup_epochs=1.0,
+                         schedule="cosine", epochs=3)
+    assert config.base_lr == pytest.approx(2e-3)  # sqrt(256 / 64) = 2
+    steps = 10  # per epoch
+    assert _lr_at(config, 0, steps) == pytest.approx(2e-4)  # warm-up starts at a tenth
+    assert _lr_at(config, 5, steps) == pytest.approx(2e-3 * (0.1 + 0.9 * 0.5))
+    assert _lr_at(config, 10, steps) == pytest.approx(2e-3)  # cosine starts at the peak
+    assert _lr_at(config, 20, steps) == pytest.approx(1e-3)  # half-way down
+    assert _lr_at(config, 30, steps) == pytest.approx(0.0, abs=1e-12)
+    linear = TrainConfig(batch_size=512, lr_scaling="linear")
+    assert linear.base_lr == pytest.approx(8e-3)
+    assert _lr_at(TrainConfig(), 123, 10) == pytest.approx(1e-3)  # the tutorial: constant
+
+
+def test_progress_bar_and_log_lines(small_arch, tmp_path, capsys):
+    """With progress on, a bar per epoch shows the loss on stderr; log receives epoch lines."""
+    lines = []
+    train(_config(small_arch, epochs=1), tmp_path / "run", progress=True, log=lines.append,
+          evaluate_test=False)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err and "img/s" in err
+    assert lines[0].startswith("synthetic-digits: 640 training, 200 validation images")
+    assert "data resident on the device" in lines[0]
+    assert lines[1].startswith("epoch 1/1: train loss")

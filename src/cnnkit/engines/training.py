@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.arch import Architecture, load_architecture, parse_input_shape
+from cnnkit.arch import load_architecture, parse_input_shape
 from cnnkit.data import load_dataset, resolve_val_size
 from cnnkit.engines import distributed
 from cnnkit.engines.checkpoint import (
@@ -471,12 +471,10 @@ def _train(
             totals[2] += len(batch.labels)
             if (step + 1) % 25 == 0 or step + 1 == steps_per_epoch:
                 _check_finite(totals, context, epoch, run_dir)
-                if bar is not None:
+                if bar is not None:  # tqdm shows the throughput (img/s) itself
                     done = totals.tolist()
                     bar.n = min(int(done[2]) * context.world, len(train_images))
-                    seconds = time.perf_counter() - epoch_start
-                    bar.set_postfix(loss=f"{done[0] / max(done[2], 1):.4f}",
-                                    img_s=f"{bar.n / max(seconds, 1e-9):.0f}", refresh=False)
+                    bar.set_postfix(loss=f"{done[0] / max(done[2], 1):.4f}", refresh=False)
                     bar.refresh()
         if bar is not None:
             bar.close()
@@ -600,8 +598,3 @@ def _progress_bar(enabled: bool, total: int, epoch: int, epochs: int):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="img", leave=False)
-
-
-def architecture_of(model_info: dict) -> Architecture:
-    """The architecture stored in a checkpoint's model description."""
-    return load_architecture(model_info["arch"])
