@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from cnnkit._files import atomic_write
 from cnnkit._validate import as_float_array, check_choice, check_int, int_tuple
 
 __all__ = [
@@ -252,64 +252,6 @@ def read_image(
     if target is not None:
         array = _resize(array, target)
     return np.ascontiguousarray(array)
-
-
-def atomic_write(
-    path: str | os.PathLike,
-    write: Callable[[Path], None],
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """Call ``write(temporary_path)`` and rename the result to ``path``.
-
-    The temporary file lies in the destination folder (so the rename is atomic) and keeps the
-    suffix of ``path`` (so writers that choose a format by suffix see the right one). It is
-    removed if ``write`` fails.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination. Its folder must exist.
-    write : callable
-        Writes the file at the path it is given.
-    overwrite : bool
-        Replace an existing ``path``; without it an existing file is refused.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
-    >>> atomic_write(target, lambda tmp: tmp.write_text("hello")).read_text()
-    'hello'
-    """
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"the folder of the output file {str(path)!r} does not exist; create it first"
-        )
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"output file {str(path)!r} already exists; pass overwrite=True "
-            "(command line: --overwrite) to replace it"
-        )
-    if path.is_dir():
-        raise IsADirectoryError(f"output path {str(path)!r} is a folder")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    return path
 
 
 def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:

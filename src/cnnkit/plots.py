@@ -86,7 +86,7 @@ def save_figure(
     >>> save_figure(figure, pathlib.Path(tempfile.mkdtemp()) / "kernel.png").suffix
     '.png'
     """
-    from cnnkit.imageio import atomic_write
+    from cnnkit._files import atomic_write
 
     path = Path(path)
     if path.suffix.lower() != ".png":

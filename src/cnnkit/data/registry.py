@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from cnnkit._files import atomic_write
 
 __all__ = [
     "IDX_DATASETS",
@@ -239,12 +240,11 @@ def download(
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
-    try:
+
+    def fetch(temporary: Path) -> None:
+        """Stream the file into ``temporary``; raise unless it is complete and its hash matches."""
         digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out:
+        with open(temporary, "wb") as out:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
             except (urllib.error.URLError, OSError) as exc:
@@ -278,11 +278,9 @@ def download(
                 f"download of {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; "
                 "the file was discarded"
             )
-        os.replace(temporary, destination)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+
+    # Only a complete file whose digest matches is renamed into place.
+    atomic_write(destination, fetch, overwrite=True)
     return destination
 
 

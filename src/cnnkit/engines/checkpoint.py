@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from cnnkit._files import atomic_write
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -36,18 +37,8 @@ BEST_NAME = "best.pt"
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            torch.save({"format": FORMAT, **state}, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_write(path, lambda temporary: torch.save({"format": FORMAT, **state}, temporary),
+                 overwrite=True)
 
 
 def resolve_checkpoint(source: str | os.PathLike, *, best: bool = False) -> Path:

@@ -7,11 +7,12 @@ Files are written to a temporary name in the same folder and renamed into place.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from cnnkit._files import atomic_write
 
 __all__ = ["save_confusion_matrix", "save_training_curves"]
 
@@ -26,17 +27,9 @@ def _figure():
 
 
 def _save(figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return atomic_write(
+        path, lambda temporary: figure.savefig(temporary, format="png", dpi=100), overwrite=True
+    )
 
 
 def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:

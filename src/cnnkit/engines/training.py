@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnkit._files import atomic_write
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture, parse_input_shape
 from cnnkit.data import load_dataset, resolve_val_size
@@ -256,9 +257,8 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"),
+                 overwrite=True)
 
 
 def _metrics_csv(history: list[dict]) -> str:

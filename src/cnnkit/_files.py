@@ -1,0 +1,74 @@
+"""Writing files safely: to a temporary file in the same folder, then an atomic rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["atomic_write"]
+
+
+def atomic_write(
+    path: str | os.PathLike,
+    write: Callable[[Path], None],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Call ``write(temporary_path)`` and rename the result to ``path``.
+
+    The temporary file lies in the destination folder (so the rename is atomic) and keeps the
+    suffix of ``path`` (so writers that choose a format by suffix see the right one). It is
+    removed if ``write`` fails, so an interrupted or failed write never leaves a partial file
+    under the real name. Every file cnnkit writes (images, figures, checkpoints, metrics,
+    downloads) goes through here.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination. Its folder must exist.
+    write : callable
+        Writes the file at the path it is given.
+    overwrite : bool
+        Replace an existing ``path``; without it an existing file is refused.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+    >>> atomic_write(target, lambda tmp: tmp.write_text("hello")).read_text()
+    'hello'
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"the folder of the output file {str(path)!r} does not exist; create it first"
+        )
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"output file {str(path)!r} already exists; pass overwrite=True "
+            "(command line: --overwrite) to replace it"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"output path {str(path)!r} is a folder")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        # Make the bytes durable before the rename makes them visible under the real name.
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return path
