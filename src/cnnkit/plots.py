@@ -25,11 +25,13 @@ __all__ = [
     "kernel_figure",
     "padding_figure",
     "padding_windows",
+    "new_figure",
     "save_figure",
 ]
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` by ``height`` inches, drawn by Agg, not attached to pyplot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -42,7 +44,7 @@ def _panel_row(count: int, image_shape: tuple[int, ...]) -> Figure:
     """A figure for ``count`` image panels side by side, 4 inches wide each, shaped like them."""
     rows, columns = image_shape[:2]
     panel_height = min(12.0, max(1.5, 4.0 * rows / columns))
-    return _new_figure(4.0 * count, panel_height + 0.4)
+    return new_figure(4.0 * count, panel_height + 0.4)
 
 
 def _show_image(axes: object, image: np.ndarray, title: str) -> None:
@@ -226,7 +228,7 @@ def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
     """
     weights = as_float_array(kernel, "kernel", ndims=(2,)).astype(np.float64)
     rows, columns = weights.shape
-    figure = _new_figure(max(3.0, 0.6 * columns + 1.5), max(2.5, 0.6 * rows + 1.0))
+    figure = new_figure(max(3.0, 0.6 * columns + 1.5), max(2.5, 0.6 * rows + 1.0))
     axes = figure.subplots()
     extent = float(np.abs(weights).max()) or 1.0
     picture = axes.imshow(weights, cmap="RdBu_r", vmin=-extent, vmax=extent)
@@ -316,7 +318,7 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
     layouts = {name: padding_windows(n, kernel_size, name) for name in names}
     span = max(n + 2 * (kernel_size - 1), 1)
     tallest = max(len(windows) for windows in layouts.values())
-    figure = _new_figure(max(6.0, 0.5 * span + 1), 1.2 + 0.35 * tallest * len(names))
+    figure = new_figure(max(6.0, 0.5 * span + 1), 1.2 + 0.35 * tallest * len(names))
     # One horizontal scale for all panels, so that the same input cell lines up in each.
     low = min(0, *(start for windows in layouts.values() for start, _ in windows))
     high = max(n - 1, *(stop for windows in layouts.values() for _, stop in windows))

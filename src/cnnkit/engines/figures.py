@@ -1,7 +1,7 @@
 """Figures of a training run: loss and accuracy curves, and the confusion matrix.
 
-matplotlib is imported inside the functions, with the Agg backend (files only, no window).
-Files are written to a temporary name in the same folder and renamed into place.
+Drawn like every cnnkit figure (:mod:`cnnkit.plots`: matplotlib's Agg renderer, imported inside
+the functions) and saved atomically; a run's own figures are replaced as the run goes on.
 """
 
 from __future__ import annotations
@@ -12,24 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit._files import atomic_write
+from cnnkit.plots import new_figure, save_figure
 
 __all__ = ["save_confusion_matrix", "save_training_curves"]
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    return Figure
-
-
-def _save(figure, path: str | os.PathLike) -> Path:
-    return atomic_write(
-        path, lambda temporary: figure.savefig(temporary, format="png", dpi=100), overwrite=True
-    )
 
 
 def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:
@@ -38,8 +23,7 @@ def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.
     ``history`` holds one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy`` and,
     when there is a validation split, ``val_loss`` and ``val_accuracy``.
     """
-    Figure = _figure()
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
+    figure = new_figure(9, 3.5)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
     for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
@@ -52,17 +36,16 @@ def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.
         axes.set_ylabel(key)
         axes.grid(alpha=0.3)
         axes.legend()
-    return _save(figure, path)
+    return save_figure(figure, path, overwrite=True)
 
 
 def save_confusion_matrix(
     matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, *, title: str = ""
 ) -> Path:
     """The confusion matrix (rows: true class, columns: predicted) as a PNG with counts."""
-    Figure = _figure()
     matrix = np.asarray(matrix)
     size = max(4.0, 0.55 * len(class_names) + 2)
-    figure = Figure(figsize=(size, size), layout="constrained")
+    figure = new_figure(size, size)
     axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, shrink=0.8)
@@ -80,4 +63,4 @@ def save_confusion_matrix(
                 color = "white" if matrix[row, col] > threshold else "black"
                 axes.text(col, row, str(matrix[row, col]), ha="center", va="center",
                           color=color, fontsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path, overwrite=True)
