@@ -23,9 +23,9 @@ __all__ = [
     "edge_figure",
     "filter_figure",
     "kernel_figure",
+    "new_figure",
     "padding_figure",
     "padding_windows",
-    "new_figure",
     "save_figure",
 ]
 
