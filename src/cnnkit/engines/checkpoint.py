@@ -86,8 +86,11 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
             ) from None
         raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
     except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
+        detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+        raise ValueError(
+            f"{path} is not a readable checkpoint: the file is damaged or was not written by "
+            f"cnnkit train (torch.load: {detail})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
     for key in ("config", "model_info", "history"):
