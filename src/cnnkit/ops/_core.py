@@ -78,9 +78,10 @@ def _zero_outside(plane: np.ndarray, target: tuple[slice, slice]) -> None:
 def _column_tiles(x, kernel_size, stride, dilation, pads, groups, out_shape):
     """Yield ``(batch, r0, r1, columns)`` tiles of the im2col matrix of ``x``.
 
-    ``columns`` has shape ``(nb, groups, C//groups * kh * kw, (r1 - r0) * Wo)``: for each image of
-    the batch slice and each group, one row per (input channel, tap) and one column per output
-    position of output rows ``r0:r1``. The buffer is reused between tiles.
+    ``columns`` has shape ``(groups, C//groups * kh * kw, nb * (r1 - r0) * Wo)``: for each group,
+    one row per (input channel, tap) and one column per output position of output rows
+    ``r0:r1`` of the images in the batch slice, so that one matrix product per group serves the
+    whole tile. The buffer is reused between tiles.
     """
     n, c = x.shape[:2]
     cg = c // groups
@@ -90,7 +91,7 @@ def _column_tiles(x, kernel_size, stride, dilation, pads, groups, out_shape):
     buffer = None
     for batch, r0, r1 in _tiles(n, ho, c * kh * kw * wo * x.itemsize):
         nb = batch.stop - batch.start
-        shape = (nb, groups, cg, kh, kw, r1 - r0, wo)
+        shape = (groups, cg, kh, kw, nb, r1 - r0, wo)
         if buffer is None:
             buffer = np.empty(math.prod(shape), dtype=x.dtype)
         columns = buffer[: math.prod(shape)].reshape(shape)
@@ -98,13 +99,14 @@ def _column_tiles(x, kernel_size, stride, dilation, pads, groups, out_shape):
             x.shape[2:], kernel_size, stride, dilation, pads, ((r0, r1), (0, wo))
         )
         for (i, j), target, source in windows:
-            plane = columns[:, :, :, i, j]
+            plane = columns[:, :, i, j]
             if target is None:
                 plane[...] = 0
                 continue
             _zero_outside(plane, target)
-            plane[(Ellipsis, *target)] = grouped[(batch, slice(None), slice(None), *source)]
-        yield batch, r0, r1, columns.reshape(nb, groups, cg * kh * kw, (r1 - r0) * wo)
+            taken = grouped[(batch, slice(None), slice(None), *source)]
+            plane[(Ellipsis, *target)] = taken.transpose(1, 2, 0, 3, 4)
+        yield batch, r0, r1, columns.reshape(groups, cg * kh * kw, nb * (r1 - r0) * wo)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -169,6 +171,19 @@ def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
     return circular[..., rows[:, np.newaxis], cols[np.newaxis, :]].astype(x.dtype, copy=False)
 
 
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-group matrix product of ``(G, m, k)`` and ``(G, k, n)`` arrays.
+
+    With one group the product is taken on 2-D views: numpy hands those to BLAS directly, while
+    a stack of one matrix goes through its slower batched loop (twice as slow for the
+    matrix-vector products of one-channel images).
+    """
+    if a.shape[0] == 1:
+        result = np.matmul(a[0], b[0], out=None if out is None else out[0])
+        return result[np.newaxis]
+    return np.matmul(a, b, out=out)
+
+
 def correlate(
     x: np.ndarray,
     weight: np.ndarray,
@@ -205,16 +220,13 @@ def correlate(
     tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, out_shape)
     for batch, r0, r1, columns in tiles:
         nb = batch.stop - batch.start
-        if r1 - r0 == ho or o == 1:
+        if nb == 1 and (r1 - r0 == ho or o == 1):
             # The tile's outputs are contiguous in ``out``: let BLAS write them in place.
-            target = out[batch, :, r0:r1].reshape(nb, groups, og, (r1 - r0) * wo)
-            if nb == 1 and groups == 1:
-                np.matmul(weight_matrix[0], columns[0, 0], out=target[0, 0])
-            else:
-                np.matmul(weight_matrix, columns, out=target)
+            target = out[batch, :, r0:r1].reshape(groups, og, (r1 - r0) * wo)
+            _matmul(weight_matrix, columns, out=target)
         else:
-            product = np.matmul(weight_matrix, columns)
-            out[batch, :, r0:r1] = product.reshape(nb, o, r1 - r0, wo)
+            product = _matmul(weight_matrix, columns).reshape(o, nb, r1 - r0, wo)
+            out[batch, :, r0:r1] = product.transpose(1, 0, 2, 3)
     return out
 
 
@@ -246,17 +258,19 @@ def correlate_backward(
     tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, (ho, wo))
     for batch, r0, r1, columns in tiles:
         nb = batch.stop - batch.start
-        grad_tile = grad_output[batch, :, r0:r1].reshape(nb, groups, og, (r1 - r0) * wo)
-        grad_weight += np.matmul(grad_tile, columns.transpose(0, 1, 3, 2)).sum(axis=0)
-        grad_columns = np.matmul(weight_matrix_t, grad_tile).reshape(
-            nb, groups, cg, kh, kw, r1 - r0, wo
+        grad_tile = grad_output[batch, :, r0:r1].transpose(1, 0, 2, 3)
+        grad_tile = grad_tile.reshape(groups, og, nb * (r1 - r0) * wo)
+        grad_weight += _matmul(grad_tile, columns.transpose(0, 2, 1))
+        grad_columns = _matmul(weight_matrix_t, grad_tile).reshape(
+            groups, cg, kh, kw, nb, r1 - r0, wo
         )
         windows = tap_windows(
             x.shape[2:], (kh, kw), stride, dilation, pads, ((r0, r1), (0, wo))
         )
         for (i, j), target, source in windows:
             if target is not None:
-                grad_grouped[(batch, slice(None), slice(None), *source)] += grad_columns[
-                    (slice(None), slice(None), slice(None), i, j, *target)
-                ]
+                taken = grad_columns[(slice(None), slice(None), i, j, slice(None), *target)]
+                grad_grouped[(batch, slice(None), slice(None), *source)] += taken.transpose(
+                    2, 0, 1, 3, 4
+                )
     return grad_x, grad_weight.reshape(weight.shape)
