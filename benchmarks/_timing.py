@@ -13,6 +13,9 @@ def best_time(
     warm-up. Stops early once ``budget`` seconds are spent, so slow references do not stall the
     run.
     """
+    # Let the thread pools of the previous measurement (OpenCV's, BLAS's) go idle first: their
+    # spinning workers would otherwise compete with this one for the cores.
+    time.sleep(0.1)
     start = time.perf_counter()
     fn(*args)
     best = time.perf_counter() - start
