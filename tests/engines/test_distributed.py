@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.engines.conftest import SMALL_ARCH
 
 import cnnkit
 from cnnkit.engines.checkpoint import load_checkpoint
@@ -22,18 +23,7 @@ HERE = Path(__file__).resolve().parent
 # process exactly uses a network without dropout; everything else is the small CNN.
 NO_DROPOUT = {
     "name": "small-no-dropout",
-    "layers": [
-        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "linear", "out_features": 32},
-        {"type": "relu"},
-        {"type": "linear", "out_features": "num_classes"},
-    ],
+    "layers": [layer for layer in SMALL_ARCH["layers"] if layer["type"] != "dropout"],
 }
 
 
