@@ -265,3 +265,27 @@ def test_global_avg_pool_matches_adaptive():
     x = np.random.default_rng(2).standard_normal((3, 5, 7, 4))
     expected = F.adaptive_avg_pool2d(torch.from_numpy(x), 1).numpy()
     np.testing.assert_allclose(global_avg_pool2d(x), expected, RTOL, ATOL)
+
+
+@given(
+    case=conv_case(),
+    dtype=st.sampled_from([np.float32, np.float64, np.int32, np.bool_]),
+)
+def test_conv2d_dtypes_match_torch(case, dtype):
+    """float32 stays float32 (within 1e-5 of torch), integers and bools compute in float64."""
+    x, w, b, stride, padding, pads, dilation, groups, mode, _ = case
+    assume(fits(x, w, pads, dilation, mode))
+    if dtype in (np.int32, np.bool_):
+        x = (x > 0) if dtype is np.bool_ else np.round(x * 10).astype(np.int32)
+    else:
+        x = x.astype(dtype)
+    expected = torch_conv2d(
+        x.astype(np.float64), w, b, stride, pads, dilation, groups, mode
+    )
+    ours = conv2d(x, w, b, stride, padding, dilation, groups, mode)
+    if dtype is np.float32:
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-4)
+    else:
+        assert ours.dtype == np.float64
+        np.testing.assert_allclose(ours, expected, RTOL, ATOL)

@@ -312,3 +312,27 @@ def test_fast_path_matches_tutorial_loop(data):
     np.testing.assert_allclose(
         convolve2d(image, kernel, pads), reference.convolve2d_loop(image, kernel), RTOL, ATOL
     )
+
+
+@given(
+    data=image_and_kernel(),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    dtype=st.sampled_from([np.float32, np.int16, np.uint8]),
+)
+def test_dtypes_match_scipy(data, mode, dtype):
+    """float32 in gives float32 out (1e-5 of scipy); integer images are computed in float64."""
+    image, kernel = data
+    if mode == "valid":
+        assume(image.shape[0] >= kernel.shape[0] and image.shape[1] >= kernel.shape[1])
+    if dtype is np.float32:
+        image = image.astype(np.float32)
+    else:
+        image = np.abs(np.round(image * 20)).astype(dtype)
+    ours = convolve2d(image, kernel, mode)
+    expected = scipy.signal.convolve2d(image.astype(np.float64), kernel, mode=mode)
+    if dtype is np.float32:
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-4)
+    else:
+        assert ours.dtype == np.float64
+        np.testing.assert_allclose(ours, expected, RTOL, ATOL)
