@@ -45,6 +45,18 @@ def _named_padding(
     return (large, small) if extra_before else (small, large)
 
 
+def _is_pair(value: object) -> bool:
+    """A tuple of two non-negative Python ints (checked without the cost of the ABCs)."""
+    return (
+        type(value) is tuple
+        and len(value) == 2
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and value[0] >= 0
+        and value[1] >= 0
+    )
+
+
 def resolve_padding(
     padding: object,
     kernel_size: Sequence[int],
@@ -74,6 +86,13 @@ def resolve_padding(
     ((0, 1), (2, 3))
     """
     ndim = len(kernel_size)
+    # Fast paths for the forms cnnkit passes to itself (already resolved, or a plain number).
+    if type(padding) is int and padding >= 0:
+        return ((padding, padding),) * ndim
+    if type(padding) is tuple and len(padding) == ndim and all(_is_pair(p) for p in padding):
+        return padding
+    if ndim == 1 and _is_pair(padding):
+        return (padding,)
     stride = tuple(stride) if stride is not None else (1,) * ndim
     dilation = tuple(dilation) if dilation is not None else (1,) * ndim
     if isinstance(padding, str):

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cnnkit.ops.windows import tap_windows
+from cnnkit.ops.windows import pad, tap_windows, window_view
 
 __all__ = [
     "BLOCK_BYTES",
@@ -216,6 +216,11 @@ def correlate(
     ho, wo = out_shape
     og = o // groups
     weight_matrix = weight.reshape(groups, og, -1)
+    if n * c == 1 and kh * kw * ho * wo * x.itemsize <= BLOCK_BYTES:
+        # One small plane: copying all its windows at once costs fewer calls than tap by tap.
+        windows = window_view(pad(x, pads), (kh, kw), stride, dilation, out_shape)
+        columns = windows.reshape(1, kh * kw, ho * wo)
+        return _matmul(weight_matrix, columns).reshape(1, o, ho, wo)
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
     tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, out_shape)
     for batch, r0, r1, columns in tiles:

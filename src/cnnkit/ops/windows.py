@@ -71,9 +71,18 @@ def pad(
         _check_pad_width(padding_mode, size, before, after, axis)
     if not any(before or after for before, after in pads):
         return array
-    widths = [(0, 0)] * (array.ndim - len(pads)) + [tuple(p) for p in pads]
     if padding_mode == "zeros":
-        return np.pad(array, widths, mode="constant", constant_values=fill)
+        # A filled array with the input copied into its middle: several times faster than
+        # numpy.pad for the small arrays of a training step.
+        lead = array.ndim - len(pads)
+        shape = array.shape[:lead] + tuple(
+            n + before + after for n, (before, after) in zip(spatial, pads)
+        )
+        padded = np.full(shape, fill, dtype=array.dtype)
+        middle = tuple(slice(before, before + n) for n, (before, _) in zip(spatial, pads))
+        padded[(Ellipsis, *middle)] = array
+        return padded
+    widths = [(0, 0)] * (array.ndim - len(pads)) + [tuple(p) for p in pads]
     return np.pad(array, widths, mode=_NUMPY_MODE[padding_mode])
 
 
@@ -171,4 +180,41 @@ def _axis_table(
     return tuple(
         _axis_window(size, start, stop, tap, stride, dilation, before)
         for tap in range(kernel_size)
+    )
+
+
+def window_view(
+    padded: np.ndarray,
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    out_shape: Sequence[int],
+) -> np.ndarray:
+    """Every window of an explicitly padded (N, C, H, W) array at once, as a read-only view.
+
+    The view has shape ``(N, C, kh, kw, Ho, Wo)``; element ``[n, c, i, j, r, q]`` is
+    ``padded[n, c, r*stride_h + i*dilation_h, q*stride_w + j*dilation_w]``: the windows that
+    :func:`tap_windows` describes tap by tap, here in one array. Copying it costs one call
+    instead of one per tap, which pays off for small inputs, where the per-tap calls cost more
+    than the bytes they move.
+
+    >>> window_view(np.arange(5.0).reshape(1, 1, 1, 5), (1, 2), (1, 2), (1, 1), (1, 2))[0, 0, 0]
+    array([[[0., 2.]],
+    <BLANKLINE>
+           [[1., 3.]]])
+    """
+    n, c = padded.shape[:2]
+    batch_stride, channel_stride, row_stride, col_stride = padded.strides
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(n, c, *kernel_size, *out_shape),
+        strides=(
+            batch_stride,
+            channel_stride,
+            row_stride * dilation[0],
+            col_stride * dilation[1],
+            row_stride * stride[0],
+            col_stride * stride[1],
+        ),
+        writeable=False,
     )
