@@ -23,6 +23,8 @@ def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.
     ``history`` holds one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy`` and,
     when there is a validation split, ``val_loss`` and ``val_accuracy``.
     """
+    from matplotlib.ticker import MaxNLocator
+
     figure = new_figure(9, 3.5)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
@@ -32,6 +34,7 @@ def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.
             if all(v is not None and v == v for v in values) and values:
                 label = "training" if split == "train" else "validation"
                 axes.plot(epochs, values, marker="o", label=label)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(key)
         axes.grid(alpha=0.3)
