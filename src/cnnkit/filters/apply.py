@@ -22,8 +22,6 @@ float32 out, everything else float64), have the input's height and width and are
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_choice
@@ -40,7 +38,7 @@ from cnnkit.filters.kernels import (
     sobel_kernels1d,
 )
 from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
-from cnnkit.ops._core import FFT_COST, FFT_OVERHEAD, _fast_length, prefers_fft
+from cnnkit.ops._core import fft_cost, prefers_fft
 from cnnkit.shapes import resolve_padding
 
 __all__ = [
@@ -137,18 +135,17 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
 def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
     """Whether one 2-D call by FFT is predicted to beat two 1-D passes.
 
-    Uses the primitive's cost model (:mod:`cnnkit.ops._core`): an FFT over the padded image of
-    ``S`` points costs ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` units whatever the kernel, a
-    direct tap one unit per output pixel. The passes of :func:`_filter` run in cache-sized
-    strips and cost about ``PASS_COST`` units per tap and pixel instead. On a 2048² image the
+    Uses the primitive's cost model (:func:`cnnkit.ops._core.fft_cost`, in units of one direct
+    tap per output pixel) for the FFT over the once-padded image. The passes of
+    :func:`_filter` run in cache-sized strips and cost about ``PASS_COST`` units per tap and
+    pixel instead. On a 2048² image the
     crossover lies near 100 taps in all (a Gaussian with sigma about 6).
     """
     height, width = image_shape
     kernel_rows, kernel_columns = kernel_shape
     two_passes = PASS_COST * (kernel_rows + kernel_columns) * height * width
-    points = _fast_length(height + kernel_rows - 1) * _fast_length(width + kernel_columns - 1)
-    one_fft = FFT_OVERHEAD + FFT_COST * points * math.log2(points)
-    return one_fft < two_passes
+    padded = (height + kernel_rows - 1, width + kernel_columns - 1)
+    return fft_cost(padded, kernel_shape) < two_passes
 
 
 def _filter(

@@ -32,6 +32,7 @@ __all__ = [
     "FFT_OVERHEAD",
     "correlate",
     "correlate_backward",
+    "fft_cost",
     "prefers_fft",
 ]
 
@@ -134,6 +135,21 @@ def _fft_lengths(in_shape, kernel_size, dilation, pads) -> tuple[int, ...]:
     )
 
 
+def fft_cost(
+    in_shape: tuple[int, int],
+    kernel_size: tuple[int, int],
+    dilation: tuple[int, int] = (1, 1),
+    pads: Pads = ((0, 0), (0, 0)),
+) -> float:
+    """Predicted cost of the FFT path, in multiply-adds of the direct path.
+
+    About ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` for transforms of ``S`` points, whatever
+    the kernel's size.
+    """
+    points = math.prod(_fft_lengths(in_shape, kernel_size, dilation, pads))
+    return FFT_OVERHEAD + FFT_COST * points * math.log2(max(points, 2))
+
+
 def prefers_fft(
     in_shape: tuple[int, int],
     kernel_size: tuple[int, int],
@@ -143,13 +159,12 @@ def prefers_fft(
 ) -> bool:
     """Predict whether the FFT path beats the direct one for a single-channel correlation.
 
-    The direct path costs one multiply-add per tap and output element; the FFT path about
-    ``FFT_COST * S * log2(S)`` for transforms of ``S`` points. On 2 x86-64 cores the crossover
-    lies between 5×5 and 15×15 kernels on 512² to 2048² images.
+    The direct path costs one multiply-add per tap and output element; the FFT path
+    :func:`fft_cost`. On 2 x86-64 cores the crossover lies between 5×5 and 15×15 kernels on
+    512² to 2048² images.
     """
     direct = math.prod(kernel_size) * math.prod(out_shape)
-    points = math.prod(_fft_lengths(in_shape, kernel_size, dilation, pads))
-    return FFT_OVERHEAD + FFT_COST * points * math.log2(max(points, 2)) < direct
+    return fft_cost(in_shape, kernel_size, dilation, pads) < direct
 
 
 def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
