@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_output_folder"]
 
 
 def atomic_write(
@@ -72,3 +72,14 @@ def atomic_write(
             os.unlink(temporary)
         raise
     return path
+
+
+def check_output_folder(path: Path, *, overwrite: bool, hint: str) -> None:
+    """Refuse an output folder that is a file, or that holds files unless ``overwrite``.
+
+    ``hint`` ends the message and says what the user can do instead.
+    """
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"output {path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"output folder {path} exists and is not empty; {hint}")

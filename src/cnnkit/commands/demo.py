@@ -22,6 +22,7 @@ from cnnkit import (
     explain_output_size,
     max_pool2d,
 )
+from cnnkit._files import check_output_folder
 from cnnkit.filters.samples import grid_lines
 
 DEFAULT_OUT = "cnnkit-demo"
@@ -172,13 +173,9 @@ def free_output_folder(requested: str | None, overwrite: bool) -> Path:
     """
     if requested is not None:
         path = Path(requested)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"--out must be a folder, got the file {str(path)!r}")
-        if path.is_dir() and any(path.iterdir()) and not overwrite:
-            raise ValueError(
-                f"--out folder {str(path)!r} is not empty; pass --overwrite to replace the "
-                "demo's files in it"
-            )
+        check_output_folder(
+            path, overwrite=overwrite, hint="pass --overwrite to replace the demo's files in it"
+        )
         return path
     path, number = Path(DEFAULT_OUT), 1
     while path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:

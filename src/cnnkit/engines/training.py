@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnkit._files import atomic_write
+from cnnkit._files import atomic_write, check_output_folder
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture, parse_input_shape
 from cnnkit.data import load_dataset, resolve_val_size
@@ -240,13 +240,11 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         if not (run_dir / CHECKPOINT_NAME).is_file():
             raise FileNotFoundError(f"cannot resume: {run_dir / CHECKPOINT_NAME} does not exist")
         return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(f"output {run_dir} exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"output folder {run_dir} exists and is not empty; choose another folder, "
-            "resume it with --resume, or pass --overwrite"
-        )
+    check_output_folder(
+        run_dir,
+        overwrite=overwrite,
+        hint="choose another folder, resume it with --resume, or pass --overwrite",
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     probe = run_dir / ".write-test"
     probe.write_bytes(b"")
