@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from cnnkit.errors import AlreadyExists, IsAFolder, NotAFolder, NotFound
+
 __all__ = ["atomic_write", "check_output_folder"]
 
 
@@ -49,16 +51,16 @@ def atomic_write(
     path = Path(path)
     folder = path.parent
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise NotFound(
             f"the folder of the output file {str(path)!r} does not exist; create it first"
         )
     if path.exists() and not overwrite:
-        raise FileExistsError(
+        raise AlreadyExists(
             f"output file {str(path)!r} already exists; pass overwrite=True "
             "(command line: --overwrite) to replace it"
         )
     if path.is_dir():
-        raise IsADirectoryError(f"output path {str(path)!r} is a folder")
+        raise IsAFolder(f"output path {str(path)!r} is a folder")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
     os.close(handle)
     try:
@@ -80,6 +82,6 @@ def check_output_folder(path: Path, *, overwrite: bool, hint: str) -> None:
     ``hint`` ends the message and says what the user can do instead.
     """
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"output {path} exists and is not a folder")
+        raise NotAFolder(f"output {path} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {path} exists and is not empty; {hint}")
+        raise AlreadyExists(f"output folder {path} exists and is not empty; {hint}")

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cnnkit.errors import InvalidArgument, InvalidType
+
 __all__ = [
     "as_float_array",
     "check_choice",
@@ -24,11 +26,11 @@ def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     if type(value) is int and (minimum is None or value >= minimum):
         return value  # the common case, checked cheaply
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     value = int(value)
     if minimum is not None and value < minimum:
         allowed = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
+        raise InvalidArgument(f"{name} must be {allowed}, got {value}")
     return value
 
 
@@ -38,7 +40,7 @@ def int_tuple(value: object, name: str, length: int, *, minimum: int | None = No
         isinstance(value, Sequence) and not isinstance(value, str)
     ):
         if len(value) != length:
-            raise ValueError(
+            raise InvalidArgument(
                 f"{name} must be an integer or a sequence of {length} integers, got {value!r}"
             )
         return tuple(check_int(v, name, minimum=minimum) for v in value)
@@ -49,7 +51,7 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise name the allowed ones."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise InvalidArgument(f"{name} must be one of {allowed}, got {value!r}")
     return value
 
 
@@ -68,14 +70,14 @@ def as_float_array(value: object, name: str, *, ndims: Sequence[int]) -> np.ndar
         if array.dtype not in (np.float32, np.float64):
             array = array.astype(np.float64)
     else:
-        raise TypeError(
+        raise InvalidType(
             f"{name} must hold real numbers (bool, integer or float), got dtype {array.dtype}"
         )
     if array.ndim not in ndims:
         allowed = " or ".join(str(n) for n in ndims)
-        raise ValueError(
+        raise InvalidArgument(
             f"{name} must have {allowed} dimensions, got {array.ndim} (shape {array.shape})"
         )
     if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+        raise InvalidArgument(f"{name} must not be empty, got shape {array.shape}")
     return array

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cnnkit._validate import check_int
+from cnnkit.errors import InvalidArgument, InvalidType
 from cnnkit.shapes import explain_output_size, output_size
 
 __all__ = [
@@ -86,9 +87,9 @@ class Architecture:
 
     def __init__(self, name: str, layers: Sequence[Mapping[str, object]]) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
+            raise InvalidType(f"name must be a non-empty string, got {name!r}")
         if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
-            raise ValueError(f"layers must be a non-empty list of layer specs, got {layers!r}")
+            raise InvalidArgument(f"layers must be a non-empty list of layer specs, got {layers!r}")
         completed = tuple(_complete_layer(layer, index) for index, layer in enumerate(layers))
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "layers", completed)
@@ -102,20 +103,23 @@ def _complete_layer(layer: object, index: int) -> dict:
     """Check one layer spec and fill in its defaults."""
     where = f"layer {index}"
     if not isinstance(layer, Mapping):
-        raise TypeError(f"{where} must be a dict with a 'type' key, got {layer!r}")
+        raise InvalidType(f"{where} must be a dict with a 'type' key, got {layer!r}")
     kind = layer.get("type")
     if kind not in _LAYER_KEYS:
         allowed = ", ".join(repr(k) for k in _LAYER_KEYS)
-        raise ValueError(f"{where} has type {kind!r}; allowed types are {allowed}")
+        raise InvalidArgument(f"{where} has type {kind!r}; allowed types are {allowed}")
     keys = _LAYER_KEYS[kind]
     unknown = sorted(set(layer) - set(keys) - {"type"})
     if unknown:
         allowed = ", ".join(keys) or "none"
-        raise ValueError(f"{where} ({kind}) has unknown keys {unknown}; allowed keys: {allowed}")
+        raise InvalidArgument(
+            f"{where} ({kind}) has unknown keys "
+            f"{unknown}; allowed keys: {allowed}"
+        )
     completed: dict[str, object] = {"type": kind}
     for key, default in keys.items():
         if key not in layer and default is None and not (key == "stride" and "pool" in kind):
-            raise ValueError(f"{where} ({kind}) needs the key {key!r}")
+            raise InvalidArgument(f"{where} ({kind}) needs the key {key!r}")
         completed[key] = layer.get(key, default)
     for key in ("out_channels", "kernel_size", "stride", "dilation"):
         if key in completed and completed[key] is not None:
@@ -127,10 +131,15 @@ def _complete_layer(layer: object, index: int) -> dict:
     if kind == "dropout":
         p = completed["p"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"{where} (dropout) p must be a number in [0, 1), got {p!r}")
+            raise InvalidArgument(
+                f"{where} (dropout) p must be "
+                f"a number in [0, 1), got {p!r}"
+            )
     for key in ("bias",):
         if key in completed and not isinstance(completed[key], bool):
-            raise TypeError(f"{where} ({kind}) {key} must be true or false, got {completed[key]!r}")
+            raise InvalidType(
+                f"{where} ({kind}) {key} must be true or false, got {completed[key]!r}"
+            )
     return completed
 
 
@@ -169,22 +178,22 @@ def load_architecture(source: str | os.PathLike | Mapping) -> Architecture:
     if isinstance(source, str) and source in ARCHITECTURES:
         return ARCHITECTURES[source]()
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"arch must be a name, a path or a dict, got {type(source).__name__}")
+        raise InvalidType(f"arch must be a name, a path or a dict, got {type(source).__name__}")
     path = os.fspath(source)
     if not path.endswith(".json") and not os.path.exists(path):
         names = ", ".join(repr(n) for n in ARCHITECTURES)
-        raise ValueError(f"arch must be one of {names} or a .json spec file, got {path!r}")
+        raise InvalidArgument(f"arch must be one of {names} or a .json spec file, got {path!r}")
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"arch file {path} is not valid JSON: {exc}") from None
+        raise InvalidArgument(f"arch file {path} is not valid JSON: {exc}") from None
     return _from_dict(data, path)
 
 
 def _from_dict(data: object, where: str) -> Architecture:
     if not isinstance(data, Mapping) or "layers" not in data:
-        raise ValueError(f"{where} must be a JSON object with a 'layers' list")
+        raise InvalidArgument(f"{where} must be a JSON object with a 'layers' list")
     return Architecture(str(data.get("name", "custom")), data["layers"])
 
 
@@ -203,7 +212,7 @@ def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
     else:
         values = list(text)
     if len(values) != 3:
-        raise ValueError(f"input shape must be CxHxW such as 1x28x28, got {text!r}")
+        raise InvalidArgument(f"input shape must be CxHxW such as 1x28x28, got {text!r}")
     shape = tuple(check_int(v, "input shape", minimum=1) for v in values)
     return shape  # type: ignore[return-value]
 
@@ -250,7 +259,7 @@ def trace(
     ((3136,), 3274634)
     """
     if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an Architecture, got {type(arch).__name__}")
+        raise InvalidType(f"arch must be an Architecture, got {type(arch).__name__}")
     shape: tuple[int, ...] = parse_input_shape(input_shape)
     num_classes = check_int(num_classes, "num_classes", minimum=1)
     rows = []
@@ -260,13 +269,13 @@ def trace(
         params, formula = 0, ""
         if kind in ("conv2d", "max_pool2d", "avg_pool2d"):
             if len(shape) != 3:
-                raise ValueError(f"{where} needs a CxHxW input, got the flat shape {shape}")
+                raise InvalidArgument(f"{where} needs a CxHxW input, got the flat shape {shape}")
             channels, height, width = shape
             kernel, padding = layer["kernel_size"], layer["padding"]
             stride = layer["stride"] if layer["stride"] is not None else kernel
             dilation = layer.get("dilation", 1)
             if "pool" in kind and 2 * padding > kernel:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{where}: padding {padding} is more than half the kernel size {kernel}"
                 )
             try:
@@ -274,7 +283,7 @@ def trace(
                     output_size(n, kernel, stride, padding, dilation) for n in (height, width)
                 ]
             except ValueError as exc:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{where} does not fit its {height}x{width} input: {exc}"
                 ) from None
             explained = explain_output_size(height, kernel, stride, padding, dilation)
@@ -298,7 +307,7 @@ def trace(
             shape = (features,)
         elif kind == "linear":
             if len(shape) != 1:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{where} needs a flat input; add a flatten layer before it (input {shape})"
                 )
             out_features = layer["out_features"]
@@ -311,12 +320,12 @@ def trace(
             shape = (out_features,)
         rows.append(LayerTrace(index, kind, shape, params, formula))
     if len(shape) != 1:
-        raise ValueError(
+        raise InvalidArgument(
             f"the network must end in a flat vector of class scores, but it ends with shape "
             f"{shape}; add flatten and linear layers"
         )
     if shape[0] != num_classes:
-        raise ValueError(
+        raise InvalidArgument(
             f"the last layer gives {shape[0]} outputs but there are {num_classes} classes; use "
             f'"out_features": "num_classes" in the last linear layer'
         )

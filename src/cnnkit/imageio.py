@@ -23,6 +23,7 @@ import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit._validate import as_float_array, check_choice, check_int, int_tuple
+from cnnkit.errors import InvalidArgument, InvalidType, IsAFolder, NotFound
 
 __all__ = [
     "COLOR_MODES",
@@ -100,7 +101,7 @@ def to_grayscale(image: object) -> np.ndarray:
     if array.ndim == 2:
         return array
     if array.shape[2] not in (3, 4):
-        raise ValueError(
+        raise InvalidArgument(
             f"image must have 3 (RGB) or 4 (RGBA) channels to convert to gray, got shape "
             f"{array.shape}"
         )
@@ -119,14 +120,14 @@ def _pixels_to_float(pil_image: object) -> np.ndarray:
     elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
         pil_image = pil_image.convert("L" if mode == "1" else "RGB")
     elif mode == "F":
-        raise ValueError("floating-point TIFF images are not supported; save them as .npy")
+        raise InvalidArgument("floating-point TIFF images are not supported; save them as .npy")
     array = np.asarray(pil_image)
     if array.dtype == np.uint8:
         return array / 255.0
     if array.dtype.kind in "ui" and array.dtype.itemsize >= 2:
         # 16-bit grayscale ('I;16' or 'I' holding 0..65535).
         return array.astype(np.float64) / 65535.0
-    raise ValueError(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
+    raise InvalidArgument(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -203,9 +204,9 @@ def read_image(
         max_pixels, "max_pixels", minimum=1
     )
     if not path.exists():
-        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
+        raise NotFound(f"image file {str(path)!r} does not exist")
     if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a folder, not an image file")
+        raise IsAFolder(f"{str(path)!r} is a folder, not an image file")
 
     corrupt = f"{str(path)!r} is truncated or corrupt and cannot be decoded"
     with _pillow_limit_off(), warnings.catch_warnings():
@@ -215,18 +216,18 @@ def read_image(
         try:
             pil_image = Image.open(path, formats=READ_FORMATS)
         except UnidentifiedImageError:
-            raise ValueError(
+            raise InvalidArgument(
                 f"{str(path)!r} is not an image file that cnnkit can read "
                 f"(readable: {', '.join(READ_FORMATS)})"
             ) from None
         except PermissionError:
             raise
         except (OSError, SyntaxError, EOFError, ValueError) as exc:
-            raise ValueError(f"{corrupt} ({exc})") from None
+            raise InvalidArgument(f"{corrupt} ({exc})") from None
         with pil_image:
             columns, rows = pil_image.size
             if limit is not None and rows * columns > limit:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{str(path)!r} has {columns}x{rows} = {rows * columns} pixels, more than "
                     f"the limit of {limit} that guards against decompression bombs; if you "
                     f"trust the file, raise it with max_pixels={rows * columns} "
@@ -236,7 +237,7 @@ def read_image(
                 pil_image.load()
                 oriented = ImageOps.exif_transpose(pil_image)
             except (OSError, SyntaxError, EOFError, ValueError) as exc:
-                raise ValueError(f"{corrupt} ({exc})") from None
+                raise InvalidArgument(f"{corrupt} ({exc})") from None
             array = _pixels_to_float(oriented)
 
     if color == "gray" and array.ndim == 3:
@@ -257,7 +258,7 @@ def read_image(
 def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
-            raise ValueError(
+            raise InvalidArgument(
                 "image values must lie in [0, 1] to be written as pixels, got range "
                 f"[{array.min()}, {array.max()}]; convert a filter result with "
                 "cnnkit.filters.to_uint8 first, or write .npy to keep the exact values"
@@ -268,7 +269,7 @@ def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
     if array.dtype.kind == "b":
         return array.astype(np.uint8 if bit_depth == 8 else np.uint16) * peak
     if array.min() < 0 or array.max() > peak:
-        raise ValueError(
+        raise InvalidArgument(
             f"integer pixel values must lie in [0, {peak}] for {bit_depth}-bit output, got "
             f"range [{array.min()}, {array.max()}]"
         )
@@ -317,45 +318,45 @@ def write_image(
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
-        raise ValueError(
+        raise InvalidArgument(
             f"output file {str(path)!r} must end in one of {', '.join(WRITE_SUFFIXES)}, "
             f"got {suffix or 'no suffix'!r}"
         )
     file_format = WRITE_SUFFIXES[suffix]
     array = np.asarray(image)
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"image must hold real numbers, got dtype {array.dtype}")
+        raise InvalidType(f"image must hold real numbers, got dtype {array.dtype}")
     if array.size == 0:
-        raise ValueError(f"image must not be empty, got shape {array.shape}")
+        raise InvalidArgument(f"image must not be empty, got shape {array.shape}")
     if file_format == "NPY":
         return atomic_write(
             path, lambda tmp: np.save(tmp, array, allow_pickle=False), overwrite=overwrite
         )
 
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
-        raise ValueError(
+        raise InvalidArgument(
             "image must be (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) to be written as "
             f"{file_format}, got shape {array.shape}"
         )
     default_depth = 16 if array.dtype == np.uint16 else 8
     bit_depth = default_depth if bit_depth is None else bit_depth
     if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+        raise InvalidArgument(f"bit_depth must be 8 or 16, got {bit_depth!r}")
     if bit_depth == 16 and (array.ndim == 3 or file_format == "JPEG"):
-        raise ValueError(
+        raise InvalidArgument(
             "16-bit output is possible for grayscale PNG and TIFF only, got "
             f"shape {array.shape} for {file_format}"
         )
     if file_format == "JPEG" and array.ndim == 3 and array.shape[2] in (2, 4):
-        raise ValueError(
+        raise InvalidArgument(
             f"JPEG cannot store transparency, got shape {array.shape}; drop the alpha channel "
             "or write PNG"
         )
     if file_format == "TIFF" and array.ndim == 3 and array.shape[2] == 2:
-        raise ValueError("gray + alpha images can be written as PNG only")
+        raise InvalidArgument("gray + alpha images can be written as PNG only")
     quality = check_int(quality, "quality", minimum=1)
     if quality > 95:
-        raise ValueError(f"quality must be from 1 to 95, got {quality}")
+        raise InvalidArgument(f"quality must be from 1 to 95, got {quality}")
     pixels = _to_integer_pixels(array, bit_depth)
     # Pillow infers the mode from the array: L, LA, RGB, RGBA, or I;16 for 2-D uint16.
     pil_image = Image.fromarray(pixels)

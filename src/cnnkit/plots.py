@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_int
+from cnnkit.errors import InvalidArgument
 from cnnkit.shapes import output_size, resolve_padding
 
 if TYPE_CHECKING:
@@ -92,7 +93,9 @@ def save_figure(
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"figures are saved as PNG; the path must end in .png, got {str(path)!r}")
+        raise InvalidArgument(
+            f"figures are saved as PNG; the path must end in .png, got {str(path)!r}"
+        )
     dpi = check_int(dpi, "dpi", minimum=1)
     return atomic_write(
         path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite
@@ -183,7 +186,7 @@ def filter_figure(
     ['Original image', 'sigma 2']
     """
     if not isinstance(filtered, Mapping) or not filtered:
-        raise ValueError(
+        raise InvalidArgument(
             f"filtered must be a non-empty mapping of title -> image, got {filtered!r}"
         )
     panels = {"Original image": as_float_array(image, "image", ndims=(2, 3))}
@@ -309,7 +312,7 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
     n = check_int(n, "n", minimum=1)
     kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
     if n > 40 or kernel_size > 40:
-        raise ValueError(
+        raise InvalidArgument(
             f"padding_figure draws n and kernel_size up to 40, got n={n}, "
             f"kernel_size={kernel_size}"
         )

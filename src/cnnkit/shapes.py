@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cnnkit._validate import check_choice, check_int, int_tuple
+from cnnkit.errors import InvalidArgument
 
 __all__ = [
     "PADDING_NAMES",
@@ -37,7 +38,7 @@ def _named_padding(
     if name == "full":
         return (span, span)
     if stride != 1:
-        raise ValueError(
+        raise InvalidArgument(
             f"padding='same' is only defined for stride 1, got stride={stride}; "
             "give the padding as a number instead"
         )
@@ -109,7 +110,7 @@ def resolve_padding(
             return (int_tuple(padding, "padding", 2, minimum=0),)
         if len(padding) == ndim and ndim > 1:
             return tuple((p, p) for p in int_tuple(padding, "padding", ndim, minimum=0))
-        raise ValueError(
+        raise InvalidArgument(
             f"padding must be 'valid', 'same', 'full', a non-negative integer, {ndim} integers "
             f"or {ndim} (before, after) pairs, got {padding!r}"
         )
@@ -159,7 +160,7 @@ def output_size(
     else:
         size = room // stride + 1
     if size < 1:
-        raise ValueError(
+        raise InvalidArgument(
             f"the window does not fit: input size {n} with padding ({before}, {after}) is "
             f"{n + before + after}, smaller than the kernel's extent {span} "
             f"(kernel_size={kernel_size}, dilation={dilation}, stride={stride})"

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from cnnkit.data import DATASET_NAMES, fetch, load_dataset, locate
+from cnnkit.errors import InvalidArgument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     shape = parse_input_shape(args.input) if args.input else None
     if args.name not in DATASET_NAMES and not args.name.startswith("imagefolder:"):
         allowed = ", ".join(DATASET_NAMES)
-        raise ValueError(f"dataset must be one of {allowed} or imagefolder:PATH, got {args.name!r}")
+        raise InvalidArgument(
+            f"dataset must be one of {allowed} or "
+            f"imagefolder:PATH, got {args.name!r}"
+        )
     data = load_dataset(args.name, data_dir=args.data_dir, input_shape=shape,
                         download=False, report=lambda line: print(line, file=sys.stderr))
     if args.name in ("mnist", "fashion-mnist"):

@@ -23,6 +23,7 @@ from cnnkit import (
     max_pool2d,
 )
 from cnnkit._files import check_output_folder
+from cnnkit.errors import InvalidArgument
 from cnnkit.filters.samples import grid_lines
 
 DEFAULT_OUT = "cnnkit-demo"
@@ -147,7 +148,7 @@ def training(folder: Path, epochs: int, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.epochs < 1:
-        raise ValueError(f"--epochs must be a positive integer, got {args.epochs}")
+        raise InvalidArgument(f"--epochs must be a positive integer, got {args.epochs}")
     folder = None
     if not (args.no_figures and args.no_train):
         folder = free_output_folder(args.out, args.overwrite)

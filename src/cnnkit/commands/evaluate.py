@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from cnnkit.errors import AlreadyExists
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         folder = source if source.is_dir() else source.parent
         figure = folder / f"confusion-{args.split}.png"
     if figure.exists() and not args.overwrite:
-        raise FileExistsError(f"{figure} exists; pass --overwrite or choose --figure")
+        raise AlreadyExists(f"{figure} exists; pass --overwrite or choose --figure")
     if not os.access(figure.parent if str(figure.parent) else ".", os.W_OK) or (
         not figure.parent.is_dir()
     ):

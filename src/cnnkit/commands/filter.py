@@ -6,6 +6,8 @@ import argparse
 
 import numpy as np
 
+from cnnkit.errors import InvalidArgument
+
 EXAMPLE = """examples:
   cnnkit filter photo.jpg --kernel sobel-x -o edges.png
   cnnkit filter photo.jpg --kernel gaussian:sigma=2 -o blurred.png
@@ -53,11 +55,11 @@ def load_input(
     from cnnkit.imageio import read_image
 
     if args.image is not None and args.sample is not None:
-        raise ValueError("give either IMAGE or --sample, not both")
+        raise InvalidArgument("give either IMAGE or --sample, not both")
     if args.image is None:
         sample = args.sample or default_sample
         if sample is None:
-            raise ValueError("give an IMAGE file or --sample NAME")
+            raise InvalidArgument("give an IMAGE file or --sample NAME")
         size = tuple(args.resize) if args.resize else 128
         return sample_image(sample, size)
     return read_image(
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     suffix = args.output.lower().rpartition(".")[2]
     if f".{suffix}" not in WRITE_SUFFIXES:
-        raise ValueError(
+        raise InvalidArgument(
             f"output file {args.output!r} must end in one of {', '.join(WRITE_SUFFIXES)}"
         )
     kernel = parse_kernel(args.kernel)

@@ -6,6 +6,8 @@ import argparse
 
 import numpy as np
 
+from cnnkit.errors import InvalidArgument
+
 EXAMPLE = """examples:
   cnnkit kernel sobel-x
   cnnkit kernel sobel-y --size 5
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         kernel = make_kernel(args.name, **params)
     elif params:
         options = ", ".join(f"--{name}" for name in params)
-        raise ValueError(f"{options} apply to named kernels only, not to {args.name!r}")
+        raise InvalidArgument(f"{options} apply to named kernels only, not to {args.name!r}")
     else:
         kernel = parse_kernel(args.name)
     rows, columns = kernel.shape

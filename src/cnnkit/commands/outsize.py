@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.errors import InvalidArgument
+
 EXAMPLE = """examples:
   cnnkit outsize --input 32 --kernel 5 --padding 2              # 32
   cnnkit outsize --input 28 --kernel 2 --stride 2               # 14
@@ -43,7 +45,7 @@ def _per_axis(values: list, name: str, axes: int) -> list:
         return values * axes
     if len(values) == axes:
         return values
-    raise ValueError(
+    raise InvalidArgument(
         f"--{name} takes one number or one per axis ({axes}), got {len(values)}: {values}"
     )
 
@@ -54,7 +56,7 @@ def _padding(values: list[str], axes: int) -> list[int | str]:
     try:
         numbers = [int(value) for value in values]
     except ValueError:
-        raise ValueError(
+        raise InvalidArgument(
             f"--padding must be same, valid, full or one or {axes} integers, got {values}"
         ) from None
     return _per_axis(numbers, "padding", axes)
@@ -65,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     axes = len(args.input)
     if axes not in (1, 2):
-        raise ValueError(f"--input takes N or ROWS COLUMNS, got {len(args.input)} numbers")
+        raise InvalidArgument(f"--input takes N or ROWS COLUMNS, got {len(args.input)} numbers")
     if args.plot and axes != 1:
-        raise ValueError("--plot draws the 1-D case; give one number to --input")
+        raise InvalidArgument("--plot draws the 1-D case; give one number to --input")
     kernel = _per_axis(args.kernel, "kernel", axes)
     padding = _padding(args.padding, axes)
     stride = _per_axis(args.stride, "stride", axes)

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from cnnkit.errors import InvalidArgument
+
 # Options forwarded to every process when --nproc/--nnodes start torchrun: (flag, dest).
 _VALUE_OPTIONS = (
     ("--dataset", "dataset"), ("--arch", "arch"), ("--input", "input"),
@@ -114,11 +116,10 @@ def _forward_argv(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.cli import CommandError
     from cnnkit.engines import distributed
 
     if args.nproc < 1 or args.nnodes < 1:
-        raise CommandError(f"--nproc and --nnodes must be at least 1, got {args.nproc}, "
+        raise InvalidArgument(f"--nproc and --nnodes must be at least 1, got {args.nproc}, "
                            f"{args.nnodes}")
     if (args.nproc > 1 or args.nnodes > 1) and "WORLD_SIZE" not in os.environ:
         return distributed.launch(
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         if args.threads < 1:
-            raise CommandError(f"--threads must be at least 1, got {args.threads}")
+            raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     given = {
         "dataset": args.dataset, "arch": args.arch, "input_shape": args.input,
@@ -150,13 +151,13 @@ def run(args: argparse.Namespace) -> int:
     given = {key: value for key, value in given.items() if value is not None}
     if args.resume:
         if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
-            raise CommandError("--resume continues the run in its own folder; leave out --out")
+            raise InvalidArgument("--resume continues the run in its own folder; leave out --out")
         saved = load_checkpoint(args.resume)["config"]
         config = TrainConfig(**{**saved, **given})
         run_dir = args.resume
     else:
         if not args.out:
-            raise CommandError("--out RUN_DIR is needed (or --resume RUN_DIR)")
+            raise InvalidArgument("--out RUN_DIR is needed (or --resume RUN_DIR)")
         config = TrainConfig(**given)
         run_dir = args.out
     quiet = args.quiet
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             log=None if quiet else (lambda line: print(line, flush=True)),
         )
     except TrainingError as exc:
-        raise CommandError(str(exc)) from None
+        raise InvalidArgument(str(exc)) from None
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not quiet:
         print(f"run folder: {result.run_dir} (checkpoint.pt, best.pt, metrics.csv, curves.png)")

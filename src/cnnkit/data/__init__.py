@@ -36,6 +36,7 @@ from cnnkit.data.registry import (
     search_folders,
 )
 from cnnkit.data.synthetic import make_digits
+from cnnkit.errors import InvalidArgument, InvalidType
 
 __all__ = [
     "DATASET_NAMES",
@@ -100,7 +101,7 @@ def _read_idx_split(paths: dict, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(paths[f"{prefix}-images-idx3-ubyte"])
     labels = read_idx(paths[f"{prefix}-labels-idx1-ubyte"])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
+        raise InvalidArgument(
             f"{prefix} files do not match: images {images.shape}, labels {labels.shape}"
         )
     return images[:, None].astype(np.uint8), labels.astype(np.int64)
@@ -154,7 +155,7 @@ def load_dataset(
     ((12000, 1, 28, 28), (2000, 1, 28, 28), 10)
     """
     if not isinstance(name, str):
-        raise TypeError(f"dataset must be a string, got {type(name).__name__}")
+        raise InvalidType(f"dataset must be a string, got {type(name).__name__}")
     if name.startswith("imagefolder:"):
         root = name[len("imagefolder:") :]
         shape = tuple(input_shape) if input_shape is not None else (1, 28, 28)
@@ -186,10 +187,13 @@ def load_dataset(
         )
     else:
         allowed = ", ".join(repr(n) for n in DATASET_NAMES)
-        raise ValueError(f"dataset must be one of {allowed} or 'imagefolder:PATH', got {name!r}")
+        raise InvalidArgument(
+            f"dataset must be one of {allowed} or "
+            f"'imagefolder:PATH', got {name!r}"
+        )
     if input_shape is not None and tuple(input_shape) != data.input_shape:
         shape_text = "x".join(map(str, data.input_shape))
-        raise ValueError(
+        raise InvalidArgument(
             f"dataset {name!r} has {shape_text} images, not "
             f"{'x'.join(map(str, input_shape))}; only image folders are resized"
         )
@@ -210,12 +214,12 @@ def resolve_val_size(val_size: int | float | None, count: int) -> int:
         size = round(count * DEFAULT_VAL_FRACTION)
     elif isinstance(val_size, float):
         if not 0.0 <= val_size < 1.0:
-            raise ValueError(f"val_size as a fraction must be in [0, 1), got {val_size}")
+            raise InvalidArgument(f"val_size as a fraction must be in [0, 1), got {val_size}")
         size = round(count * val_size)
     else:
         size = check_int(val_size, "val_size", minimum=0)
     if size >= count:
-        raise ValueError(
+        raise InvalidArgument(
             f"val_size {val_size} would hold out {size} of the {count} training images and leave "
             "none to train on; choose a smaller count or a fraction below 1"
         )

@@ -13,6 +13,8 @@ import struct
 
 import numpy as np
 
+from cnnkit.errors import InvalidArgument, InvalidType
+
 __all__ = ["read_idx", "write_idx"]
 
 #: IDX type codes and the big-endian numpy dtypes they stand for.
@@ -34,7 +36,7 @@ def _read_bytes(path: str) -> bytes:
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError) as exc:
-            raise ValueError(f"{path} is a damaged or truncated gzip file ({exc})") from None
+            raise InvalidArgument(f"{path} is a damaged or truncated gzip file ({exc})") from None
     return raw
 
 
@@ -68,20 +70,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = os.fspath(path)
     data = _read_bytes(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _TYPES:
-        raise ValueError(
+        raise InvalidArgument(
             f"{path} is not an IDX file: wrong magic number {data[:4].hex() or 'empty'} "
             "(expected 0000 followed by a type code and the number of dimensions)"
         )
     dtype, ndim = _TYPES[data[2]], data[3]
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(f"{path} is truncated: its header needs {header_size} bytes")
+        raise InvalidArgument(f"{path} is truncated: its header needs {header_size} bytes")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = len(data) - header_size
     if actual != expected:
         problem = "truncated" if actual < expected else "longer than its header says"
-        raise ValueError(
+        raise InvalidArgument(
             f"{path} is {problem}: header shape {shape} needs {expected} bytes of data, "
             f"found {actual}"
         )
@@ -95,7 +97,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool = Fa
     codes = {dtype.newbyteorder("="): code for code, dtype in _TYPES.items()}
     dtype = array.dtype.newbyteorder("=")
     if dtype not in codes:
-        raise TypeError(f"array dtype {array.dtype} has no IDX type code")
+        raise InvalidType(f"array dtype {array.dtype} has no IDX type code")
     header = bytes([0, 0, codes[dtype], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = header + array.astype(dtype.newbyteorder(">")).tobytes()
     if compress:

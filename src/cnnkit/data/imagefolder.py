@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._validate import check_choice
+from cnnkit.errors import InvalidArgument, NotFound
 
 __all__ = ["IMAGE_SUFFIXES", "load_image", "read_image_folder"]
 
@@ -26,7 +27,7 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 
     channels, height, width = parse_input_shape(input_shape)
     if channels not in (1, 3):
-        raise ValueError(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        raise InvalidArgument(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
     return channels, height, width
 
 
@@ -43,7 +44,7 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
             image.load()
             converted = image.convert("L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"cannot read image {os.fspath(path)}: {exc}") from None
+        raise InvalidArgument(f"cannot read image {os.fspath(path)}: {exc}") from None
     if converted.size != (width, height):
         converted = converted.resize((width, height), Image.Resampling.BILINEAR)
     array = np.asarray(converted, dtype=np.uint8)
@@ -96,10 +97,10 @@ def read_image_folder(
     _check_shape(input_shape)
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
+        raise NotFound(f"image folder {root} does not exist or is not a folder")
     class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
     if not class_names:
-        raise ValueError(f"image folder {root} has no class sub-folders (one per class)")
+        raise InvalidArgument(f"image folder {root} has no class sub-folders (one per class)")
     images, labels = [], []
     for label, name in enumerate(class_names):
         files = sorted(
@@ -118,5 +119,5 @@ def read_image_folder(
                 continue
             labels.append(label)
     if not images:
-        raise ValueError(f"image folder {root} holds no readable images")
+        raise InvalidArgument(f"image folder {root} holds no readable images")
     return np.stack(images), np.asarray(labels, dtype=np.int64), class_names

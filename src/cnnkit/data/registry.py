@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit._files import atomic_write
+from cnnkit.errors import CnnkitError, InvalidArgument, NotFound
 
 __all__ = [
     "IDX_DATASETS",
@@ -132,18 +133,18 @@ IDX_DATASETS = {
 _SYSTEM_FOLDER = Path("/usr/share/datasets")
 
 
-class DatasetNotFoundError(OSError):
+class DatasetNotFoundError(NotFound):
     """The files of a data set are nowhere on disk and could not be downloaded."""
 
 
-class DownloadError(OSError):
+class DownloadError(CnnkitError, OSError):
     """A download failed or delivered something other than the official file."""
 
 
 def _dataset(name: str) -> IdxDataset:
     if name not in IDX_DATASETS:
         allowed = ", ".join(repr(n) for n in IDX_DATASETS)
-        raise ValueError(f"dataset must be one of {allowed}, got {name!r}")
+        raise InvalidArgument(f"dataset must be one of {allowed}, got {name!r}")
     return IDX_DATASETS[name]
 
 

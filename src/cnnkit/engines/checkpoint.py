@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from cnnkit._files import atomic_write
+from cnnkit.errors import InvalidArgument, NotFound
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -47,7 +48,7 @@ def resolve_checkpoint(source: str | os.PathLike, *, best: bool = False) -> Path
     if path.is_dir():
         path = path / (BEST_NAME if best else CHECKPOINT_NAME)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise NotFound(f"no checkpoint at {path}")
     return path
 
 
@@ -80,19 +81,19 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
     except pickle.UnpicklingError as exc:
         reason = _unpickling_reason(str(exc))
         if "GLOBAL" in reason:
-            raise ValueError(
+            raise InvalidArgument(
                 f"refused to load {path}: it holds objects other than weights and plain "
                 f"values, which could run code when loaded ({reason})"
             ) from None
-        raise ValueError(f"{path} is not a readable checkpoint ({reason})") from None
+        raise InvalidArgument(f"{path} is not a readable checkpoint ({reason})") from None
     except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
         detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
-        raise ValueError(
+        raise InvalidArgument(
             f"{path} is not a readable checkpoint: the file is damaged or was not written by "
             f"cnnkit train (torch.load: {detail})"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
+        raise InvalidArgument(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
     for key in ("config", "model_info", "history"):
         state[key] = json.loads(state[key])
     return state
@@ -115,25 +116,25 @@ def check_compatible(model_info: dict, expected: dict, where: str) -> None:
     """
     saved_shape = tuple(model_info["input_shape"])
     if "input_shape" in expected and tuple(expected["input_shape"]) != saved_shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"{where} was trained on {'x'.join(map(str, saved_shape))} inputs, not "
             f"{'x'.join(map(str, expected['input_shape']))}"
         )
     if "num_classes" in expected and expected["num_classes"] != model_info["num_classes"]:
-        raise ValueError(
+        raise InvalidArgument(
             f"{where} was trained for {model_info['num_classes']} classes, not "
             f"{expected['num_classes']}"
         )
     if "arch" in expected:
         saved, wanted = model_info["arch"]["layers"], expected["arch"]["layers"]
         if len(saved) != len(wanted):
-            raise ValueError(
+            raise InvalidArgument(
                 f"{where} has a {len(saved)}-layer architecture "
                 f"({model_info['arch']['name']!r}), not {len(wanted)} layers "
                 f"({expected['arch']['name']!r})"
             )
         for index, (old, new) in enumerate(zip(saved, wanted, strict=True)):
             if old != new:
-                raise ValueError(
+                raise InvalidArgument(
                     f"{where} differs in layer {index}: checkpoint has {old}, asked for {new}"
                 )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cnnkit.errors import InvalidArgument
+
 __all__ = ["Context", "all_reduce_sum", "launch", "setup", "shutdown"]
 
 #: How long a collective waits for the other processes before failing.
@@ -53,7 +55,10 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+        raise InvalidArgument(
+            f"environment variable {name} must "
+            f"be an integer, got {value!r}"
+        ) from None
 
 
 def setup(device: torch.device) -> tuple[Context, torch.device]:
@@ -75,7 +80,7 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
         local_world = _env_int("LOCAL_WORLD_SIZE", world)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     else:
-        raise ValueError(f"multi-process training runs on CUDA or the CPU, not {device.type}")
+        raise InvalidArgument(f"multi-process training runs on CUDA or the CPU, not {device.type}")
     if not dist.is_initialized():
         dist.init_process_group(
             backend, rank=rank, world_size=world, timeout=COLLECTIVE_TIMEOUT
@@ -128,9 +133,9 @@ def launch(
     torchrun's exit status: non-zero when any process failed.
     """
     if nnodes > 1 and not master_addr:
-        raise ValueError("--master-addr is needed when --nnodes is more than 1")
+        raise InvalidArgument("--master-addr is needed when --nnodes is more than 1")
     if not 0 <= node_rank < nnodes:
-        raise ValueError(f"--node-rank must be in 0..{nnodes - 1}, got {node_rank}")
+        raise InvalidArgument(f"--node-rank must be in 0..{nnodes - 1}, got {node_rank}")
     address = master_addr or "127.0.0.1"
     port = master_port or (29500 if nnodes > 1 else free_port())
     command = [

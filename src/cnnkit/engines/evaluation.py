@@ -17,6 +17,7 @@ from cnnkit.data.imagefolder import load_image
 from cnnkit.engines.checkpoint import check_compatible, load_checkpoint
 from cnnkit.engines.loaders import BatchLoader
 from cnnkit.engines.model import build_model, choose_device
+from cnnkit.errors import InvalidArgument
 
 __all__ = [
     "Evaluation",
@@ -39,7 +40,7 @@ def load_model(
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"the weights in {source} do not fit its architecture: {str(exc).splitlines()[-1]}"
         ) from None
     return model.to(choose_device(device)).eval(), state
@@ -216,7 +217,7 @@ def predict(
     """
     top_k = check_int(top_k, "top_k", minimum=1)
     if isinstance(images, (str, os.PathLike)) or not images:
-        raise ValueError("images must be a non-empty list of image files")
+        raise InvalidArgument("images must be a non-empty list of image files")
     model, state = load_model(source, device=device)
     info = state["model_info"]
     shape = tuple(info["input_shape"])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from cnnkit._validate import check_choice, check_int
+from cnnkit.errors import InvalidArgument
 
 __all__ = ["LOADER_MODES", "Batch", "BatchLoader"]
 
@@ -82,11 +83,11 @@ class BatchLoader:
         check_choice(mode, "loader", LOADER_MODES)
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(
+            raise InvalidArgument(
                 f"images must be uint8 (N, C, H, W), got {images.dtype} {images.shape}"
             )
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise InvalidArgument(f"{len(images)} images but {len(labels)} labels")
         self.count = len(images)
         self.device = device
         self.channels_last = channels_last

@@ -9,6 +9,7 @@ from torch import nn
 
 from cnnkit._validate import check_choice
 from cnnkit.arch import NUM_CLASSES, Architecture, parse_input_shape, trace
+from cnnkit.errors import InvalidArgument, InvalidType
 
 __all__ = ["PRECISIONS", "autocast_dtype", "build_model", "choose_device", "resolve_precision"]
 
@@ -76,7 +77,7 @@ def choose_device(name: str = "auto") -> torch.device:
     device(type='cpu')
     """
     if not isinstance(name, str):
-        raise TypeError(f"device must be a string, got {type(name).__name__}")
+        raise InvalidType(f"device must be a string, got {type(name).__name__}")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -87,22 +88,27 @@ def choose_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(
+        raise InvalidArgument(
             f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but this machine has no usable CUDA GPU")
+        raise InvalidArgument(
+            f"device {name!r} was asked for but "
+            "this machine has no usable CUDA GPU"
+        )
     if device.type == "cuda" and device.index is not None:
         if device.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise InvalidArgument(
                 f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s)"
             )
     if device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("device 'mps' was asked for but Apple MPS is not available here")
+            raise InvalidArgument("device 'mps' was asked for but Apple MPS is not available here")
     if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
+        raise InvalidArgument(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}"
+        )
     return device
 
 

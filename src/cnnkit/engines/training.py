@@ -58,6 +58,7 @@ from cnnkit.engines.model import (
     choose_device,
     resolve_precision,
 )
+from cnnkit.errors import InvalidArgument, InvalidType, NotFound, TrainingError
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingError", "evaluate_loader", "train"]
 
@@ -75,10 +76,6 @@ METRIC_COLUMNS = (
     "epoch_seconds",
     "images_per_second",
 )
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (for example the loss became NaN or infinite)."""
 
 
 @dataclass
@@ -120,9 +117,12 @@ class TrainConfig:
         if self.train_limit is not None:
             check_int(self.train_limit, "train_limit", minimum=1)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+            raise InvalidArgument(f"lr must be a positive number, got {self.lr!r}")
         if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be a number >= 0, got {self.warmup_epochs!r}")
+            raise InvalidArgument(
+                "warmup_epochs must be a number "
+                f">= 0, got {self.warmup_epochs!r}"
+            )
         check_choice(self.lr_scaling, "lr_scaling", LR_SCALINGS)
         check_choice(self.schedule, "schedule", SCHEDULES)
         check_choice(self.precision, "precision", PRECISIONS)
@@ -238,7 +238,7 @@ def evaluate_loader(
 def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (run_dir / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"cannot resume: {run_dir / CHECKPOINT_NAME} does not exist")
+            raise NotFound(f"cannot resume: {run_dir / CHECKPOINT_NAME} does not exist")
         return
     check_output_folder(
         run_dir,
@@ -319,7 +319,7 @@ def train(
         When the loss becomes NaN or infinite; the last good checkpoint is kept.
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        raise InvalidType(f"config must be a TrainConfig, got {type(config).__name__}")
     run_dir = Path(run_dir)
     device = choose_device(config.device)
     context, device = distributed.setup(device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnnkit.errors import NotFound
 from cnnkit.filters.apply import (
     FILTER_MODES,
     PADDING_MODES,
@@ -129,7 +130,7 @@ def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list
 
     folder = Path(out_dir)
     if not folder.is_dir():
-        raise FileNotFoundError(f"output folder {str(folder)!r} does not exist")
+        raise NotFound(f"output folder {str(folder)!r} does not exist")
     image = grid_lines(128)
     blurred = {f"sigma = {sigma:g}": gaussian_blur(image, sigma)
                for sigma in DEMO_SIGMAS}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_choice
+from cnnkit.errors import InvalidArgument
 from cnnkit.filters.kernels import (
     _CENTRAL_DIFFERENCE,
     _PREWITT_SMOOTHING,
@@ -83,7 +84,7 @@ def _as_image(image: object) -> np.ndarray:
     """A 2-D grayscale or (height, width, channels) colour image as a float array."""
     array = as_float_array(image, "image", ndims=(2, 3))
     if array.ndim == 3 and not 1 <= array.shape[2] <= 4:
-        raise ValueError(
+        raise InvalidArgument(
             "image must be (height, width) or (height, width, channels) with 1 to 4 channels, "
             f"got shape {array.shape}; a channels-first array needs np.moveaxis(image, 0, -1)"
         )
@@ -441,7 +442,7 @@ def gaussian_blur(
     """
     if isinstance(sigma, tuple | list):
         if len(sigma) != 2:
-            raise ValueError(f"sigma must be a number or (rows, columns), got {sigma!r}")
+            raise InvalidArgument(f"sigma must be a number or (rows, columns), got {sigma!r}")
         sigma_rows, sigma_columns = sigma
     else:
         sigma_rows = sigma_columns = sigma
@@ -639,7 +640,9 @@ def to_uint8(image: object, method: str = "rescale") -> np.ndarray:
     check_choice(method, "method", TO_UINT8_METHODS)
     if not np.all(np.isfinite(array)):
         bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise ValueError(f"image holds {bad} NaN or infinite values; cannot map them to 0..255")
+        raise InvalidArgument(
+            f"image holds {bad} NaN or infinite values; cannot map them to 0..255"
+        )
     if method == "abs":
         array = np.abs(array)
         peak = array.max()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_choice, check_int
+from cnnkit.errors import InvalidArgument, InvalidType, NotFound
 
 __all__ = [
     "KERNEL_NAMES",
@@ -48,7 +49,7 @@ AXES = (0, 1)
 
 def _check_axis(axis: object) -> int:
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or axis not in AXES:
-        raise ValueError(
+        raise InvalidArgument(
             "axis must be 0 (derivative down the rows: horizontal edges) or 1 (derivative "
             f"across the columns: vertical edges), got {axis!r}"
         )
@@ -57,17 +58,17 @@ def _check_axis(axis: object) -> int:
 
 def _check_positive_float(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        raise InvalidArgument(f"{name} must be a positive finite number, got {value!r}")
     return value
 
 
 def _check_odd_size(size: object, name: str = "size", *, minimum: int = 1) -> int:
     size = check_int(size, name, minimum=minimum)
     if size % 2 == 0:
-        raise ValueError(f"{name} must be odd, got {size}")
+        raise InvalidArgument(f"{name} must be odd, got {size}")
     return size
 
 
@@ -107,7 +108,7 @@ def sobel_kernels1d(size: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """
     size = _check_odd_size(size, minimum=3)
     if size > 31:
-        raise ValueError(f"size must be an odd number from 3 to 31, got {size}")
+        raise InvalidArgument(f"size must be an odd number from 3 to 31, got {size}")
     derivative = np.convolve(_binomial1d(size - 2), [-1.0, 0.0, 1.0])
     return _binomial1d(size), derivative
 
@@ -227,7 +228,7 @@ def _gaussian_radius(
     sigma: float, truncate: object, radius: object, size: object
 ) -> int:
     if radius is not None and size is not None:
-        raise ValueError(
+        raise InvalidArgument(
             f"give either radius or size, not both (got radius={radius!r}, size={size!r})"
         )
     if radius is not None:
@@ -351,7 +352,7 @@ def box_kernel(size: int | tuple[int, int] = 3) -> np.ndarray:
     """
     if isinstance(size, tuple | list):
         if len(size) != 2:
-            raise ValueError(f"size must be an integer or (rows, columns), got {size!r}")
+            raise InvalidArgument(f"size must be an integer or (rows, columns), got {size!r}")
         rows, columns = (check_int(s, "size", minimum=1) for s in size)
     else:
         rows = columns = check_int(size, "size", minimum=1)
@@ -418,7 +419,7 @@ def laplacian_kernel(neighbours: int = 4) -> np.ndarray:
     [1.0, -4.0, 1.0]
     """
     if isinstance(neighbours, bool) or neighbours not in (4, 8):
-        raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")
+        raise InvalidArgument(f"neighbours must be 4 or 8, got {neighbours!r}")
     if neighbours == 4:
         return np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
     kernel = np.ones((3, 3))
@@ -515,14 +516,14 @@ def _float_param(text: str, name: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {text!r}") from None
+        raise InvalidArgument(f"{name} must be a number, got {text!r}") from None
 
 
 def _int_param(text: str, name: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
+        raise InvalidArgument(f"{name} must be an integer, got {text!r}") from None
 
 
 #: name -> (constructor, {parameter: converter}). The converters read CLI text.
@@ -579,7 +580,7 @@ def make_kernel(name: str, **params: object) -> np.ndarray:
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         accepted = ", ".join(allowed) if allowed else "none"
-        raise ValueError(
+        raise InvalidArgument(
             f"kernel {name!r} takes no parameter {unknown[0]!r}; its parameters: {accepted}"
         )
     return constructor(**params)
@@ -596,7 +597,7 @@ def _named_from_text(spec: str) -> np.ndarray:
         key = key.strip()
         if not sep or key not in converters:
             accepted = ", ".join(f"{k}=..." for k in converters) or "no parameters"
-            raise ValueError(
+            raise InvalidArgument(
                 f"kernel {name!r} takes {accepted}; could not use {item!r} in {spec!r}"
             )
         params[key] = converters[key](value.strip(), key)
@@ -610,7 +611,7 @@ def _rows_from_text(text: str, source: str) -> np.ndarray:
         try:
             value = ast.literal_eval(stripped)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise ValueError(
+            raise InvalidArgument(
                 f"kernel {source} is not a valid nested list of numbers, "
                 "e.g. [[-1,0,1],[-2,0,2],[-1,0,1]]"
             ) from None
@@ -624,15 +625,15 @@ def _rows_from_text(text: str, source: str) -> np.ndarray:
         try:
             rows.append([float(cell) for cell in cells])
         except ValueError:
-            raise ValueError(
+            raise InvalidArgument(
                 f"kernel {source} must hold numbers separated by commas or spaces, one row per "
                 f"line (or ';'), got the row {line!r}"
             ) from None
     if not rows:
-        raise ValueError(f"kernel {source} holds no numbers")
+        raise InvalidArgument(f"kernel {source} holds no numbers")
     if len({len(row) for row in rows}) != 1:
         lengths = [len(row) for row in rows]
-        raise ValueError(f"kernel {source} has rows of different lengths {lengths}")
+        raise InvalidArgument(f"kernel {source} has rows of different lengths {lengths}")
     return _as_kernel_array(rows, source)
 
 
@@ -642,10 +643,10 @@ def _as_kernel_array(value: object, source: str) -> np.ndarray:
     except ValueError:
         array = None
     if array is None or array.dtype == object:
-        raise ValueError(f"kernel {source} must be a rectangular 2-D array of numbers")
+        raise InvalidArgument(f"kernel {source} must be a rectangular 2-D array of numbers")
     array = as_float_array(array, "kernel", ndims=(2,)).astype(np.float64, copy=False)
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"kernel {source} must hold finite numbers, got {array.tolist()}")
+        raise InvalidArgument(f"kernel {source} must hold finite numbers, got {array.tolist()}")
     return array
 
 
@@ -690,24 +691,28 @@ def parse_kernel(spec: object) -> np.ndarray:
             return _named_from_text(stripped)
         return _rows_from_text(stripped, f"text {spec!r}")
     if isinstance(spec, bytes):
-        raise TypeError(f"kernel must be an array, a list, a name or a path, got bytes {spec!r}")
+        raise InvalidType(f"kernel must be an array, a list, a name or a path, got bytes {spec!r}")
     return _as_kernel_array(spec, "array")
 
 
 def _kernel_from_file(path: str) -> np.ndarray:
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"kernel file {path!r} does not exist")
+        raise NotFound(f"kernel file {path!r} does not exist")
     if path.lower().endswith(".npy"):
         try:
             value = np.load(path, allow_pickle=False)
         except (ValueError, EOFError) as exc:
-            raise ValueError(f"kernel file {path!r} is not a readable .npy array ({exc})") from None
+            raise InvalidArgument(
+                f"kernel file {path!r} is not a readable .npy array ({exc})"
+            ) from None
         if not isinstance(value, np.ndarray):
-            raise ValueError(f"kernel file {path!r} must hold one array (.npy), not an archive")
+            raise InvalidArgument(
+                f"kernel file {path!r} must hold one array (.npy), not an archive"
+            )
         return _as_kernel_array(value, f"file {path!r}")
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except UnicodeDecodeError:
-        raise ValueError(f"kernel file {path!r} is not a text file of numbers") from None
+        raise InvalidArgument(f"kernel file {path!r} is not a text file of numbers") from None
     return _rows_from_text(text, f"file {path!r}")

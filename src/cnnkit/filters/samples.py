@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cnnkit._validate import check_choice, check_int, int_tuple
+from cnnkit.errors import InvalidArgument
 
 __all__ = [
     "SAMPLE_NAMES",
@@ -61,7 +62,7 @@ def grid_lines(
     spacing = check_int(spacing, "spacing", minimum=1)
     thickness = check_int(thickness, "thickness", minimum=1)
     if thickness >= spacing:
-        raise ValueError(
+        raise InvalidArgument(
             f"thickness must be smaller than spacing, got thickness={thickness}, "
             f"spacing={spacing}"
         )
@@ -126,7 +127,9 @@ def step_edge(size: int | tuple[int, int] = 128, *, axis: int = 1) -> np.ndarray
     """
     rows, columns = _shape(size)
     if isinstance(axis, bool) or axis not in (0, 1):
-        raise ValueError(f"axis must be 0 (a horizontal edge) or 1 (a vertical edge), got {axis!r}")
+        raise InvalidArgument(
+            f"axis must be 0 (a horizontal edge) or 1 (a vertical edge), got {axis!r}"
+        )
     image = np.zeros((rows, columns))
     if axis == 1:
         image[:, columns // 2 :] = 1.0
@@ -198,7 +201,7 @@ def noisy_gradient(
     """
     rows, columns = _shape(size)
     if isinstance(noise, bool) or not isinstance(noise, int | float) or not noise >= 0:
-        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        raise InvalidArgument(f"noise must be a non-negative number, got {noise!r}")
     seed = check_int(seed, "seed", minimum=0)
     ramp = np.broadcast_to(np.linspace(0.0, 1.0, columns), (rows, columns))
     rng = np.random.default_rng(seed)

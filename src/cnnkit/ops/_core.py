@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from cnnkit.errors import InvalidArgument
 from cnnkit.ops.windows import pad, tap_windows, window_view
 
 __all__ = [
@@ -218,7 +219,9 @@ def correlate(
     o, _, kh, kw = weight.shape
     fft_applies = weight.shape[1] == 1 and groups == c == o and stride == (1, 1)
     if method == "fft" and not fft_applies:
-        raise ValueError("method='fft' needs stride 1 and one input channel per output channel")
+        raise InvalidArgument(
+            "method='fft' needs stride 1 and one input channel per output channel"
+        )
     if method == "fft" or (
         method == "auto"
         and fft_applies

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_int, int_tuple
+from cnnkit.errors import InvalidArgument
 from cnnkit.ops._core import correlate, correlate_backward
 from cnnkit.ops.windows import pad, pad_backward
 from cnnkit.shapes import output_shape, resolve_padding
@@ -64,19 +65,19 @@ def _plan(
     groups = check_int(groups, "groups", minimum=1)
     channels, out_channels = x.shape[1], weight.shape[0]
     if channels % groups or out_channels % groups:
-        raise ValueError(
+        raise InvalidArgument(
             f"groups={groups} must divide both the input channels ({channels}) and the output "
             f"channels ({out_channels})"
         )
     if weight.shape[1] != channels // groups:
-        raise ValueError(
+        raise InvalidArgument(
             f"weight of shape {weight.shape} expects {weight.shape[1] * groups} input channels "
             f"with groups={groups}, but input of shape {x.shape} has {channels}"
         )
     if bias is not None:
         bias = as_float_array(bias, "bias", ndims=(1,)).astype(x.dtype, copy=False)
         if bias.shape[0] != out_channels:
-            raise ValueError(
+            raise InvalidArgument(
                 f"bias must have one value per output channel ({out_channels}), "
                 f"got shape {bias.shape}"
             )
@@ -114,7 +115,7 @@ def _backward(plan: _ConvPlan, grad_output: object) -> tuple[np.ndarray, np.ndar
     expected = plan.restore(np.empty((plan.x.shape[0], plan.weight.shape[0], *plan.out_shape)))
     grad = as_float_array(grad_output, "grad_output", ndims=(expected.ndim,))
     if grad.shape != expected.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"grad_output must have the output's shape {expected.shape}, got {grad.shape}"
         )
     grad = grad.astype(plan.x.dtype, copy=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_int, int_tuple
+from cnnkit.errors import InvalidArgument
 from cnnkit.ops.windows import tap_windows
 from cnnkit.shapes import output_size
 
@@ -58,14 +59,14 @@ def _plan(x, kernel_size, stride, padding, dilation, ceil_mode, limit_name) -> _
     kernel = int_tuple(kernel_size, "kernel_size", 2, minimum=1)
     strides = kernel if stride is None else int_tuple(stride, "stride", 2, minimum=1)
     if isinstance(padding, str):
-        raise ValueError(f"padding must be a non-negative integer or a pair, got {padding!r}")
+        raise InvalidArgument(f"padding must be a non-negative integer or a pair, got {padding!r}")
     pads = int_tuple(padding, "padding", 2, minimum=0)
     dilations = int_tuple(dilation, "dilation", 2, minimum=1)
     for p, k, d in zip(pads, kernel, dilations):
         half = (d * (k - 1) + 1) // 2 if limit_name == "max" else k // 2
         if p > half:
             extent = f" and dilation={dilations}" if limit_name == "max" else ""
-            raise ValueError(
+            raise InvalidArgument(
                 f"padding must be at most half of the kernel: got padding={pads} for "
                 f"kernel_size={kernel}{extent}"
             )
@@ -161,7 +162,7 @@ def max_pool2d_backward(
 def _grad_like(grad_output: object, output: np.ndarray) -> np.ndarray:
     grad = as_float_array(grad_output, "grad_output", ndims=(output.ndim,))
     if grad.shape != output.shape:
-        raise ValueError(
+        raise InvalidArgument(
             f"grad_output must have the output's shape {output.shape}, got {grad.shape}"
         )
     return grad.astype(output.dtype, copy=False)

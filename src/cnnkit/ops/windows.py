@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnnkit._validate import check_choice
+from cnnkit.errors import InvalidArgument
 
 __all__ = ["PADDING_MODES", "pad", "pad_backward", "tap_windows"]
 
@@ -39,7 +40,7 @@ def _check_pad_width(mode: str, size: int, before: int, after: int, axis: int) -
     widest = max(before, after)
     limit = {"reflect": size - 1, "symmetric": size, "circular": size}.get(mode)
     if limit is not None and widest > limit:
-        raise ValueError(
+        raise InvalidArgument(
             f"padding_mode={mode!r} can pad at most {limit} element(s) on each side of an axis "
             f"of size {size}, got padding ({before}, {after}) on spatial axis {axis}"
         )
