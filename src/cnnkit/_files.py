@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cnnkit.errors import AlreadyExists, IsAFolder, NotAFolder, NotFound
+from cnnkit.errors import AlreadyExists, DiskFull, IsAFolder, NotAFolder, NotFound
 
-__all__ = ["atomic_write", "check_output_folder"]
+__all__ = ["atomic_write", "check_output_folder", "file_mode"]
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_umask_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0o666 less the process's umask."""
+    with _umask_lock:  # reading the umask means setting it; keep threads from seeing the gap
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(
@@ -24,8 +37,10 @@ def atomic_write(
     The temporary file lies in the destination folder (so the rename is atomic) and keeps the
     suffix of ``path`` (so writers that choose a format by suffix see the right one). It is
     removed if ``write`` fails, so an interrupted or failed write never leaves a partial file
-    under the real name. Every file cnnkit writes (images, figures, checkpoints, metrics,
-    downloads) goes through here.
+    under the real name. The file gets the mode ``open()`` would give it (0o666 less the
+    umask), and a full disk is reported as :class:`~cnnkit.errors.DiskFull` naming the file.
+    Every file cnnkit writes (images, figures, checkpoints, metrics, downloads) goes through
+    here.
 
     Parameters
     ----------
@@ -64,16 +79,33 @@ def atomic_write(
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
     os.close(handle)
     try:
+        os.chmod(temporary, file_mode())  # mkstemp makes 0600; follow the umask as open() does
         write(Path(temporary))
         # Make the bytes durable before the rename makes them visible under the real name.
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if _is_disk_full(exc):
+            raise DiskFull(
+                f"the disk is full: {path} could not be written (an earlier version of it, if "
+                "any, is unchanged); free some space and try again"
+            ) from exc
         raise
     return path
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, also when a library wrapped it (torch.save raises RuntimeError for it)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        if isinstance(exc, RuntimeError) and "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def check_output_folder(path: Path, *, overwrite: bool, hint: str) -> None:

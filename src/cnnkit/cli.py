@@ -112,10 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except CnnkitError as exc:
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-            _error(_os_error_line(exc))
-        else:
-            _error(_first_line(exc))
+        _error(_first_line(exc))
         return EXIT_USAGE
     except MemoryError:
         _error("out of memory: the machine could not give cnnkit the memory this needs; try a "

@@ -23,7 +23,8 @@ import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit._validate import as_float_array, check_choice, check_int, int_tuple
-from cnnkit.errors import InvalidArgument, InvalidType, IsAFolder, NotFound
+from cnnkit.budget import check_memory
+from cnnkit.errors import BadFile, InvalidArgument, InvalidType, IsAFolder, NotFound, TooLarge
 
 __all__ = [
     "COLOR_MODES",
@@ -120,14 +121,14 @@ def _pixels_to_float(pil_image: object) -> np.ndarray:
     elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
         pil_image = pil_image.convert("L" if mode == "1" else "RGB")
     elif mode == "F":
-        raise InvalidArgument("floating-point TIFF images are not supported; save them as .npy")
+        raise BadFile("floating-point TIFF images are not supported; save them as .npy")
     array = np.asarray(pil_image)
     if array.dtype == np.uint8:
         return array / 255.0
     if array.dtype.kind in "ui" and array.dtype.itemsize >= 2:
         # 16-bit grayscale ('I;16' or 'I' holding 0..65535).
         return array.astype(np.float64) / 65535.0
-    raise InvalidArgument(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
+    raise BadFile(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -181,10 +182,14 @@ def read_image(
 
     Raises
     ------
-    FileNotFoundError
+    cnnkit.errors.NotFound
         The file does not exist.
-    ValueError
-        Not an image, truncated or corrupt, too many pixels, or a bad argument.
+    cnnkit.errors.BadFile
+        Not an image, truncated or corrupt.
+    cnnkit.errors.TooLarge
+        More pixels than ``max_pixels``, or more memory than the machine can give.
+    cnnkit.errors.InvalidArgument
+        A bad argument.
 
     Examples
     --------
@@ -216,28 +221,33 @@ def read_image(
         try:
             pil_image = Image.open(path, formats=READ_FORMATS)
         except UnidentifiedImageError:
-            raise InvalidArgument(
+            raise BadFile(
                 f"{str(path)!r} is not an image file that cnnkit can read "
                 f"(readable: {', '.join(READ_FORMATS)})"
             ) from None
         except PermissionError:
             raise
         except (OSError, SyntaxError, EOFError, ValueError) as exc:
-            raise InvalidArgument(f"{corrupt} ({exc})") from None
+            raise BadFile(f"{corrupt} ({exc})") from None
         with pil_image:
             columns, rows = pil_image.size
             if limit is not None and rows * columns > limit:
-                raise InvalidArgument(
+                raise TooLarge(
                     f"{str(path)!r} has {columns}x{rows} = {rows * columns} pixels, more than "
                     f"the limit of {limit} that guards against decompression bombs; if you "
                     f"trust the file, raise it with max_pixels={rows * columns} "
                     f"(command line: --max-pixels {rows * columns})"
                 )
+            bands = len(pil_image.getbands()) + (pil_image.mode in ("P", "PA"))
+            # Decoded pixels, their float64 copy and a converted copy: the peak of this reader.
+            check_memory(
+                rows * columns * bands * (2 + 2 * 8), f"reading {str(path)!r} ({columns}x{rows})"
+            )
             try:
                 pil_image.load()
                 oriented = ImageOps.exif_transpose(pil_image)
             except (OSError, SyntaxError, EOFError, ValueError) as exc:
-                raise InvalidArgument(f"{corrupt} ({exc})") from None
+                raise BadFile(f"{corrupt} ({exc})") from None
             array = _pixels_to_float(oriented)
 
     if color == "gray" and array.ndim == 3:

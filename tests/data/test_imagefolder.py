@@ -32,12 +32,17 @@ def test_classes_and_shapes(folder):
 
 
 def test_grayscale_and_rgb_match_pillow(folder):
-    """Conversion and resizing agree with Pillow's own convert and resize."""
+    """Conversion and resizing agree with Pillow's own convert and resize.
+
+    cnnkit resizes in floating point (as it does for every image it reads) and rounds once at the
+    end, where Pillow's 8-bit resize rounds each pass: one grey level apart at most.
+    """
     path = folder / "dog" / "1.png"
     with Image.open(path) as image:
         gray = np.asarray(image.convert("L").resize((16, 12), Image.Resampling.BILINEAR))
         rgb = np.asarray(image.convert("RGB"))
-    np.testing.assert_array_equal(load_image(path, (1, 12, 16))[0], gray)
+    resized = load_image(path, (1, 12, 16))[0].astype(int)
+    assert np.abs(resized - gray.astype(int)).max() <= 1
     np.testing.assert_array_equal(load_image(path, (3, 20, 30)), rgb.transpose(2, 0, 1))
 
 

@@ -7,13 +7,19 @@ big-endian 32-bit size per dimension, then the data in C order. Files may be gzi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import math
 import os
 import struct
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 
-from cnnkit.errors import InvalidArgument, InvalidType
+from cnnkit.budget import check_memory
+from cnnkit.errors import BadFile, InvalidType
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -29,19 +35,40 @@ _TYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: str) -> bytes:
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[BinaryIO]:
+    """The file's bytes, decompressed on the fly when it starts with the gzip magic number."""
     with open(path, "rb") as handle:
-        raw = handle.read()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise InvalidArgument(f"{path} is a damaged or truncated gzip file ({exc})") from None
-    return raw
+        compressed = handle.read(2) == _GZIP_MAGIC
+        handle.seek(0)
+        if not compressed:
+            yield handle
+            return
+        with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+            yield stream  # type: ignore[misc]
+
+
+def _read_some(stream: BinaryIO, count: int, path: str) -> bytes:
+    """At most ``count`` bytes; a damaged compressed stream is a :class:`BadFile`."""
+    try:
+        return stream.read(count)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BadFile(f"{path} is a damaged or truncated gzip file ({exc})") from None
+
+
+def _read_exactly(stream: BinaryIO, count: int, path: str, what: str) -> bytes:
+    data = _read_some(stream, count, path)
+    if len(data) != count:
+        raise BadFile(f"{path} is truncated: {what} needs {count} bytes, found {len(data)}")
+    return data
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzip-compressed or not) into a numpy array in native byte order.
+
+    The header is read first; the data size it declares is checked against the memory the
+    machine can give before anything else is read, and a compressed file is never decompressed
+    past that size (a small ``.gz`` that would expand to gigabytes is refused, not expanded).
 
     Parameters
     ----------
@@ -55,8 +82,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises
     ------
-    ValueError
+    cnnkit.errors.BadFile
         When the magic number is wrong, or the file is shorter or longer than its header says.
+    cnnkit.errors.TooLarge
+        When the header declares more data than fits in memory.
 
     Examples
     --------
@@ -68,26 +97,24 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
            [3, 4, 5]], dtype=uint8)
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _TYPES:
-        raise InvalidArgument(
-            f"{path} is not an IDX file: wrong magic number {data[:4].hex() or 'empty'} "
-            "(expected 0000 followed by a type code and the number of dimensions)"
-        )
-    dtype, ndim = _TYPES[data[2]], data[3]
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise InvalidArgument(f"{path} is truncated: its header needs {header_size} bytes")
-    shape = struct.unpack(f">{ndim}I", data[4:header_size])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header_size
-    if actual != expected:
-        problem = "truncated" if actual < expected else "longer than its header says"
-        raise InvalidArgument(
-            f"{path} is {problem}: header shape {shape} needs {expected} bytes of data, "
-            f"found {actual}"
-        )
-    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
+    with _open(path) as stream:
+        magic = _read_some(stream, 4, path)
+        if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _TYPES:
+            raise BadFile(
+                f"{path} is not an IDX file: wrong magic number {magic.hex() or 'empty'} "
+                "(expected 0000 followed by a type code and the number of dimensions)"
+            )
+        dtype, ndim = _TYPES[magic[2]], magic[3]
+        shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, "its header"))
+        expected = math.prod(shape) * dtype.itemsize
+        check_memory(2 * expected, f"reading {path} (header shape {shape})")
+        data = _read_exactly(stream, expected, path, f"header shape {shape}")
+        if _read_some(stream, 1, path):
+            raise BadFile(
+                f"{path} is longer than its header says: header shape {shape} needs "
+                f"{expected} bytes of data"
+            )
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
 

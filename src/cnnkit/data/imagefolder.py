@@ -1,8 +1,9 @@
 """Image folders: one sub-folder per class of ordinary image files, read with Pillow.
 
 ``root/cat/001.png, root/cat/002.jpg, root/dog/...``: the classes are the sub-folder names in
-sorted order. Every image is converted to grayscale or RGB and resized to the requested height and
-width. A file Pillow cannot read is reported by name and either skipped or refused.
+sorted order. Every image is read with :func:`cnnkit.imageio.read_image`, converted to grayscale
+or RGB and resized to the requested height and width. A file that cannot be read (damaged, not an
+image, a decompression bomb) is reported by name and either skipped or refused.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._validate import check_choice
-from cnnkit.errors import InvalidArgument, NotFound
+from cnnkit.errors import BadFile, InvalidArgument, NotFound, TooLarge
 
 __all__ = ["IMAGE_SUFFIXES", "load_image", "read_image_folder"]
 
@@ -34,20 +35,15 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
     """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W.
 
-    Raises ``ValueError`` naming the file when Pillow cannot read it.
+    Read through :func:`cnnkit.imageio.read_image`, so EXIF orientation, palettes, 16-bit files
+    (scaled, not clipped) and the decompression-bomb limit are handled as everywhere in cnnkit.
+    A file that cannot be used raises a :class:`~cnnkit.errors.CnnkitError` naming it.
     """
-    from PIL import Image, UnidentifiedImageError
+    from cnnkit.imageio import read_image
 
     channels, height, width = _check_shape(input_shape)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            converted = image.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InvalidArgument(f"cannot read image {os.fspath(path)}: {exc}") from None
-    if converted.size != (width, height):
-        converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-    array = np.asarray(converted, dtype=np.uint8)
+    pixels = read_image(path, color="gray" if channels == 1 else "rgb", size=(height, width))
+    array = np.rint(pixels * 255.0).astype(np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1).copy()
 
 
@@ -111,7 +107,7 @@ def read_image_folder(
         for path in files:
             try:
                 images.append(load_image(path, input_shape))
-            except ValueError as exc:
+            except (BadFile, TooLarge) as exc:
                 if on_error == "raise":
                     raise
                 if report is not None:
@@ -119,5 +115,5 @@ def read_image_folder(
                 continue
             labels.append(label)
     if not images:
-        raise InvalidArgument(f"image folder {root} holds no readable images")
+        raise BadFile(f"image folder {root} holds no readable images")
     return np.stack(images), np.asarray(labels, dtype=np.int64), class_names
