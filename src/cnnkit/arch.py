@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cnnkit._validate import check_int
-from cnnkit.errors import InvalidArgument, InvalidType
+from cnnkit.errors import BadFile, InvalidArgument, InvalidType, IsAFolder, NotFound, TooLarge
 from cnnkit.shapes import explain_output_size, output_size
 
 __all__ = [
@@ -69,6 +69,8 @@ _LAYER_KEYS: dict[str, dict[str, object]] = {
 }
 
 NUM_CLASSES = "num_classes"
+#: The largest spec file read; real specs are a few hundred bytes.
+MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -183,11 +185,25 @@ def load_architecture(source: str | os.PathLike | Mapping) -> Architecture:
     if not path.endswith(".json") and not os.path.exists(path):
         names = ", ".join(repr(n) for n in ARCHITECTURES)
         raise InvalidArgument(f"arch must be one of {names} or a .json spec file, got {path!r}")
+    if not os.path.exists(path):
+        raise NotFound(f"arch file {path} does not exist")
+    if os.path.isdir(path):
+        raise IsAFolder(f"arch file {path} is a folder")
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_SPEC_BYTES + 1)  # bounded: the path may be a device or a pipe
+    if len(raw) > MAX_SPEC_BYTES:
+        raise TooLarge(
+            f"arch file {path} is larger than {MAX_SPEC_BYTES // 1024} KiB; a spec is a short "
+            "JSON list of layers"
+        )
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadFile(f"arch file {path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"arch file {path} is not valid JSON: {exc}") from None
+        raise BadFile(f"arch file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadFile(f"arch file {path} is nested too deeply to be a spec") from None
     return _from_dict(data, path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 
@@ -15,6 +16,7 @@ from cnnkit.engines.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from cnnkit.errors import CnnkitError
 
 
 class _Payload:
@@ -27,9 +29,17 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _state():
+def _info(**changes):
+    info = {"arch": {"name": "tiny", "layers": [{"type": "flatten"},
+                                                {"type": "linear", "out_features": 2}]},
+            "input_shape": [1, 2, 2], "num_classes": 2, "class_names": ["a", "b"],
+            "mean": 0.5, "std": 0.25, "background": "dark"}
+    return {**info, **changes}
+
+
+def _state(**changes):
     return {"model": {"w": torch.arange(4.0)}, "optimizer": {}, "epoch": 1,
-            "config": "{}", "model_info": "{}", "history": "[]"}
+            "config": "{}", "model_info": json.dumps(_info(**changes)), "history": "[]"}
 
 
 def test_round_trip(tmp_path):
@@ -39,6 +49,27 @@ def test_round_trip(tmp_path):
     assert torch.equal(state["model"]["w"], torch.arange(4.0))
     assert state["epoch"] == 1 and state["history"] == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"std": 0.0}, "std is 0.0; it must be positive"),
+        ({"mean": float("nan")}, "mean is nan"),
+        ({"class_names": ["a"]}, "must list 2 names"),
+        ({"input_shape": [1, 2]}, "input shape must be CxHxW"),
+        ({"arch": {"name": "x", "layers": [{"type": "conv2d", "out_channels": 10**9,
+                                            "kernel_size": 3}, {"type": "flatten"},
+                                           {"type": "linear", "out_features": 2}]},
+          "input_shape": [10**4, 9, 9]},
+         "would need about .* of memory"),
+    ],
+)
+def test_damaged_model_description_is_refused(tmp_path, changes, message):
+    """A checkpoint whose model description cannot work is refused by name when loaded."""
+    save_checkpoint(tmp_path / "c.pt", _state(**changes))
+    with pytest.raises(CnnkitError, match=message):
+        load_checkpoint(tmp_path / "c.pt")
 
 
 def test_code_running_checkpoint_is_refused(tmp_path):

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from cnnkit.engines.checkpoint import load_checkpoint
-    from cnnkit.engines.training import TrainConfig, TrainingError, train
+    from cnnkit.engines.training import TrainConfig, train
 
     if args.threads is not None:
         if args.threads < 1:
@@ -152,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
             raise InvalidArgument("--resume continues the run in its own folder; leave out --out")
-        saved = load_checkpoint(args.resume)["config"]
-        config = TrainConfig(**{**saved, **given})
+        config = TrainConfig.from_dict({**load_checkpoint(args.resume)["config"], **given})
         run_dir = args.resume
     else:
         if not args.out:
@@ -161,14 +160,11 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
         run_dir = args.out
     quiet = args.quiet
-    try:
-        result = train(
-            config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
-            progress=not quiet and sys.stderr.isatty(),
-            log=None if quiet else (lambda line: print(line, flush=True)),
-        )
-    except TrainingError as exc:
-        raise InvalidArgument(str(exc)) from None
+    result = train(
+        config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
+        progress=not quiet and sys.stderr.isatty(),
+        log=None if quiet else (lambda line: print(line, flush=True)),
+    )
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not quiet:
         print(f"run folder: {result.run_dir} (checkpoint.pt, best.pt, metrics.csv, curves.png)")

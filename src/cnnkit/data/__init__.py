@@ -36,7 +36,7 @@ from cnnkit.data.registry import (
     search_folders,
 )
 from cnnkit.data.synthetic import make_digits
-from cnnkit.errors import InvalidArgument, InvalidType
+from cnnkit.errors import BadFile, InvalidArgument, InvalidType
 
 __all__ = [
     "DATASET_NAMES",
@@ -44,6 +44,8 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "DownloadError",
+    "Split",
+    "check_labels",
     "fetch",
     "load_dataset",
     "locate",
@@ -52,6 +54,8 @@ __all__ = [
     "read_image_folder",
     "resolve_val_size",
     "search_folders",
+    "split_train_validation",
+    "stratified_sample",
     "write_idx",
 ]
 
@@ -97,14 +101,107 @@ class Dataset:
         return len(self.class_names)
 
 
-def _read_idx_split(paths: dict, prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(paths[f"{prefix}-images-idx3-ubyte"])
-    labels = read_idx(paths[f"{prefix}-labels-idx1-ubyte"])
+def _read_idx_split(
+    paths: dict, prefix: str, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    images_path = paths[f"{prefix}-images-idx3-ubyte"]
+    labels_path = paths[f"{prefix}-labels-idx1-ubyte"]
+    images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise InvalidArgument(
-            f"{prefix} files do not match: images {images.shape}, labels {labels.shape}"
+        raise BadFile(
+            f"{prefix} files do not match: images {images.shape} in {images_path}, labels "
+            f"{labels.shape} in {labels_path}"
         )
-    return images[:, None].astype(np.uint8), labels.astype(np.int64)
+    if images.dtype != np.uint8:
+        raise BadFile(f"{images_path} holds {images.dtype} pixels; IDX images must be uint8")
+    check_labels(labels, num_classes, str(labels_path))
+    return images[:, None], labels.astype(np.int64)
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Refuse labels that are not whole numbers in ``0 .. num_classes - 1``, naming the first.
+
+    Checked when the data is loaded, so that a bad label stops a run before it trains, not
+    after.
+
+    >>> check_labels(np.array([0, 9, 10]), 10, "labels.idx")
+    Traceback (most recent call last):
+    ...
+    cnnkit.errors.BadFile: labels.idx: label 10 at position 2 is outside 0..9 (10 classes)
+    """
+    if labels.dtype.kind not in "iu":
+        raise BadFile(f"{where}: labels must be integers, got {labels.dtype}")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        index = int(bad[0])
+        raise BadFile(
+            f"{where}: label {int(labels[index])} at position {index} is outside "
+            f"0..{num_classes - 1} ({num_classes} classes)"
+            + (f"; {bad.size} labels are out of range" if bad.size > 1 else "")
+        )
+
+
+def stratified_sample(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` indices drawn at random within each class, in proportion to the class sizes.
+
+    Each class gets ``count * class_size / total`` places, rounded down, and the places left
+    over go to the classes with the largest remainders (ties to the lower class). Within a class
+    the images are drawn with ``numpy.random.default_rng(seed)``. The indices come back sorted,
+    so the sample keeps the data set's order.
+
+    >>> labels = np.array([0] * 6 + [1] * 3)
+    >>> np.bincount(labels[stratified_sample(labels, 3, seed=0)]).tolist()
+    [2, 1]
+    """
+    count = check_int(count, "count", minimum=0)
+    if count > len(labels):
+        raise InvalidArgument(f"cannot draw {count} of {len(labels)} images")
+    classes, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    exact = sizes * count / len(labels)
+    quota = np.floor(exact).astype(np.int64)
+    leftover = count - int(quota.sum())
+    order = np.lexsort((np.arange(len(classes)), -(exact - quota)))
+    quota[order[:leftover]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.permutation(np.flatnonzero(inverse == index))[:take]
+        for index, take in enumerate(quota)
+    ]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a data set's training images: those trained on and those validated on."""
+
+    train: np.ndarray
+    validation: np.ndarray
+
+
+def split_train_validation(
+    labels: np.ndarray,
+    val_size: int | float | None,
+    *,
+    seed: int,
+    train_limit: int | None = None,
+) -> Split:
+    """A seeded, stratified validation split, then a stratified ``train_limit`` subsample.
+
+    Every class is represented in the validation images and in a limited training set in the
+    proportion it has in the whole data set, whatever order the files come in (an image folder
+    lists its files class by class). The same seed gives the same split.
+
+    >>> labels = np.repeat(np.arange(3), 20)
+    >>> split = split_train_validation(labels, 0.25, seed=1, train_limit=9)
+    >>> np.bincount(labels[split.validation]).tolist(), np.bincount(labels[split.train]).tolist()
+    ([5, 5, 5], [3, 3, 3])
+    """
+    val_count = resolve_val_size(val_size, len(labels))
+    validation = stratified_sample(labels, val_count, seed)
+    rest = np.setdiff1d(np.arange(len(labels)), validation, assume_unique=True)
+    if train_limit is not None and check_int(train_limit, "train_limit", minimum=1) < len(rest):
+        rest = rest[stratified_sample(labels[rest], train_limit, seed + 1)]
+    return Split(rest, validation)
 
 
 @functools.lru_cache(maxsize=2)
@@ -175,8 +272,9 @@ def load_dataset(
         )
     elif name in IDX_DATASETS:
         paths = fetch(name, data_dir, download_missing=download, progress=progress, log=report)
-        train_images, train_labels = _read_idx_split(paths, "train")
-        test_images, test_labels = _read_idx_split(paths, "t10k")
+        num_classes = len(IDX_DATASETS[name].class_names)
+        train_images, train_labels = _read_idx_split(paths, "train", num_classes)
+        test_images, test_labels = _read_idx_split(paths, "t10k", num_classes)
         data = Dataset(
             name,
             train_images,

@@ -96,7 +96,12 @@ def read_image_folder(
         raise NotFound(f"image folder {root} does not exist or is not a folder")
     class_names = sorted(entry.name for entry in root.iterdir() if entry.is_dir())
     if not class_names:
-        raise InvalidArgument(f"image folder {root} has no class sub-folders (one per class)")
+        raise BadFile(f"image folder {root} has no class sub-folders (one per class)")
+    if len(class_names) == 1:
+        raise BadFile(
+            f"image folder {root} has one class sub-folder ({class_names[0]!r}); a classifier "
+            "needs at least two, one sub-folder per class"
+        )
     images, labels = [], []
     for label, name in enumerate(class_names):
         files = sorted(
@@ -116,4 +121,8 @@ def read_image_folder(
             labels.append(label)
     if not images:
         raise BadFile(f"image folder {root} holds no readable images")
+    present = set(labels)
+    empty = [name for index, name in enumerate(class_names) if index not in present]
+    if empty and report is not None:
+        report(f"warning: no readable images in class sub-folder(s) {', '.join(empty)}")
     return np.stack(images), np.asarray(labels, dtype=np.int64), class_names

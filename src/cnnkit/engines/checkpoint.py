@@ -12,6 +12,7 @@ run code when unpickled is rejected before anything in it runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import warnings
@@ -20,12 +21,16 @@ from pathlib import Path
 import torch
 
 from cnnkit._files import atomic_write
-from cnnkit.errors import InvalidArgument, NotFound
+from cnnkit._validate import check_int
+from cnnkit.arch import load_architecture, parse_input_shape, trace
+from cnnkit.budget import FLOAT32_BYTES, check_memory
+from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
 
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT",
     "check_compatible",
+    "check_state",
     "load_checkpoint",
     "resolve_checkpoint",
     "save_checkpoint",
@@ -81,22 +86,72 @@ def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
     except pickle.UnpicklingError as exc:
         reason = _unpickling_reason(str(exc))
         if "GLOBAL" in reason:
-            raise InvalidArgument(
+            raise BadFile(
                 f"refused to load {path}: it holds objects other than weights and plain "
                 f"values, which could run code when loaded ({reason})"
             ) from None
-        raise InvalidArgument(f"{path} is not a readable checkpoint ({reason})") from None
+        raise BadFile(f"{path} is not a readable checkpoint ({reason})") from None
     except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
         detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
-        raise InvalidArgument(
+        raise BadFile(
             f"{path} is not a readable checkpoint: the file is damaged or was not written by "
             f"cnnkit train (torch.load: {detail})"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise InvalidArgument(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
+        raise BadFile(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
     for key in ("config", "model_info", "history"):
-        state[key] = json.loads(state[key])
+        try:
+            state[key] = json.loads(state[key])
+        except (KeyError, TypeError, ValueError, RecursionError):
+            raise BadFile(f"{path} is damaged: its {key!r} entry is missing or not JSON") from None
+    check_state(state, str(path))
     return state
+
+
+def check_state(state: dict, where: str) -> None:
+    """Refuse a checkpoint whose entries cannot describe a usable model, naming the entry.
+
+    Everything later code indexes is checked here, so that a crafted or damaged file is a
+    :class:`~cnnkit.errors.BadFile` and never a ``KeyError`` deep in training or evaluation:
+    the architecture (and that it fits in memory), input shape, classes, the normalisation
+    (a standard deviation of zero would turn every pixel into NaN), epoch, history and config.
+    """
+    def bad(what: str) -> BadFile:
+        return BadFile(f"{where} is damaged or not a cnnkit checkpoint: {what}")
+
+    info = state.get("model_info")
+    if not isinstance(info, dict):
+        raise bad("'model_info' is not an object")
+    for key in ("arch", "input_shape", "num_classes", "class_names", "mean", "std"):
+        if key not in info:
+            raise bad(f"'model_info' has no {key!r}")
+    try:
+        arch = load_architecture(info["arch"])
+        input_shape = parse_input_shape(info["input_shape"])
+        num_classes = check_int(info["num_classes"], "num_classes", minimum=1)
+        rows = trace(arch, input_shape, num_classes)
+    except CnnkitError as exc:
+        raise bad(str(exc)) from None
+    names = info["class_names"]
+    if not isinstance(names, list) or len(names) != num_classes:
+        raise bad(f"'class_names' must list {num_classes} names")
+    for key in ("mean", "std"):
+        value = info[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value
+        ):
+            raise bad(f"the stored pixel {key} is {value!r}, not a finite number")
+    if not info["std"] > 0:
+        raise bad(f"the stored pixel std is {info['std']!r}; it must be positive")
+    parameters = sum(row.parameters for row in rows)
+    check_memory(FLOAT32_BYTES * parameters, f"the model in {where} ({parameters:,} parameters)")
+    epoch = state.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise bad(f"'epoch' is {epoch!r}, not a whole number")
+    if not isinstance(state.get("history"), list) or not isinstance(state.get("config"), dict):
+        raise bad("'history' must be a list and 'config' an object")
+    if not isinstance(state.get("model"), dict):
+        raise bad("'model' (the weights) is missing")
 
 
 def _unpickling_reason(message: str) -> str:

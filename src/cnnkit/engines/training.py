@@ -38,10 +38,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnkit._files import atomic_write, check_output_folder
 from cnnkit._validate import check_choice, check_int
-from cnnkit.arch import load_architecture, parse_input_shape
-from cnnkit.data import load_dataset, resolve_val_size
+from cnnkit.arch import Architecture, load_architecture, parse_input_shape, trace
+from cnnkit.budget import FLOAT32_BYTES, check_disk, check_memory, training_memory
+from cnnkit.data import Dataset, load_dataset, split_train_validation
 from cnnkit.engines import distributed
 from cnnkit.engines.checkpoint import (
     BEST_NAME,
@@ -58,7 +58,8 @@ from cnnkit.engines.model import (
     choose_device,
     resolve_precision,
 )
-from cnnkit.errors import InvalidArgument, InvalidType, NotFound, TrainingError
+from cnnkit.errors import BadFile, InvalidArgument, InvalidType, TrainingError
+from cnnkit.runfolder import RunFolder
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingError", "evaluate_loader", "train"]
 
@@ -135,6 +136,17 @@ class TrainConfig:
         ratio = self.batch_size / BASE_BATCH_SIZE
         factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
         return self.lr * factor
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """A configuration from its saved form; unknown keys are refused by name."""
+        if not isinstance(data, dict):
+            raise BadFile(f"a training configuration must be an object, got {type(data).__name__}")
+        known = {item.name for item in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadFile(f"the saved training configuration has unknown keys {unknown}")
+        return cls(**data)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -233,30 +245,6 @@ def evaluate_loader(
         result["predictions"] = torch.cat(predictions).numpy() if predictions else np.array([])
         result["labels"] = torch.cat(truths).numpy() if truths else np.array([])
     return result
-
-
-def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    if resume:
-        if not (run_dir / CHECKPOINT_NAME).is_file():
-            raise NotFound(f"cannot resume: {run_dir / CHECKPOINT_NAME} does not exist")
-        return
-    check_output_folder(
-        run_dir,
-        overwrite=overwrite,
-        hint="choose another folder, resume it with --resume, or pass --overwrite",
-    )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    probe = run_dir / ".write-test"
-    probe.write_bytes(b"")
-    probe.unlink()
-    if overwrite:
-        for name in (CHECKPOINT_NAME, BEST_NAME, "metrics.csv", "curves.png", "config.json"):
-            (run_dir / name).unlink(missing_ok=True)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"),
-                 overwrite=True)
 
 
 def _metrics_csv(history: list[dict]) -> str:
@@ -359,22 +347,27 @@ def _train(
         if log is not None and context.is_main:
             log(line)
 
-    # Phase 1: the run folder (rank 0 creates it; resuming reads the last checkpoint).
-    if context.is_main:
-        _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    saved = load_checkpoint(run_dir) if resume else None
-
-    # Phase 2: data, split as in the tutorial: the first val_size images validate.
+    # Phase 1: check everything before the run folder is touched: the folder, the checkpoint to
+    # resume, the data, the architecture against the data and against memory and disk.
+    run = RunFolder(run_dir)
+    saved = None
+    if resume:
+        if context.is_main:
+            run.check_resumable(run_dir / CHECKPOINT_NAME)
+        saved = load_checkpoint(run_dir)
+    elif context.is_main:
+        run.check_new(overwrite=overwrite)
     data = load_dataset(
         config.dataset, data_dir=config.data_dir, input_shape=config.input_shape,
         progress=progress and context.is_main, on_error=config.on_error,
         report=say,
     )
-    val_count = resolve_val_size(config.val_size, len(data.train_images))
-    val_images, val_labels = data.train_images[:val_count], data.train_labels[:val_count]
-    train_images = data.train_images[val_count:][: config.train_limit]
-    train_labels = data.train_labels[val_count:][: config.train_limit]
-    arch = load_architecture(config.arch)
+    split = split_train_validation(data.train_labels, config.val_size, seed=config.seed,
+                                   train_limit=config.train_limit)
+    val_images, val_labels = (data.train_images[split.validation],
+                              data.train_labels[split.validation])
+    train_images, train_labels = data.train_images[split.train], data.train_labels[split.train]
+    arch = _architecture(config, saved)
     model_info = {
         "arch": arch.to_dict(),
         "input_shape": list(data.input_shape),
@@ -390,12 +383,90 @@ def _train(
     else:
         model_info["mean"], model_info["std"] = pixel_statistics(train_images)
         model_info["background"] = "dark" if _border_mean(train_images) < 0.5 else "light"
+    eval_batch = max(config.batch_size, 512)
+    _check_budgets(arch, data, max(config.batch_size, eval_batch), run_dir, context)
+
+    # Phase 2: the run folder: locked against a second writer; an earlier run set aside with
+    # overwrite, removed only once this run's first checkpoint is written.
+    if context.is_main:
+        run.open(overwrite=overwrite and not resume)
+    try:
+        return _fit(config, run, device, context, arch=arch, saved=saved,
+                    model_info=model_info, data=data, train=(train_images, train_labels),
+                    validation=(val_images, val_labels), eval_batch=eval_batch,
+                    progress=progress, say=say, evaluate_test=evaluate_test,
+                    on_epoch=on_epoch)
+    except BaseException:
+        if context.is_main:
+            run.restore()
+        raise
+    finally:
+        if context.is_main:
+            run.unlock()
+
+
+def _architecture(config: TrainConfig, saved: dict | None) -> Architecture:
+    """The run's architecture: the checkpoint's own when resuming, else ``config.arch``.
+
+    A resumed run never reloads the spec file it was started with (it may have moved or
+    changed); an ``arch`` different from the one saved in its configuration is loaded and
+    compared with the checkpoint.
+    """
+    if saved is None:
+        return load_architecture(config.arch)
+    stored = load_architecture(saved["model_info"]["arch"])
+    if config.arch != saved["config"].get("arch"):
+        wanted = load_architecture(config.arch)
+        check_compatible(saved["model_info"], {"arch": wanted.to_dict()}, "the checkpoint")
+    return stored
+
+
+def _check_budgets(
+    arch: Architecture, data: Dataset, batch_size: int, run_dir: Path,
+    context: distributed.Context,
+) -> None:
+    """Refuse a network that does not fit in memory, or whose checkpoints do not fit on disk."""
+    rows = trace(arch, data.input_shape, data.num_classes)
+    parameters = sum(row.parameters for row in rows)
+    shapes = [data.input_shape] + [row.output_shape for row in rows]
+    check_memory(
+        training_memory(parameters, shapes, batch_size),
+        f"training {arch.name!r} ({parameters:,} parameters) at batch {batch_size}",
+        hint="choose a smaller architecture or --batch-size",
+    )
+    if context.is_main:
+        # Weights and two Adam moments per checkpoint; the last and the best, each written
+        # beside the file it replaces.
+        check_disk(run_dir, 4 * 3 * FLOAT32_BYTES * parameters, "the run's checkpoints")
+
+
+def _fit(
+    config: TrainConfig,
+    run: RunFolder,
+    device: torch.device,
+    context: distributed.Context,
+    *,
+    arch: Architecture,
+    saved: dict | None,
+    model_info: dict,
+    data: Dataset,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    eval_batch: int,
+    progress: bool,
+    say: Callable[[str], None],
+    evaluate_test: bool,
+    on_epoch: Callable[[dict, torch.nn.Module], bool | None] | None,
+) -> TrainResult:
+    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test."""
+    run_dir = run.path
+    (train_images, train_labels), (val_images, val_labels) = train, validation
+    val_count = len(val_labels)
     precision = resolve_precision(config.precision, device)
     loader_args = {"device": device, "mean": model_info["mean"], "std": model_info["std"],
                    "mode": config.loader, "channels_last": config.channels_last}
     train_loader = BatchLoader(train_images, train_labels, batch_size=config.batch_size,
                                rank=context.rank, world=context.world, **loader_args)
-    eval_batch = max(config.batch_size, 512)
     val_loader = (
         BatchLoader(val_images, val_labels, batch_size=eval_batch, rank=context.rank,
                     world=context.world, **loader_args)
@@ -436,8 +507,8 @@ def _train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if context.is_main:
-        _write_text_atomic(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-        _write_text_atomic(run_dir / "metrics.csv", _metrics_csv(history))
+        run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
+        run.write_text(run.metrics, _metrics_csv(history))
 
     dtype = autocast_dtype(precision)
     steps_per_epoch = len(train_loader)
@@ -520,7 +591,8 @@ def _train(
             save_checkpoint(run_dir / CHECKPOINT_NAME, state)
             if improved:
                 save_checkpoint(run_dir / BEST_NAME, state)
-            _write_text_atomic(run_dir / "metrics.csv", _metrics_csv(history))
+            run.write_text(run.metrics, _metrics_csv(history))
+            run.commit()  # this run has a checkpoint: a run it replaced may go
         if on_epoch is not None and on_epoch(row, raw_model):
             break
     train_seconds = time.perf_counter() - started
@@ -530,7 +602,7 @@ def _train(
     if context.is_main and history:
         from cnnkit.engines.figures import save_training_curves
 
-        save_training_curves(history, run_dir / "curves.png")
+        save_training_curves(history, run.curves)
 
     result = TrainResult(run_dir, history, train_seconds=train_seconds, device=str(device),
                          precision=precision, loader=train_loader.mode)

@@ -1,0 +1,253 @@
+"""A training run's folder: the one place that knows its file names, its lock and its history.
+
+A run folder holds::
+
+    config.json      the full configuration
+    metrics.csv      one row per epoch
+    checkpoint.*     the last complete epoch
+    best.*           the epoch with the best validation accuracy so far
+    curves.png       loss and accuracy curves
+    .lock            while a process writes the run: its PID, host and start time
+
+Safety rules, in the order a run applies them:
+
+1. **Validate first.** Nothing here deletes or writes; the caller checks its arguments, data and
+   architecture before it calls :meth:`RunFolder.open`.
+2. **One writer.** :meth:`RunFolder.lock` creates ``.lock`` exclusively. A second process is
+   refused with the holder's PID and host; a lock left by a process that no longer runs on this
+   machine is taken over.
+3. **Replace, don't delete.** With ``overwrite``, the earlier run's files (and only those: a
+   note the user keeps in the folder stays where it is) move into
+   ``.previous-run/`` and are removed only by :meth:`RunFolder.commit` once the new run's first
+   checkpoint is written; a run that fails before that moves them back
+   (:meth:`RunFolder.restore`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cnnkit._files import atomic_write, check_output_folder, file_mode
+from cnnkit.errors import AlreadyExists, NotFound, RunBusy
+
+__all__ = ["LOCK_NAME", "PREVIOUS_NAME", "RunFolder"]
+
+LOCK_NAME = ".lock"
+#: The files a run writes; ``overwrite`` replaces these and leaves every other file alone.
+OWN_FILES = ("config.json", "metrics.csv", "curves.png", "report.html")
+OWN_PATTERNS = ("checkpoint.*", "best.*", "confusion-*.png")
+PREVIOUS_NAME = ".previous-run"
+
+
+class RunFolder:
+    """The files of one training run.
+
+    >>> import tempfile
+    >>> run = RunFolder(tempfile.mkdtemp())
+    >>> run.config.name, run.metrics.name, run.curves.name
+    ('config.json', 'metrics.csv', 'curves.png')
+    """
+
+    CHECKPOINT_STEM = "checkpoint"
+    BEST_STEM = "best"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._replaced: Path | None = None
+        self._locked = False
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- file names ---------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_NAME
+
+    @property
+    def previous(self) -> Path:
+        return self.path / PREVIOUS_NAME
+
+    def is_own(self, name: str) -> bool:
+        """Whether ``name`` is one of the files a run writes (other files are left alone)."""
+        return name in OWN_FILES or any(fnmatch.fnmatch(name, pattern) for pattern in OWN_PATTERNS)
+
+    def write_text(self, path: Path, text: str) -> None:
+        """Write one of the run's text files atomically."""
+        atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"),
+                     overwrite=True)
+
+    # -- opening ------------------------------------------------------------------------------
+    def check_new(self, *, overwrite: bool) -> None:
+        """Refuse, without changing anything, a folder that a new run may not use."""
+        check_output_folder(
+            self.path, overwrite=overwrite,
+            hint="choose another folder, resume it with --resume, or pass --overwrite",
+        )
+        self._check_no_previous()
+        parent = self.path if self.path.is_dir() else self.path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, "cannot write into this folder", str(parent))
+
+    def check_resumable(self, checkpoint: Path) -> None:
+        """Refuse, without changing anything, a folder that holds no run to resume."""
+        if not checkpoint.is_file():
+            raise NotFound(f"cannot resume: {checkpoint} does not exist")
+        self._check_no_previous()
+
+    def _check_no_previous(self) -> None:
+        if self.previous.exists():
+            raise AlreadyExists(
+                f"{self.previous} holds the files of a run that an interrupted --overwrite was "
+                "replacing; move them back into the run folder, or delete that folder, first"
+            )
+
+    def open(self, *, overwrite: bool) -> None:
+        """Create and lock the folder; with ``overwrite`` set the earlier run aside.
+
+        Call :meth:`check_new` (or :meth:`check_resumable`) first, and :meth:`commit` once the
+        first checkpoint is written.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock()
+        if not overwrite:
+            return
+        earlier = [entry for entry in self.path.iterdir() if self.is_own(entry.name)]
+        if earlier:
+            self.previous.mkdir()
+            for entry in earlier:
+                entry.rename(self.previous / entry.name)
+            self._replaced = self.previous
+
+    def commit(self) -> None:
+        """The new run has a checkpoint: the run it replaced may go."""
+        if self._replaced is not None:
+            shutil.rmtree(self._replaced)
+            self._replaced = None
+
+    def restore(self) -> None:
+        """The new run failed before its first checkpoint: put the earlier run back."""
+        if self._replaced is None:
+            return
+        for entry in self.path.iterdir():
+            if self.is_own(entry.name):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        for entry in self._replaced.iterdir():
+            entry.rename(self.path / entry.name)
+        self._replaced.rmdir()
+        self._replaced = None
+
+    # -- the lock -----------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the run's lock, or refuse with :class:`~cnnkit.errors.RunBusy`."""
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        for _attempt in range(3):
+            try:
+                handle = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                                 file_mode())
+            except FileExistsError:
+                if not self._take_over_stale_lock():
+                    raise self._busy() from None
+                continue
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                json.dump(holder, stream)
+            self._locked = True
+            return
+        raise self._busy()
+
+    def unlock(self) -> None:
+        """Release the lock if this process holds it."""
+        if self._locked:
+            with contextlib.suppress(FileNotFoundError):
+                if self._holder().get("pid") == os.getpid():
+                    self.lock_file.unlink()
+            self._locked = False
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RunFolder]:
+        """``with run.locked():`` holds the lock for the block (for commands that only read)."""
+        self.lock()
+        try:
+            yield self
+        finally:
+            self.unlock()
+
+    def _holder(self) -> dict:
+        try:
+            data = json.loads(self.lock_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _take_over_stale_lock(self) -> bool:
+        """Remove a lock whose process is gone (same host); True if one was removed."""
+        holder = self._holder()
+        if not holder:
+            # Unreadable: a writer between create and write, or a damaged file. Only an old
+            # one is stale.
+            try:
+                age = time.time() - self.lock_file.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            stale = age > 60
+        else:
+            stale = holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
+        if not stale:
+            return False
+        # Rename first so that two processes taking over the same stale lock cannot both win.
+        claimed = self.lock_file.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")
+        try:
+            self.lock_file.rename(claimed)
+        except FileNotFoundError:
+            return True
+        claimed.unlink()
+        return True
+
+    def _busy(self) -> RunBusy:
+        holder = self._holder()
+        since = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
+            if isinstance(holder.get("started"), (int, float)) else "an unknown time"
+        )
+        return RunBusy(
+            f"run folder {self.path} is being written by process {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')} (since {since}); wait for it to finish, choose another "
+            f"folder, or delete {self.lock_file} if that process is gone"
+        )
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
