@@ -44,10 +44,27 @@ def format_bytes(count: float) -> str:
 
 
 def available_memory() -> int:
-    """Bytes of memory the machine can give now without swapping (``MemAvailable`` on Linux).
+    """Bytes of memory this process can still get, the least of three limits.
 
-    Falls back to the free physical pages, then to the total, where that line is missing.
+    The machine's ``MemAvailable`` (Linux; elsewhere the free physical pages), the room left
+    under the process's address-space limit (``ulimit -v``, as batch schedulers set it), and the
+    room left in its control group (``memory.max`` of cgroup v2, as containers set it).
     """
+    limits = [_machine_available()]
+    try:
+        import resource  # Unix only
+    except ImportError:
+        resource = None
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0] if resource else -1
+    if resource and soft != resource.RLIM_INFINITY:
+        limits.append(max(0, soft - _status_bytes("VmSize:")))
+    group = _cgroup_room()
+    if group is not None:
+        limits.append(group)
+    return min(limits)
+
+
+def _machine_available() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
@@ -62,6 +79,35 @@ def available_memory() -> int:
         except (ValueError, OSError):
             continue
     return 2**63  # unknown: nothing to compare against
+
+
+def _status_bytes(key: str) -> int:
+    """A size line of ``/proc/self/status`` in bytes (0 where there is none)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _cgroup_room() -> int | None:
+    """``memory.max - memory.current`` of this process's cgroup v2, or None without a limit."""
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as handle:
+            group = next((line.split(":", 2)[2].strip() for line in handle
+                          if line.startswith("0::")), None)
+        if group is None:
+            return None
+        folder = Path("/sys/fs/cgroup") / group.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int((folder / "memory.current").read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def check_memory(needed: int, what: str, *, hint: str = "") -> None:

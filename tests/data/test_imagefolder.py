@@ -69,8 +69,28 @@ def test_missing_and_empty_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no class sub-folders"):
         read_image_folder(tmp_path, (1, 8, 8))
     (tmp_path / "a").mkdir()
+    with pytest.raises(ValueError, match="one class sub-folder .'a'.; a classifier needs at least"):
+        read_image_folder(tmp_path, (1, 8, 8))
+    (tmp_path / "b").mkdir()
     with pytest.raises(ValueError, match="no readable images"):
         read_image_folder(tmp_path, (1, 8, 8))
+
+
+def test_class_without_images_is_reported(folder):
+    """A class sub-folder with no readable image is named in a warning."""
+    (folder / "empty").mkdir()
+    lines = []
+    read_image_folder(folder, (1, 8, 8), report=lines.append)
+    assert any("no readable images in class sub-folder(s) empty" in line for line in lines)
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    """A 16-bit grey file reads as its value / 65535 * 255, as cnnkit filter reads it."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16)).save(tmp_path / name / "x.png")
+    images, _, _ = read_image_folder(tmp_path, (1, 4, 4))
+    assert np.all(images == 128)  # 32768 / 65535 * 255 = 127.502, rounded; convert("L") gave 255
 
 
 def test_bad_channel_count_and_on_error_are_refused(folder):

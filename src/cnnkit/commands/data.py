@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 
-from cnnkit.data import DATASET_NAMES, fetch, load_dataset, locate
+from cnnkit.commands.train import validation_size
+from cnnkit.data import DATASET_NAMES, fetch, load_dataset, locate, split_train_validation
 from cnnkit.errors import InvalidArgument
 
 
@@ -34,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("name", help="mnist, fashion-mnist, synthetic-digits or imagefolder:PATH")
     info.add_argument("--data-dir", help="a folder searched first")
     info.add_argument("--input", metavar="CxHxW", help="image folders: the size to resize to")
+    info.add_argument("--val-size", type=validation_size, default=None,
+                      help="validation images as in cnnkit train: a count or a fraction "
+                      "(default: a sixth)")
+    info.add_argument("--seed", type=int, default=1, help="the split's seed (default 1)")
     for sub in (listing, fetching, info):
         sub.set_defaults(handler=run)
     parser.set_defaults(handler=run)
@@ -83,4 +88,21 @@ def run(args: argparse.Namespace) -> int:
             pixels is not None) else ""
         print(f"  {split}: {len(images)} images, per class {counts.min()}..{counts.max()}{stats}")
     print("  classes: " + ", ".join(data.class_names))
+    _print_split_table(data, args.val_size, args.seed)
     return 0
+
+
+def _print_split_table(data, val_size: int | float | None, seed: int) -> None:
+    """Images per class in the split that ``cnnkit train`` makes with these settings."""
+    split = split_train_validation(data.train_labels, val_size, seed=seed)
+    columns = [("train", data.train_labels[split.train]),
+               ("validation", data.train_labels[split.validation])]
+    if data.test_labels is not None:
+        columns.append(("test", data.test_labels))
+    counts = [np.bincount(labels, minlength=data.num_classes) for _, labels in columns]
+    width = max(len("class"), *(len(name) for name in data.class_names))
+    print(f"  split made by cnnkit train (stratified, seed {seed}):")
+    print("  " + f"{'class':<{width}}" + "".join(f"{name:>12}" for name, _ in columns))
+    for index, name in enumerate(data.class_names):
+        print("  " + f"{name:<{width}}" + "".join(f"{c[index]:>12}" for c in counts))
+    print("  " + f"{'total':<{width}}" + "".join(f"{c.sum():>12}" for c in counts))

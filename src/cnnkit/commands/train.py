@@ -25,7 +25,7 @@ _SWITCHES = (
 )
 
 
-def _val_size(text: str) -> int | float:
+def validation_size(text: str) -> int | float:
     """A count (``10000``) or a fraction (``0.1``)."""
     try:
         return int(text)
@@ -45,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a CNN (the tutorial's by default) with checkpoints, metrics and resume",
         description=(
             "Train an architecture on a data set; defaults are the tutorial's (its CNN, 20 "
-            "epochs, batch 64, Adam lr 1e-3, the first sixth of the training images held out "
-            "for validation). Example: cnnkit train --dataset fashion-mnist --epochs 5 "
-            "--out runs/fashion"
+            "epochs, batch 64, Adam lr 1e-3, a sixth of the training images held out for "
+            "validation, drawn per class). Example: cnnkit train --dataset fashion-mnist "
+            "--epochs 5 --out runs/fashion"
         ),
     )
     data = parser.add_argument_group("data")
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "imagefolder:PATH")
     data.add_argument("--data-dir", help="a folder searched first for data files")
     data.add_argument("--input", metavar="CxHxW", help="image folders: resize to this shape")
-    data.add_argument("--val-size", type=_val_size,
+    data.add_argument("--val-size", type=validation_size,
                       help="validation images: a count or a fraction (default: a sixth, "
                       "10000 of 60000)")
     data.add_argument("--train-limit", type=int, help="use at most this many training images")

@@ -65,6 +65,9 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "synthetic-digits")
 #: The tutorial holds out the first 10,000 of MNIST's 60,000 training images: one sixth.
 DEFAULT_VAL_FRACTION = 1 / 6
 
+#: Height and width of the images of the IDX data sets (MNIST's format).
+IDX_IMAGE_SIZE = (28, 28)
+
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 12_000, 2_000, 20_231
 
 
@@ -106,7 +109,8 @@ def _read_idx_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     images_path = paths[f"{prefix}-images-idx3-ubyte"]
     labels_path = paths[f"{prefix}-labels-idx1-ubyte"]
-    images, labels = read_idx(images_path), read_idx(labels_path)
+    labels = read_idx(labels_path, expect=(None,))
+    images = read_idx(images_path, expect=(len(labels), *IDX_IMAGE_SIZE))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise BadFile(
             f"{prefix} files do not match: images {images.shape} in {images_path}, labels "

@@ -13,7 +13,7 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -63,7 +63,9 @@ def _read_exactly(stream: BinaryIO, count: int, path: str, what: str) -> bytes:
     return data
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike, *, expect: Sequence[int | None] | None = None
+) -> np.ndarray:
     """Read an IDX file (gzip-compressed or not) into a numpy array in native byte order.
 
     The header is read first; the data size it declares is checked against the memory the
@@ -74,6 +76,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ----------
     path : str or path-like
         The file.
+    expect : sequence of int or None, optional
+        The shape the caller needs, ``None`` where any size will do (``(None, 28, 28)``); a
+        header that declares another shape is refused before any data is read.
 
     Returns
     -------
@@ -106,6 +111,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             )
         dtype, ndim = _TYPES[magic[2]], magic[3]
         shape = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, "its header"))
+        if expect is not None and (
+            len(expect) != len(shape)
+            or any(want is not None and want != got for want, got in zip(expect, shape))
+        ):
+            wanted = "x".join("N" if n is None else str(n) for n in expect)
+            raise BadFile(f"{path} holds an array of shape {shape}, not {wanted}")
         expected = math.prod(shape) * dtype.itemsize
         check_memory(2 * expected, f"reading {path} (header shape {shape})")
         data = _read_exactly(stream, expected, path, f"header shape {shape}")
