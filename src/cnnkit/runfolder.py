@@ -35,8 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cnnkit._files import atomic_write, check_output_folder, file_mode
-from cnnkit.errors import AlreadyExists, NotFound, RunBusy
+from cnnkit._files import atomic_write, file_mode
+from cnnkit.errors import AlreadyExists, NotAFolder, NotFound, RunBusy
 
 __all__ = ["LOCK_NAME", "PREVIOUS_NAME", "RunFolder"]
 
@@ -100,10 +100,17 @@ class RunFolder:
     # -- opening ------------------------------------------------------------------------------
     def check_new(self, *, overwrite: bool) -> None:
         """Refuse, without changing anything, a folder that a new run may not use."""
-        check_output_folder(
-            self.path, overwrite=overwrite,
-            hint="choose another folder, resume it with --resume, or pass --overwrite",
-        )
+        self.check_not_busy()
+        if self.path.exists() and not self.path.is_dir():
+            raise NotAFolder(f"output {self.path} exists and is not a folder")
+        if self.path.is_dir() and not overwrite and any(
+            entry.name != LOCK_NAME and not self._is_temporary(entry)
+            for entry in self.path.iterdir()
+        ):
+            raise AlreadyExists(
+                f"output folder {self.path} exists and is not empty; choose another folder, "
+                "resume it with --resume, or pass --overwrite"
+            )
         self._check_no_previous()
         parent = self.path if self.path.is_dir() else self.path.parent
         while not parent.exists() and parent != parent.parent:
@@ -113,9 +120,15 @@ class RunFolder:
 
     def check_resumable(self, checkpoint: Path) -> None:
         """Refuse, without changing anything, a folder that holds no run to resume."""
+        self.check_not_busy()
         if not checkpoint.is_file():
             raise NotFound(f"cannot resume: {checkpoint} does not exist")
         self._check_no_previous()
+
+    def check_not_busy(self) -> None:
+        """Refuse a folder whose lock a live process holds (a stale lock is no obstacle)."""
+        if self.lock_file.exists() and not self._lock_is_stale():
+            raise self._busy()
 
     def _check_no_previous(self) -> None:
         if self.previous.exists():
@@ -132,6 +145,7 @@ class RunFolder:
         """
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock()
+        self._remove_temporaries()
         if not overwrite:
             return
         earlier = [entry for entry in self.path.iterdir() if self.is_own(entry.name)]
@@ -161,6 +175,20 @@ class RunFolder:
             entry.rename(self.path / entry.name)
         self._replaced.rmdir()
         self._replaced = None
+
+    def _remove_temporaries(self) -> None:
+        """Remove the half-written files a killed run left (``.checkpoint.pt.x1y2.pt``).
+
+        Only the temporaries of the run's own files, and only while holding the lock.
+        """
+        for entry in self.path.iterdir():
+            if self._is_temporary(entry):
+                entry.unlink()
+
+    def _is_temporary(self, entry: Path) -> bool:
+        """A half-written file of the run's own, as :func:`atomic_write` names them."""
+        return (entry.name.startswith(".") and entry.is_file()
+                and self.is_own(entry.name[1:].rsplit(".", 2)[0]))
 
     # -- the lock -----------------------------------------------------------------------------
     def lock(self) -> None:
@@ -204,8 +232,8 @@ class RunFolder:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _take_over_stale_lock(self) -> bool:
-        """Remove a lock whose process is gone (same host); True if one was removed."""
+    def _lock_is_stale(self) -> bool:
+        """The lock's process has ended (on this host), or the lock is gone."""
         holder = self._holder()
         if not holder:
             # Unreadable: a writer between create and write, or a damaged file. Only an old
@@ -214,10 +242,12 @@ class RunFolder:
                 age = time.time() - self.lock_file.stat().st_mtime
             except FileNotFoundError:
                 return True
-            stale = age > 60
-        else:
-            stale = holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
-        if not stale:
+            return age > 60
+        return holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
+
+    def _take_over_stale_lock(self) -> bool:
+        """Remove a lock whose process is gone (same host); True if one was removed."""
+        if not self._lock_is_stale():
             return False
         # Rename first so that two processes taking over the same stale lock cannot both win.
         claimed = self.lock_file.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")

@@ -69,7 +69,7 @@ def test_missing_and_empty_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no class sub-folders"):
         read_image_folder(tmp_path, (1, 8, 8))
     (tmp_path / "a").mkdir()
-    with pytest.raises(ValueError, match="one class sub-folder .'a'.; a classifier needs at least"):
+    with pytest.raises(ValueError, match=r"one class sub-folder .'a'.; a classifier needs"):
         read_image_folder(tmp_path, (1, 8, 8))
     (tmp_path / "b").mkdir()
     with pytest.raises(ValueError, match="no readable images"):
