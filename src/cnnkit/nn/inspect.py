@@ -84,8 +84,10 @@ def trace_batch(
 
 
 def _relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    scale = max(np.abs(analytic).max(), np.abs(numeric).max())
-    return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max() / scale)
+    # At least 1 in the denominator: a gradient that is exactly zero (a bias before batch norm)
+    # meets finite differences that are rounding noise, which must not count as 100% off.
+    scale = max(1.0, np.abs(analytic).max(), np.abs(numeric).max())
+    return float(np.abs(analytic - numeric).max() / scale)
 
 
 def gradcheck(
@@ -101,8 +103,8 @@ def gradcheck(
     A float64 copy of ``module`` computes ``L = sum(forward(x) * R)`` for a fixed random ``R``;
     its ``backward(R)`` gives dL/dx and dL/d(parameter), and each element ``e`` is compared with
     ``(L(e + step) - L(e - step)) / (2 * step)``. The error of an array is
-    ``max |analytic - numeric| / max(|analytic|, |numeric|)``, so about 1e-8 or less means the
-    backward pass is right. Dropout replays the same mask in every evaluation; the module itself
+    ``max |analytic - numeric| / max(1, |analytic|, |numeric|)`` (maxima over its elements), so
+    about 1e-8 or less means the backward pass is right. Dropout replays the same mask in every evaluation; the module itself
     is left untouched.
 
     Parameters
