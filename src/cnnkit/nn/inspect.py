@@ -104,8 +104,8 @@ def gradcheck(
     its ``backward(R)`` gives dL/dx and dL/d(parameter), and each element ``e`` is compared with
     ``(L(e + step) - L(e - step)) / (2 * step)``. The error of an array is
     ``max |analytic - numeric| / max(1, |analytic|, |numeric|)`` (maxima over its elements), so
-    about 1e-8 or less means the backward pass is right. Dropout replays the same mask in every evaluation; the module itself
-    is left untouched.
+    about 1e-8 or less means the backward pass is right. Dropout replays the same mask in every
+    evaluation; the module itself is left untouched.
 
     Parameters
     ----------
