@@ -8,20 +8,23 @@ counts and the size a ``flatten`` produces are derived from the input shape with
 1×64×64 inputs alike. A ``linear`` layer whose ``out_features`` is ``"num_classes"`` takes the
 number of classes of the data set it is trained on.
 
-Layer types and their keys (defaults as in ``torch.nn``):
+Layer types and their keys (defaults as in ``torch.nn``; the registry in :mod:`cnnkit.layers`
+defines each type once):
 
-=============  ==========================================================================
-``conv2d``     ``out_channels``, ``kernel_size``, ``stride=1``, ``padding=0``, ``dilation=1``,
-               ``bias=True``
-``max_pool2d`` ``kernel_size``, ``stride=kernel_size``, ``padding=0``
-``avg_pool2d`` ``kernel_size``, ``stride=kernel_size``, ``padding=0``
-``relu``,      no keys
-``tanh``,
+=====================  ==================================================================
+``conv2d``             ``out_channels``, ``kernel_size``, ``stride=1``, ``padding=0``,
+                       ``dilation=1``, ``groups=1``, ``bias=True``, ``padding_mode="zeros"``
+``max_pool2d``         ``kernel_size``, ``stride=kernel_size``, ``padding=0``, ``ceil_mode=False``
+``avg_pool2d``         ``kernel_size``, ``stride=kernel_size``, ``padding=0``, ``ceil_mode=False``,
+                       ``count_include_pad=True``
+``global_avg_pool2d``  no keys (the mean over height and width; output Cx1x1)
+``batch_norm2d``       ``eps=1e-5``, ``momentum=0.1``, ``affine=True``
+``relu``, ``tanh``,    no keys
 ``sigmoid``
-``flatten``    no keys
-``linear``     ``out_features`` (an integer or ``"num_classes"``), ``bias=True``
-``dropout``    ``p=0.5``
-=============  ==========================================================================
+``flatten``            no keys
+``linear``             ``out_features`` (an integer or ``"num_classes"``), ``bias=True``
+``dropout``            ``p=0.5``
+=====================  ==================================================================
 
 A JSON spec file is ``{"name": "...", "layers": [...]}``.
 """
@@ -29,17 +32,25 @@ A JSON spec file is ``{"name": "...", "layers": [...]}``.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cnnkit._validate import check_int
-from cnnkit.errors import BadFile, InvalidArgument, InvalidType, IsAFolder, NotFound, TooLarge
-from cnnkit.shapes import explain_output_size, output_size
+from cnnkit.errors import (
+    BadFile,
+    InvalidArgument,
+    InvalidType,
+    IsAFolder,
+    NotFound,
+    ShapeError,
+    TooLarge,
+)
+from cnnkit.layers import LAYER_TYPES, NUM_CLASSES, complete_layer, trace_layer
 
 __all__ = [
     "ARCHITECTURES",
+    "NUM_CLASSES",
     "Architecture",
     "LayerTrace",
     "format_summary",
@@ -48,27 +59,7 @@ __all__ = [
     "trace",
 ]
 
-#: Keys each layer type accepts, with their defaults (``None``: required).
-_LAYER_KEYS: dict[str, dict[str, object]] = {
-    "conv2d": {
-        "out_channels": None,
-        "kernel_size": None,
-        "stride": 1,
-        "padding": 0,
-        "dilation": 1,
-        "bias": True,
-    },
-    "max_pool2d": {"kernel_size": None, "stride": None, "padding": 0},
-    "avg_pool2d": {"kernel_size": None, "stride": None, "padding": 0},
-    "relu": {},
-    "tanh": {},
-    "sigmoid": {},
-    "flatten": {},
-    "linear": {"out_features": None, "bias": True},
-    "dropout": {"p": 0.5},
-}
 
-NUM_CLASSES = "num_classes"
 #: The largest spec file read; real specs are a few hundred bytes.
 MAX_SPEC_BYTES = 1 << 20
 
@@ -92,57 +83,13 @@ class Architecture:
             raise InvalidType(f"name must be a non-empty string, got {name!r}")
         if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
             raise InvalidArgument(f"layers must be a non-empty list of layer specs, got {layers!r}")
-        completed = tuple(_complete_layer(layer, index) for index, layer in enumerate(layers))
+        completed = tuple(complete_layer(layer, index) for index, layer in enumerate(layers))
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "layers", completed)
 
     def to_dict(self) -> dict:
         """The JSON-ready form ``{"name": ..., "layers": [...]}``."""
         return {"name": self.name, "layers": [dict(layer) for layer in self.layers]}
-
-
-def _complete_layer(layer: object, index: int) -> dict:
-    """Check one layer spec and fill in its defaults."""
-    where = f"layer {index}"
-    if not isinstance(layer, Mapping):
-        raise InvalidType(f"{where} must be a dict with a 'type' key, got {layer!r}")
-    kind = layer.get("type")
-    if kind not in _LAYER_KEYS:
-        allowed = ", ".join(repr(k) for k in _LAYER_KEYS)
-        raise InvalidArgument(f"{where} has type {kind!r}; allowed types are {allowed}")
-    keys = _LAYER_KEYS[kind]
-    unknown = sorted(set(layer) - set(keys) - {"type"})
-    if unknown:
-        allowed = ", ".join(keys) or "none"
-        raise InvalidArgument(
-            f"{where} ({kind}) has unknown keys "
-            f"{unknown}; allowed keys: {allowed}"
-        )
-    completed: dict[str, object] = {"type": kind}
-    for key, default in keys.items():
-        if key not in layer and default is None and not (key == "stride" and "pool" in kind):
-            raise InvalidArgument(f"{where} ({kind}) needs the key {key!r}")
-        completed[key] = layer.get(key, default)
-    for key in ("out_channels", "kernel_size", "stride", "dilation"):
-        if key in completed and completed[key] is not None:
-            check_int(completed[key], f"{where} ({kind}) {key}", minimum=1)
-    if "padding" in completed:
-        check_int(completed["padding"], f"{where} ({kind}) padding", minimum=0)
-    if kind == "linear" and completed["out_features"] != NUM_CLASSES:
-        check_int(completed["out_features"], f"{where} (linear) out_features", minimum=1)
-    if kind == "dropout":
-        p = completed["p"]
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise InvalidArgument(
-                f"{where} (dropout) p must be "
-                f"a number in [0, 1), got {p!r}"
-            )
-    for key in ("bias",):
-        if key in completed and not isinstance(completed[key], bool):
-            raise InvalidType(
-                f"{where} ({kind}) {key} must be true or false, got {completed[key]!r}"
-            )
-    return completed
 
 
 def _tutorial() -> Architecture:
@@ -239,7 +186,8 @@ class LayerTrace:
 
     ``output_shape`` is ``(C, H, W)`` before a ``flatten`` and ``(features,)`` after it;
     ``formula`` shows how the shape (and the parameter count, when there are parameters) follow
-    from the numbers.
+    from the numbers; ``arguments`` are the constructor arguments of the layer's module (the same
+    in ``torch.nn`` and :mod:`cnnkit.nn`), input channels and features included.
     """
 
     index: int
@@ -247,6 +195,7 @@ class LayerTrace:
     output_shape: tuple[int, ...]
     parameters: int
     formula: str
+    arguments: dict = field(default_factory=dict, compare=False)
 
 
 def trace(
@@ -281,67 +230,20 @@ def trace(
     rows = []
     for index, layer in enumerate(arch.layers):
         kind = layer["type"]
-        where = f"layer {index} ({kind})"
-        params, formula = 0, ""
-        if kind in ("conv2d", "max_pool2d", "avg_pool2d"):
-            if len(shape) != 3:
-                raise InvalidArgument(f"{where} needs a CxHxW input, got the flat shape {shape}")
-            channels, height, width = shape
-            kernel, padding = layer["kernel_size"], layer["padding"]
-            stride = layer["stride"] if layer["stride"] is not None else kernel
-            dilation = layer.get("dilation", 1)
-            if "pool" in kind and 2 * padding > kernel:
-                raise InvalidArgument(
-                    f"{where}: padding {padding} is more than half the kernel size {kernel}"
-                )
-            try:
-                sizes = [
-                    output_size(n, kernel, stride, padding, dilation) for n in (height, width)
-                ]
-            except ValueError as exc:
-                raise InvalidArgument(
-                    f"{where} does not fit its {height}x{width} input: {exc}"
-                ) from None
-            explained = explain_output_size(height, kernel, stride, padding, dilation)
-            if kind == "conv2d":
-                out_channels = layer["out_channels"]
-                weights = out_channels * channels * kernel * kernel
-                bias = out_channels if layer["bias"] else 0
-                params = weights + bias
-                bias_text = f" + {out_channels}" if bias else ""
-                formula = (
-                    f"{explained}; {out_channels}*{channels}*{kernel}*{kernel}{bias_text}"
-                    f" = {params}"
-                )
-                channels = out_channels
-            else:
-                formula = explained
-            shape = (channels, sizes[0], sizes[1])
-        elif kind == "flatten":
-            features = math.prod(shape)
-            formula = "*".join(str(n) for n in shape) + f" = {features}"
-            shape = (features,)
-        elif kind == "linear":
-            if len(shape) != 1:
-                raise InvalidArgument(
-                    f"{where} needs a flat input; add a flatten layer before it (input {shape})"
-                )
-            out_features = layer["out_features"]
-            if out_features == NUM_CLASSES:
-                out_features = num_classes
-            bias = out_features if layer["bias"] else 0
-            params = out_features * shape[0] + bias
-            bias_text = f" + {out_features}" if bias else ""
-            formula = f"{out_features}*{shape[0]}{bias_text} = {params}"
-            shape = (out_features,)
-        rows.append(LayerTrace(index, kind, shape, params, formula))
+        arguments, traced = trace_layer(
+            LAYER_TYPES[kind], layer, shape, num_classes, f"layer {index} ({kind})"
+        )
+        rows.append(
+            LayerTrace(index, kind, traced.shape, traced.parameters, traced.formula, arguments)
+        )
+        shape = traced.shape
     if len(shape) != 1:
-        raise InvalidArgument(
+        raise ShapeError(
             f"the network must end in a flat vector of class scores, but it ends with shape "
             f"{shape}; add flatten and linear layers"
         )
     if shape[0] != num_classes:
-        raise InvalidArgument(
+        raise ShapeError(
             f"the last layer gives {shape[0]} outputs but there are {num_classes} classes; use "
             f'"out_features": "num_classes" in the last linear layer'
         )
@@ -358,18 +260,19 @@ def format_summary(
     """
     input_shape = parse_input_shape(input_shape)
     rows = trace(arch, input_shape, num_classes)
-    header = f"{'#':>2}  {'layer':<10}  {'output':<12}  {'params':>10}  formula"
+    width = max(10, *(len(row.type) for row in rows))
+    header = f"{'#':>2}  {'layer':<{width}}  {'output':<12}  {'params':>10}  formula"
     lines = [
         f"architecture {arch.name!r}, input {'x'.join(map(str, input_shape))}, "
         f"{num_classes} classes",
         header,
         "-" * len(header),
-        f"{'':>2}  {'input':<10}  {'x'.join(map(str, input_shape)):<12}  {0:>10,}",
+        f"{'':>2}  {'input':<{width}}  {'x'.join(map(str, input_shape)):<12}  {0:>10,}",
     ]
     for row in rows:
         shape_text = "x".join(str(n) for n in row.output_shape)
         lines.append(
-            f"{row.index:>2}  {row.type:<10}  {shape_text:<12}  {row.parameters:>10,}  "
+            f"{row.index:>2}  {row.type:<{width}}  {shape_text:<12}  {row.parameters:>10,}  "
             f"{row.formula}".rstrip()
         )
     total = sum(row.parameters for row in rows)

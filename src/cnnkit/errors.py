@@ -23,6 +23,8 @@ __all__ = [
     "NotAFolder",
     "NotFound",
     "RunBusy",
+    "ShapeError",
+    "StateDictError",
     "TooLarge",
     "TrainingError",
 ]
@@ -62,6 +64,14 @@ class IsAFolder(CnnkitError, IsADirectoryError):
 
 class NotAFolder(CnnkitError, NotADirectoryError):
     """A folder was expected where a file is."""
+
+
+class ShapeError(CnnkitError, ValueError):
+    """An array does not have the shape a layer or a function needs."""
+
+
+class StateDictError(CnnkitError, ValueError):
+    """A state dict has a missing, unexpected or misshapen key."""
 
 
 class RunBusy(CnnkitError, RuntimeError):

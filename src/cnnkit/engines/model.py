@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from cnnkit._validate import check_choice
-from cnnkit.arch import NUM_CLASSES, Architecture, parse_input_shape, trace
+from cnnkit.arch import Architecture, trace
 from cnnkit.errors import InvalidArgument, InvalidType
+from cnnkit.layers import LAYER_TYPES
 
 __all__ = ["PRECISIONS", "autocast_dtype", "build_model", "choose_device", "resolve_precision"]
 
@@ -22,7 +23,8 @@ def build_model(
 ) -> nn.Sequential:
     """The PyTorch model of ``arch`` for inputs of ``input_shape`` (C, H, W).
 
-    Input channels and the input size of every linear layer are derived by tracing the shapes
+    Every layer is built by its entry in :data:`cnnkit.layers.LAYER_TYPES`; input channels and
+    the input size of every linear layer are derived by tracing the shapes
     (:func:`cnnkit.arch.trace`), which also refuses a spec whose shapes do not fit. Weights are
     PyTorch's default initialisation drawn from the global RNG (seed it first).
 
@@ -33,39 +35,8 @@ def build_model(
     >>> sum(p.numel() for p in model.parameters())
     3274634
     """
-    input_shape = parse_input_shape(input_shape)
     rows = trace(arch, input_shape, num_classes)
-    shapes = [input_shape] + [row.output_shape for row in rows[:-1]]
-    layers: list[nn.Module] = []
-    for layer, shape_in in zip(arch.layers, shapes, strict=True):
-        kind = layer["type"]
-        if kind == "conv2d":
-            layers.append(
-                nn.Conv2d(
-                    shape_in[0],
-                    layer["out_channels"],
-                    layer["kernel_size"],
-                    stride=layer["stride"],
-                    padding=layer["padding"],
-                    dilation=layer["dilation"],
-                    bias=layer["bias"],
-                )
-            )
-        elif kind in ("max_pool2d", "avg_pool2d"):
-            pool = nn.MaxPool2d if kind == "max_pool2d" else nn.AvgPool2d
-            layers.append(pool(layer["kernel_size"], layer["stride"], layer["padding"]))
-        elif kind == "linear":
-            out_features = layer["out_features"]
-            if out_features == NUM_CLASSES:
-                out_features = num_classes
-            layers.append(nn.Linear(shape_in[0], out_features, bias=layer["bias"]))
-        elif kind == "dropout":
-            layers.append(nn.Dropout(layer["p"]))
-        elif kind == "flatten":
-            layers.append(nn.Flatten())
-        else:
-            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[kind]())
-    return nn.Sequential(*layers)
+    return nn.Sequential(*(LAYER_TYPES[row.type].build_torch(row.arguments) for row in rows))
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -93,8 +64,7 @@ def choose_device(name: str = "auto") -> torch.device:
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgument(
-            f"device {name!r} was asked for but "
-            "this machine has no usable CUDA GPU"
+            f"device {name!r} was asked for but this machine has no usable CUDA GPU"
         )
     if device.type == "cuda" and device.index is not None:
         if device.index >= torch.cuda.device_count():
