@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cnnkit.errors import AlreadyExists, DiskFull, IsAFolder, NotAFolder, NotFound
+from cnnkit.errors import AlreadyExists, CnnkitError, DiskFull, IsAFolder, NotAFolder, NotFound
 
 __all__ = ["atomic_write", "check_output_folder", "file_mode"]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _umask_lock = threading.Lock()
+#: Free bytes below which a failed write is put down to a full disk.
+_NEARLY_FULL = 1 << 20
 
 
 def file_mode() -> int:
@@ -88,7 +91,7 @@ def atomic_write(
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        if _is_disk_full(exc):
+        if _is_disk_full(exc, folder):
             raise DiskFull(
                 f"the disk is full: {path} could not be written (an earlier version of it, if "
                 "any, is unchanged); free some space and try again"
@@ -97,8 +100,14 @@ def atomic_write(
     return path
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC, also when a library wrapped it (torch.save raises RuntimeError for it)."""
+def _is_disk_full(exc: BaseException, folder: Path) -> bool:
+    """ENOSPC, also when a library wrapped it in an error of its own (torch.save raises a
+    RuntimeError saying only that a write failed): then a disk with (almost) no free space left
+    is taken as the cause."""
+    if isinstance(exc, Exception) and not isinstance(exc, CnnkitError):
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < _NEARLY_FULL:
+                return True
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             return True
