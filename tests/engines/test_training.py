@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 import torch
@@ -221,3 +222,14 @@ def test_progress_bar_and_log_lines(small_arch, tmp_path, capsys):
     assert lines[0].startswith("synthetic-digits: 640 training, 200 validation images")
     assert "data resident on the device" in lines[0]
     assert lines[1].startswith("epoch 1/1: train loss")
+
+
+def test_resume_does_not_need_the_spec_file(small_arch, tmp_path):
+    """A run started from a spec file resumes after the file is gone: the checkpoint holds the
+    architecture."""
+    train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
+    os.remove(small_arch)
+    saved = load_checkpoint(tmp_path / "run")["config"]
+    result = train(TrainConfig(**{**saved, "epochs": 2}), tmp_path / "run", resume=True,
+                   evaluate_test=False)
+    assert [row["epoch"] for row in result.history] == [1, 2]
