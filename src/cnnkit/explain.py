@@ -192,10 +192,7 @@ def predict_with_features(
 
 def _class_scores(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor):
     """Sum over the batch of each input's score (logit) for its target class."""
-    import torch
-
-    logits = model(inputs)
-    return logits.gather(1, targets.view(-1, 1)).sum() if len(inputs) else torch.zeros(())
+    return model(inputs).gather(1, targets.view(-1, 1)).sum()
 
 
 def attribute(
