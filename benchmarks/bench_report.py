@@ -1,9 +1,11 @@
 """Time ``cnnkit report`` and ``cnnkit explain`` end to end, against ``cnnkit evaluate``.
 
 Each command runs as a fresh process (``python -m cnnkit ...``), as a user runs it, so the
-times include starting Python and importing torch. The reference is ``cnnkit evaluate`` on the
-same run: it loads the same checkpoint and data and runs the same forward pass over the test
-split, the part of the report that cannot be avoided.
+times include starting Python and importing torch (timed on its own in the last row). The
+reference is ``cnnkit evaluate`` on the same run: it loads the same checkpoint and data and runs
+the same forward pass over the test split, the part of the report that cannot be avoided.
+The library calls behind ``explain`` and ``report`` are also timed inside one warm process
+(imports done), with torch on the threads it has.
 
     python benchmarks/bench_report.py RUN_DIR [--image IMAGE] [--repeats 3]
 
@@ -72,12 +74,40 @@ def main() -> None:
                                args.repeats)))
         rows.append(("python -c 'import torch' (start-up part of every command)",
                      min(_time_python(["-c", "import torch"]) for _ in range(args.repeats))))
+        rows += _in_process(args.run_dir, image, folder, args.repeats)
     reference = rows[0][1]
     print(f"run {args.run_dir}, {os.cpu_count()} CPUs visible, best of {args.repeats}")
     print(f"{'command':<62} {'seconds':>8} {'vs evaluate':>12}")
     for name, seconds in rows:
         print(f"{name:<62} {seconds:8.2f} {seconds / reference:12.2f}")
     print(f"report size: {size / 1e6:.2f} MB")
+
+
+def _in_process(run_dir: Path, image: Path, folder: Path, repeats: int) -> list:
+    """Library calls in this (warm) process: explain one image and save its figure; build the
+    report's HTML."""
+    from cnnkit.explain import explain_images, explanation_figure
+    from cnnkit.plots import save_figure
+    from cnnkit.report import build_report
+
+    def explain(method: str) -> None:
+        (result,) = explain_images(run_dir, [image], method=method)
+        save_figure(explanation_figure(result), folder / "explain.png", overwrite=True)
+
+    rows = []
+    for method in ("gradcam", "integrated-gradients"):
+        explain(method)  # warm-up: first imports, first figure
+        rows.append((f"in process: explain_images + figure, {method}",
+                     min(_seconds(explain, method) for _ in range(repeats))))
+    rows.append(("in process: build_report",
+                 min(_seconds(build_report, run_dir) for _ in range(repeats))))
+    return rows
+
+
+def _seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 def _time_python(argv: list[str]) -> float:

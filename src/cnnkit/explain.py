@@ -170,7 +170,9 @@ def predict_with_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and penultimate features (the input of the last layer) in one pass.
 
-    Returns float32 arrays ``(N, classes)`` and ``(N, features)``.
+    Returns float32 arrays ``(N, classes)`` and ``(N, features)``. The pass is fastest with
+    the model's weights in channels-last memory format (``model.to(memory_format=
+    torch.channels_last)``), as :func:`cnnkit.report.build_report` does.
     """
     import torch
 
@@ -181,7 +183,9 @@ def predict_with_features(
     probabilities, features = [], []
     with torch.inference_mode():
         for start in range(0, len(inputs), batch_size):
-            hidden = body(inputs[start:start + batch_size].to(device))
+            # Channels-last images take oneDNN's faster convolution path (same values).
+            batch = inputs[start:start + batch_size].to(device)
+            hidden = body(batch.contiguous(memory_format=torch.channels_last))
             probabilities.append(torch.softmax(head(hidden).float(), dim=1).cpu().numpy())
             features.append(hidden.float().flatten(1).cpu().numpy())
     return np.concatenate(probabilities), np.concatenate(features)
@@ -203,7 +207,7 @@ def attribute(
     method: str = "saliency",
     layer: int | None = None,
     baseline: torch.Tensor | None = None,
-    steps: int = 32,
+    steps: int = 16,
 ) -> np.ndarray:
     """Attribution maps ``(N, H, W)`` of the score of class ``targets[n]`` for input ``n``.
 
@@ -271,19 +275,25 @@ def _gradcam(model, inputs, targets, layer: int):
     return cam[:, 0]
 
 
-def _integrated_gradients(model, inputs, targets, baseline, steps: int):
+def _integrated_gradients(model, inputs, targets, baseline, steps: int, chunk: int = 256):
     import torch
 
     if baseline is None:
         baseline = torch.zeros_like(inputs)
     baseline = torch.broadcast_to(baseline.to(inputs), inputs.shape)
     alphas = (torch.arange(steps, dtype=inputs.dtype, device=inputs.device) + 0.5) / steps
-    total = torch.zeros_like(inputs)
-    for alpha in alphas:  # one batch per point on the path keeps the memory at one batch
-        point = (baseline + alpha * (inputs - baseline)).requires_grad_(True)
-        (gradient,) = torch.autograd.grad(_class_scores(model, point, targets), point)
-        total += gradient
-    return ((inputs - baseline) * total / steps).sum(dim=1)
+    # Every point of every path in one batch (points of one step lie together), taken in chunks
+    # of `chunk` rows: a few large products cost less than many of one image each.
+    points = (baseline + alphas.view(-1, 1, 1, 1, 1) * (inputs - baseline)).flatten(0, 1)
+    repeated = targets.repeat(steps)
+    gradients = []
+    for start in range(0, len(points), chunk):
+        point = points[start:start + chunk].detach().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(
+            _class_scores(model, point, repeated[start:start + chunk]), point)
+        gradients.append(gradient)
+    mean_gradient = torch.cat(gradients).view(steps, *inputs.shape).mean(dim=0)
+    return ((inputs - baseline) * mean_gradient).sum(dim=1)
 
 
 # --- Images brought to the model -------------------------------------------------------------

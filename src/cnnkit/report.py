@@ -88,11 +88,15 @@ def build_report(
     examples_per_class: int = 2,
 ) -> str:
     """The report of a run folder as HTML text (see :func:`write_report`)."""
+    import torch
+
     from cnnkit.data.registry import DatasetNotFoundError, DownloadError
     from cnnkit.engines.evaluation import load_model, load_split, model_input
     from cnnkit.explain import predict_with_features
 
     model, state = load_model(run_dir, device=device)
+    # oneDNN's fast convolutions want channels-last weights; the values stay the same.
+    model = model.to(memory_format=torch.channels_last)
     info = state["model_info"]
     page = _Page(Path(run_dir).resolve().name, list(info["class_names"]))
     try:
@@ -510,9 +514,8 @@ def _examples_section(page: _Page, model, info: dict, test: _TestResults,
     layers = shown_layers(model)
     targets = test.predictions[chosen]
     baseline = model_input(np.zeros((1, *test.images.shape[1:]), np.uint8), info)
-    # 16 points on the integrated-gradients path are plenty for a picture and halve its cost.
-    attributions = {method: attribute(model, inputs, targets, method=method, baseline=baseline,
-                                      steps=16) for method in METHODS}
+    attributions = {method: attribute(model, inputs, targets, method=method, baseline=baseline)
+                    for method in METHODS}
     viridis, inferno, diverging = (_colour_table(n) for n in ("viridis", "inferno", "RdBu_r"))
     names = page.class_names
     blocks = []
