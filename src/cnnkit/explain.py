@@ -147,12 +147,15 @@ def _check_layer(model: torch.nn.Module, layer: object) -> int:
 
 
 def layer_outputs(model: torch.nn.Module, inputs: torch.Tensor) -> list[torch.Tensor]:
-    """The output of every layer for a batch ``(N, C, H, W)``, in order (no gradients)."""
+    """The output of every layer for a batch ``(N, C, H, W)``, in order (no gradients).
+
+    The batch is moved to the model's device; the outputs stay there.
+    """
     import torch
 
     outputs = []
     with torch.inference_mode():
-        value = inputs
+        value = inputs.to(next(model.parameters()).device)
         for module in _layers(model):
             value = module(value)
             outputs.append(value)
@@ -406,7 +409,7 @@ def explain_images(
     prepared = [prepare_for_model(path, info, invert=invert) for path in images]
     inputs = model_input(np.stack([p.pixels for p in prepared]), info)
     probabilities, _ = predict_with_features(model, inputs)
-    maps = feature_maps(model, inputs.to(next(model.parameters()).device))
+    maps = feature_maps(model, inputs)
     targets = probabilities.argmax(axis=1)
     baseline = model_input(np.zeros((1, *prepared[0].pixels.shape), np.uint8), info)
     attributions = attribute(model, inputs, targets, method=method, baseline=baseline,
