@@ -8,12 +8,15 @@ from cnnkit.commands import (
     demo,
     edges,
     evaluate,
+    explain,
     filter,
     kernel,
     outsize,
     predict,
+    report,
     summary,
     train,
+    weights,
 )
 
 COMMANDS = [
@@ -27,4 +30,7 @@ COMMANDS = [
     train.register,
     evaluate.register,
     predict.register,
+    explain.register,
+    weights.register,
+    report.register,
 ]

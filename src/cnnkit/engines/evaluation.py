@@ -25,6 +25,8 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "load_model",
+    "load_split",
+    "model_input",
     "predict",
     "prepare_image",
 ]
@@ -44,6 +46,41 @@ def load_model(
             f"the weights in {source} do not fit its architecture: {str(exc).splitlines()[-1]}"
         ) from None
     return model.to(choose_device(device)).eval(), state
+
+
+def load_split(
+    state: dict,
+    where: str,
+    dataset: str | None = None,
+    *,
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> tuple[str, str, np.ndarray, np.ndarray]:
+    """The images a checkpoint is evaluated on: ``(dataset, split, images, labels)``.
+
+    ``dataset`` defaults to the one the model was trained on; a data set without a test split
+    (an image folder) gives all of its images, with ``split`` saying so. A data set whose input
+    shape or class count differs from the model's is refused, naming ``where``.
+    """
+    check_choice(split, "split", ("test", "train"))
+    info = state["model_info"]
+    name = dataset or state["config"]["dataset"]
+    input_shape = tuple(info["input_shape"]) if name.startswith("imagefolder:") else None
+    data = load_dataset(name, data_dir=data_dir, input_shape=input_shape, download=download)
+    expected = {"input_shape": data.input_shape, "num_classes": data.num_classes}
+    check_compatible(info, expected, where)
+    if split == "test" and data.test_images is not None:
+        return name, split, data.test_images, data.test_labels
+    split = "all images" if data.test_images is None else "train"
+    return name, split, data.train_images, data.train_labels
+
+
+def model_input(pixels: np.ndarray, model_info: dict) -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` as the float32 tensor a model takes: scaled to [0, 1] and
+    standardised with the training split's mean and standard deviation (``model_info``)."""
+    batch = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+    return (batch / 255.0 - model_info["mean"]) / model_info["std"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -129,22 +166,14 @@ def evaluate(
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     model, state = load_model(source, device=device, best=best)
     info = state["model_info"]
-    name = dataset or state["config"]["dataset"]
-    input_shape = tuple(info["input_shape"]) if name.startswith("imagefolder:") else None
-    data = load_dataset(name, data_dir=data_dir, input_shape=input_shape, download=True)
-    expected = {"input_shape": data.input_shape, "num_classes": data.num_classes}
-    check_compatible(info, expected, f"the model in {source}")
-    if split == "test" and data.test_images is not None:
-        images, labels = data.test_images, data.test_labels
-    else:
-        images, labels, split = data.train_images, data.train_labels, "all images" if (
-            data.test_images is None) else "train"
+    name, split, images, labels = load_split(state, f"the model in {source}", dataset,
+                                             split=split, data_dir=data_dir)
     loader = BatchLoader(images, labels, batch_size=batch_size, device=next(
         model.parameters()).device, mean=info["mean"], std=info["std"])
     from cnnkit.engines.training import evaluate_loader
 
     result = evaluate_loader(model, loader, collect=True)
-    confusion = confusion_matrix(result["labels"], result["predictions"], data.num_classes)
+    confusion = confusion_matrix(result["labels"], result["predictions"], info["num_classes"])
     predicted_counts = confusion.sum(axis=0)
     true_counts = confusion.sum(axis=1)
     diagonal = np.diag(confusion).astype(np.float64)
@@ -227,8 +256,7 @@ def predict(
         plain = load_image(path, shape)
         arrays.append(array)
         flags.append(not np.array_equal(array, plain))
-    batch = torch.from_numpy(np.stack(arrays)).float()
-    batch = (batch / 255.0 - info["mean"]) / info["std"]
+    batch = model_input(np.stack(arrays), info)
     device_of_model = next(model.parameters()).device
     with torch.inference_mode():
         probabilities = torch.softmax(model(batch.to(device_of_model)).float(), dim=1).cpu()

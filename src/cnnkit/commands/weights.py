@@ -1,0 +1,52 @@
+"""``cnnkit weights``: a trained model's kernels, each first-layer one next to the classic kernel
+it resembles."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnkit.errors import AlreadyExists
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="learned kernels, labelled with the nearest classic kernel (Sobel, Gaussian, ...)",
+        description=(
+            "Print each first-layer kernel's nearest classic kernel (Sobel, Scharr, Prewitt in "
+            "four directions, Laplacian, Gaussian, box, identity) with the cosine similarity "
+            "after removing the mean, and draw the kernels of every convolution layer. "
+            "Example: cnnkit weights runs/fashion"
+        ),
+    )
+    parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
+    parser.add_argument("-o", "--output", metavar="FIG",
+                        help="PNG to write (default: weights.png in the run folder)")
+    parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnkit.engines.evaluation import load_model
+    from cnnkit.explain import conv_weights, nearest_classic_kernel, weights_figure
+    from cnnkit.plots import save_figure
+
+    source = Path(args.run)
+    path = Path(args.output) if args.output else (
+        source if source.is_dir() else source.parent) / "weights.png"
+    if path.exists() and not args.overwrite:
+        raise AlreadyExists(f"{path} exists; pass --overwrite or choose -o")
+    model, _ = load_model(source, best=args.best)
+    layers = conv_weights(model)
+    if layers:
+        index, weights = layers[0]
+        print(f"layer {index}: {len(weights)} kernels of {weights.shape[2]}x{weights.shape[3]}"
+              f"{' (summed over input channels)' if weights.shape[1] > 1 else ''}")
+        for number, kernel in enumerate(weights.sum(axis=1)):
+            match = nearest_classic_kernel(kernel)
+            print(f"  kernel {number:>3}: {match.label}")
+    save_figure(weights_figure(model), path, overwrite=args.overwrite)
+    print(f"figure saved to {path}")
+    return 0

@@ -1,0 +1,737 @@
+"""A run's report: one self-contained HTML file that shows what the network learned.
+
+:func:`write_report` writes ``RUN/report.html``: the data and configuration, the architecture
+with the output-size formula per layer, the learning curves, per-class precision, recall and
+F1, the confusion matrix (a click on a cell shows those test images), the most confidently
+wrong test images, the first layer's kernels with their nearest classic kernel, feature maps
+and attributions for a few test images per class, and a map of the penultimate features
+(PCA) where hovering a point shows its image.
+
+The file needs nothing else: images are PNG data URIs, charts are inline SVG, and the little
+script and style sheet are inline; it makes no network request, so it opens from disk in any
+browser and can be mailed or archived with the run. Everything interactive is reachable with
+the keyboard, and the page prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit._files import atomic_write
+from cnnkit.errors import AlreadyExists, NotAFolder
+
+__all__ = ["REPORT_NAME", "build_report", "write_report"]
+
+#: The report's file name inside a run folder.
+REPORT_NAME = "report.html"
+
+#: Class colours (matplotlib's tab10), repeated for more classes.
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf")
+
+_CELL_IMAGES = 24  # images shown per confusion-matrix cell
+_WRONG_IMAGES = 24  # most confidently wrong images shown
+_PCA_PER_CLASS = 100  # points per class on the feature map
+
+
+def write_report(
+    run_dir: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    download: bool = True,
+) -> Path:
+    """Write the report of a run folder, atomically; return its path.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder written by ``cnnkit train`` (its ``checkpoint.pt`` is used).
+    output : path-like, optional
+        Default ``run_dir/report.html``, which is the run's own derived file and is always
+        refreshed. Another path is refused when it exists, unless ``overwrite``.
+    data_dir : path-like, optional
+        Searched first for the data set's files (as in ``cnnkit evaluate``).
+    device : str
+        Where the model runs.
+    download : bool
+        Allow downloading the test data when it is not on disk. Without the data the report
+        leaves out the sections that need test images and says so.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NotAFolder(f"run folder {run_dir} does not exist or is not a folder")
+    target = run_dir / REPORT_NAME if output is None else Path(output)
+    if output is not None and target.exists() and not overwrite:
+        raise AlreadyExists(f"{target} exists; pass --overwrite or choose another -o")
+    text = build_report(run_dir, data_dir=data_dir, device=device, download=download)
+    return atomic_write(target, lambda temporary: temporary.write_text(text, encoding="utf-8"),
+                        overwrite=True)
+
+
+def build_report(
+    run_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    download: bool = True,
+    examples_per_class: int = 2,
+) -> str:
+    """The report of a run folder as HTML text (see :func:`write_report`)."""
+    import torch
+
+    from cnnkit.data.registry import DatasetNotFoundError, DownloadError
+    from cnnkit.engines.evaluation import load_model, load_split, model_input
+    from cnnkit.explain import predict_with_features
+
+    model, state = load_model(run_dir, device=device)
+    # oneDNN's fast convolutions want channels-last weights; the values stay the same.
+    model = model.to(memory_format=torch.channels_last)
+    info = state["model_info"]
+    page = _Page(Path(run_dir).resolve().name, list(info["class_names"]))
+    try:
+        dataset, split, images, labels = load_split(
+            state, f"the model in {run_dir}", data_dir=data_dir, download=download)
+    except (DatasetNotFoundError, DownloadError) as exc:
+        dataset, split, images, labels = state["config"]["dataset"], "", None, None
+        page.missing_data = f"The {dataset} images are not available ({exc})."
+    test = None
+    if images is not None:
+        probabilities, features = predict_with_features(model, model_input(images, info))
+        test = _TestResults(images, labels, probabilities, features, split)
+    page.add("data", "Data and configuration", _data_section(state, dataset, test))
+    page.add("architecture", "Architecture", _architecture_section(info))
+    page.add("curves", "Learning curves", _curves_section(state["history"]))
+    if test is not None:
+        page.add("metrics", "Precision, recall and F1", _metrics_section(page, test))
+        page.add("confusion", "Confusion matrix", _confusion_section(page, test))
+        page.add("wrong", "Most confidently wrong", _wrong_section(page, test))
+    page.add("kernels", "First-layer kernels", _kernels_section(model))
+    if test is not None:
+        page.add("examples", "Feature maps and attributions",
+                 _examples_section(page, model, info, test, examples_per_class))
+        page.add("pca", "Map of the penultimate features", _pca_section(page, test))
+    return page.render()
+
+
+class _TestResults:
+    """The test images and what the model made of them."""
+
+    def __init__(self, images, labels, probabilities, features, split: str) -> None:
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.probabilities = probabilities
+        self.features = features
+        self.split = split
+        self.predictions = probabilities.argmax(axis=1)
+        self.confidence = probabilities[np.arange(len(labels)), self.predictions]
+
+
+# --- The page --------------------------------------------------------------------------------
+
+
+class _Page:
+    """Sections, and the images they share (each test image is encoded once)."""
+
+    def __init__(self, name: str, class_names: list[str]) -> None:
+        self.name = name
+        self.class_names = class_names
+        self.sections: list[tuple[str, str, str]] = []
+        self.images: dict[int, str] = {}  # test index -> data URI
+        self.data: dict[str, object] = {"classes": class_names}
+        self.missing_data = ""
+        self.confusion = np.zeros((len(class_names), len(class_names)), np.int64)
+
+    def add(self, anchor: str, title: str, body: str) -> None:
+        self.sections.append((anchor, title, body))
+
+    def image(self, test: _TestResults, index: int) -> str:
+        """The data URI of test image ``index``, encoded on first use."""
+        index = int(index)
+        if index not in self.images:
+            self.images[index] = _png(_as_picture(test.images[index]))
+        return self.images[index]
+
+    def render(self) -> str:
+        links = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>'
+                        for anchor, title, _ in self.sections)
+        body = "".join(
+            f'<section id="{anchor}" aria-labelledby="{anchor}-title">'
+            f'<h2 id="{anchor}-title">{html.escape(title)}</h2>{content}</section>'
+            for anchor, title, content in self.sections)
+        missing = (f'<p class="note" role="status">{html.escape(self.missing_data)} The sections '
+                   'that need test images are left out.</p>' if self.missing_data else "")
+        payload = {**self.data, "images": {str(k): v for k, v in self.images.items()}}
+        data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>cnnkit report: {html.escape(self.name)}</title>"
+            f"<style>{_STYLE}</style></head><body>"
+            '<a class="skip" href="#main">Skip to the report</a>'
+            f"<header><h1>cnnkit report: {html.escape(self.name)}</h1>"
+            f'<nav aria-label="Sections"><ul>{links}</ul></nav></header>'
+            f'<main id="main">{missing}{body}</main>'
+            '<div id="tip" role="tooltip" hidden></div>'
+            f'<script type="application/json" id="report-data">{data}</script>'
+            f"<script>{_SCRIPT}</script></body></html>\n"
+        )
+
+
+def _as_picture(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``(C, H, W)`` as ``(H, W)`` or ``(H, W, 3)``."""
+    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+
+
+def _png(picture: np.ndarray) -> str:
+    """A uint8 ``(H, W)`` or ``(H, W, 3)`` array as a PNG data URI."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _colour_table(name: str) -> np.ndarray:
+    """A matplotlib colour map as a ``(256, 3)`` uint8 lookup table."""
+    import matplotlib
+
+    return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(
+        np.uint8)
+
+
+def _coloured(values: np.ndarray, table: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Values mapped through a colour table on ``[low, high]``; NaN (tile gaps) white."""
+    scale = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    indices = np.clip(np.nan_to_num(scale, nan=0.0) * 255, 0, 255).round().astype(np.intp)
+    picture = table[indices]
+    picture[np.isnan(values)] = 255
+    return picture
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: str = "",
+           numeric_from: int = 1) -> str:
+    """An HTML table; columns from ``numeric_from`` on are right-aligned."""
+    head = "".join(f'<th scope="col"{" class=num" if i >= numeric_from else ""}>'
+                   f"{html.escape(str(h))}</th>" for i, h in enumerate(header))
+    lines = []
+    for row in rows:
+        cells = [f'<th scope="row">{html.escape(str(row[0]))}</th>'] + [
+            f'<td{" class=num" if i >= numeric_from else ""}>{html.escape(str(value))}</td>'
+            for i, value in enumerate(row[1:], start=1)]
+        lines.append(f"<tr>{''.join(cells)}</tr>")
+    caption = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+
+
+# --- Sections --------------------------------------------------------------------------------
+
+
+def _data_section(state: dict, dataset: str, test: _TestResults | None) -> str:
+    info, config, history = state["model_info"], state["config"], state["history"]
+    shape = "×".join(map(str, info["input_shape"]))
+    facts = [
+        ("data set", dataset),
+        ("input", f"{shape} (channels × height × width)"),
+        ("classes", ", ".join(info["class_names"])),
+        ("normalisation", f"(pixel/255 − {info['mean']:.4f}) / {info['std']:.4f}"),
+        ("epochs trained", state.get("epoch", len(history))),
+    ]
+    if history:
+        last = history[-1]
+        facts.append(("final training accuracy", f"{100 * last['train_accuracy']:.2f}%"))
+        if last.get("val_accuracy") is not None:
+            facts.append(("final validation accuracy", f"{100 * last['val_accuracy']:.2f}%"))
+    if test is not None:
+        accuracy = float(np.mean(test.predictions == test.labels))
+        facts.append((f"accuracy on {test.split} ({len(test.labels):,} images)",
+                      f"{100 * accuracy:.2f}%"))
+    settings = sorted((key, json.dumps(value) if isinstance(value, (list, dict)) else value)
+                      for key, value in config.items())
+    return (_table(["", "value"], facts, caption="The run", numeric_from=9)
+            + _table(["setting", "value"], settings, caption="Training configuration",
+                     numeric_from=9))
+
+
+def _architecture_section(info: dict) -> str:
+    from cnnkit.arch import load_architecture, trace
+
+    arch = load_architecture(info["arch"])
+    rows = trace(arch, info["input_shape"], info["num_classes"])
+    lines = [("input", "", "×".join(map(str, info["input_shape"])), 0, "")]
+    for row, layer in zip(rows, arch.layers):
+        options = ", ".join(f"{key} {value}" for key, value in layer.items() if key != "type")
+        lines.append((row.index, f"{row.type} {options}".strip(),
+                      "×".join(map(str, row.output_shape)), f"{row.parameters:,}", row.formula))
+    total = sum(row.parameters for row in rows)
+    return (
+        f"<p>{html.escape(arch.name)}: {len(rows)} layers, {total:,} parameters. A convolution "
+        "or pooling layer turns a side of <var>n</var> pixels into "
+        "<var>o</var> = ⌊(<var>n</var> + 2<var>p</var> − <var>d</var>(<var>k</var> − 1) − 1) / "
+        "<var>s</var>⌋ + 1 (kernel <var>k</var>, padding <var>p</var>, stride <var>s</var>, "
+        "dilation <var>d</var>); the last column puts the numbers in.</p>"
+        + _table(["#", "layer", "output", "parameters", "formula"], lines, numeric_from=3)
+    )
+
+
+def _curves_section(history: list[dict]) -> str:
+    if not history:
+        return "<p>The run has no completed epoch.</p>"
+    epochs = [row["epoch"] for row in history]
+
+    def series(key: str, scale: float = 1.0) -> list[float | None]:
+        return [None if row.get(key) is None else scale * row[key] for row in history]
+
+    charts = [
+        _line_chart("Loss", epochs, {"training": series("train_loss"),
+                                     "validation": series("val_loss")}, "loss"),
+        _line_chart("Accuracy (%)", epochs, {"training": series("train_accuracy", 100),
+                                             "validation": series("val_accuracy", 100)},
+                    "accuracy (%)"),
+        _line_chart("Learning rate", epochs, {"learning rate": series("lr")}, "learning rate"),
+    ]
+    return ('<p class="hint">Hover or focus (Tab) a point to read its value.</p>'
+            f'<div class="charts">{"".join(charts)}</div>')
+
+
+def _format_number(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _line_chart(title: str, xs: Sequence[float], series: dict[str, list[float | None]],
+                y_label: str) -> str:
+    """An SVG line chart; every point is focusable and carries its value as a tooltip."""
+    width, height, left, right, top, bottom = 360, 230, 56, 12, 10, 40
+    present = {name: values for name, values in series.items()
+               if any(v is not None and math.isfinite(v) for v in values)}
+    finite = [v for values in present.values() for v in values
+              if v is not None and math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if high - low < 1e-12:
+        low, high = low - (abs(low) or 1) * 0.1, high + (abs(high) or 1) * 0.1
+    x_low, x_high = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+
+    def x_of(x: float) -> float:
+        return left + (x - x_low) / (x_high - x_low) * (width - left - right)
+
+    def y_of(y: float) -> float:
+        return top + (high - y) / (high - low) * (height - top - bottom)
+
+    parts = [f'<line class="axis" x1="{left}" y1="{height - bottom}" x2="{width - right}" '
+             f'y2="{height - bottom}"/><line class="axis" x1="{left}" y1="{top}" x2="{left}" '
+             f'y2="{height - bottom}"/>']
+    for tick in np.linspace(low, high, 5):
+        y = y_of(tick)
+        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" '
+                     f'y2="{y:.1f}"/><text class="tick" x="{left - 4}" y="{y + 3:.1f}" '
+                     f'text-anchor="end">{_format_number(tick)}</text>')
+    step = max(1, math.ceil(len(xs) / 10))
+    for x in xs[::step]:
+        parts.append(f'<text class="tick" x="{x_of(x):.1f}" y="{height - bottom + 14}" '
+                     f'text-anchor="middle">{x:g}</text>')
+    parts.append(f'<text class="label" x="{(left + width - right) / 2}" y="{height - 6}" '
+                 'text-anchor="middle">epoch</text>')
+    legend = []
+    for number, (name, values) in enumerate(present.items()):
+        colour = _COLOURS[number]
+        points = [(x, y) for x, y in zip(xs, values) if y is not None and math.isfinite(y)]
+        path = " ".join(f"{x_of(x):.1f},{y_of(y):.1f}" for x, y in points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                     f'points="{path}"/>')
+        for x, y in points:
+            tip = f"epoch {x:g}, {name}: {_format_number(y)}"
+            parts.append(f'<circle class="point" tabindex="0" cx="{x_of(x):.1f}" '
+                         f'cy="{y_of(y):.1f}" r="4" fill="{colour}" data-tip="{tip}" '
+                         f'aria-label="{tip}"><title>{tip}</title></circle>')
+        legend.append(f'<span><i style="background:{colour}"></i>{html.escape(name)}</span>')
+    return (f'<figure class="chart"><figcaption>{html.escape(title)}</figcaption>'
+            f'<svg viewBox="0 0 {width} {height}" role="group" '
+            f'aria-label="{html.escape(title)} per epoch">{"".join(parts)}</svg>'
+            f'<div class="legend">{"".join(legend)}</div></figure>')
+
+
+def _metrics_section(page: _Page, test: _TestResults) -> str:
+    from cnnkit.engines.evaluation import confusion_matrix
+
+    count = len(page.class_names)
+    confusion = confusion_matrix(test.labels, test.predictions, count)
+    diagonal = np.diag(confusion).astype(np.float64)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(diagonal, predicted, out=np.zeros(count), where=predicted > 0)
+    recall = np.divide(diagonal, support, out=np.zeros(count), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(count), where=total > 0)
+    rows = [(name, f"{100 * p:.1f}%", f"{100 * r:.1f}%", f"{100 * f:.1f}%", f"{s:,}")
+            for name, p, r, f, s in zip(page.class_names, precision, recall, f1, support)]
+    rows.append(("mean over classes", f"{100 * precision.mean():.1f}%",
+                 f"{100 * recall.mean():.1f}%", f"{100 * f1.mean():.1f}%",
+                 f"{int(support.sum()):,}"))
+    accuracy = float(diagonal.sum() / max(1, confusion.sum()))
+    page.confusion = confusion
+    return (f"<p>{test.split.capitalize()} split, {len(test.labels):,} images: accuracy "
+            f"<strong>{100 * accuracy:.2f}%</strong>. Precision: of the images predicted as the "
+            "class, the share that are; recall: of the images of the class, the share found; "
+            "F1: their harmonic mean.</p>"
+            + _table(["class", "precision", "recall", "F1", "images"], rows))
+
+
+def _confusion_section(page: _Page, test: _TestResults) -> str:
+    confusion = page.confusion
+    names = page.class_names
+    cells: dict[str, list[list[float]]] = {}
+    for true in range(len(names)):
+        for predicted in range(len(names)):
+            members = np.flatnonzero((test.labels == true) & (test.predictions == predicted))
+            if not len(members):
+                continue
+            chosen = members[np.argsort(-test.confidence[members], kind="stable")[:_CELL_IMAGES]]
+            cells[f"{true},{predicted}"] = [[int(i), round(float(test.confidence[i]), 3)]
+                                            for i in chosen]
+            for index in chosen:
+                page.image(test, index)
+    page.data["cells"] = cells
+    off_diagonal = confusion - np.diag(np.diag(confusion))
+    start = np.unravel_index(off_diagonal.argmax(), confusion.shape) if off_diagonal.any() else (
+        0, 0)
+    row_totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    head = "".join(f'<th scope="col" class="rot"><span>{html.escape(n)}</span></th>'
+                   for n in names)
+    rows = []
+    for true, name in enumerate(names):
+        tds = []
+        for predicted in range(len(names)):
+            count = int(confusion[true, predicted])
+            share = confusion[true, predicted] / row_totals[true, 0]
+            label = (f"true {name}, predicted {names[predicted]}: {count} image"
+                     f"{'s' if count != 1 else ''}")
+            shade = f"rgba(31,119,180,{0.08 + 0.92 * share:.3f})" if count else "transparent"
+            ink = "#fff" if share > 0.5 else "#111"
+            pressed = "true" if (true, predicted) == tuple(start) else "false"
+            tds.append(
+                f'<td><button type="button" class="cell" data-true="{true}" '
+                f'data-pred="{predicted}" aria-pressed="{pressed}" '
+                f'aria-label="{html.escape(label)}" '
+                f'style="background:{shade};color:{ink}"{" disabled" if not count else ""}>'
+                f"{count}</button></td>")
+        rows.append(f'<tr><th scope="row">{html.escape(name)}</th>{"".join(tds)}</tr>')
+    table = (f'<table class="confusion"><caption>Rows: true class; columns: predicted class. '
+             f'Shade: share of the row.</caption><thead><tr><td></td>{head}</tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody></table>')
+    gallery = _cell_gallery(page, test, *map(int, start))
+    return (f'<p class="hint">Click a cell (or Tab to it and press Enter) to see its images, '
+            f"the most confident first (up to {_CELL_IMAGES}).</p>"
+            f'<div class="confusion-view">{table}<div id="cell-view" aria-live="polite">'
+            f"{gallery}</div></div>")
+
+
+def _cell_gallery(page: _Page, test: _TestResults, true: int, predicted: int) -> str:
+    """The images of one cell, as the page first shows them (the script redraws this)."""
+    names = page.class_names
+    members = page.data["cells"].get(f"{true},{predicted}", [])
+    count = int(page.confusion[true, predicted])
+    figures = "".join(
+        f'<figure class="thumb" data-true="{true}" data-pred="{predicted}">'
+        f'<img src="{page.image(test, index)}" alt="test image {index}">'
+        f"<figcaption>#{index} · {100 * confidence:.0f}%</figcaption></figure>"
+        for index, confidence in members)
+    return (f'<h3 id="cell-title">True {html.escape(names[true])}, predicted '
+            f"{html.escape(names[predicted])}: {len(members)} of {count} shown</h3>"
+            f'<div class="gallery">{figures}</div>')
+
+
+def _wrong_section(page: _Page, test: _TestResults) -> str:
+    wrong = np.flatnonzero(test.predictions != test.labels)
+    if not len(wrong):
+        return "<p>No test image is misclassified.</p>"
+    chosen = wrong[np.argsort(-test.confidence[wrong], kind="stable")[:_WRONG_IMAGES]]
+    names = page.class_names
+    cards = []
+    for index in chosen:
+        top = np.argsort(-test.probabilities[index], kind="stable")[:3]
+        ranked = "".join(f"<li>{html.escape(names[c])} {100 * test.probabilities[index, c]:.1f}%"
+                         "</li>" for c in top)
+        cards.append(
+            f'<figure class="card"><img src="{page.image(test, index)}" '
+            f'alt="test image {index}, a {html.escape(names[test.labels[index]])}">'
+            f"<figcaption>#{index}: true <strong>{html.escape(names[test.labels[index]])}"
+            f"</strong><ol>{ranked}</ol></figcaption></figure>")
+    return (f"<p>{len(wrong):,} of {len(test.labels):,} test images are misclassified; these "
+            f"{len(chosen)} with the highest confidence in the wrong class, with the top 3.</p>"
+            f'<div class="cards">{"".join(cards)}</div>')
+
+
+def _kernels_section(model) -> str:
+    from cnnkit.explain import conv_weights, nearest_classic_kernel
+
+    layers = conv_weights(model)
+    if not layers:
+        return "<p>The network has no convolution layer.</p>"
+    index, weights = layers[0]
+    kernels = weights.sum(axis=1)
+    table = _colour_table("RdBu_r")
+    matches = [nearest_classic_kernel(kernel) for kernel in kernels]
+    cards = []
+    for number, (kernel, match) in enumerate(zip(kernels, matches)):
+        extent = float(np.abs(kernel).max()) or 1.0
+        picture = _coloured(kernel, table, -extent, extent)
+        cards.append(
+            f'<figure class="kernel"><img src="{_png(picture)}" alt="kernel {number}, '
+            f'closest to {html.escape(match.label)}"><figcaption>{number}: '
+            f"{html.escape(match.label)}</figcaption></figure>")
+    close = sum(match.similarity >= 0.8 for match in matches)
+    channels = (f", summed over its {weights.shape[1]} input channels"
+                if weights.shape[1] > 1 else "")
+    return (f"<p>Layer {index}: {len(kernels)} kernels of {kernels.shape[1]}×"
+            f"{kernels.shape[2]}{channels}, red positive and blue negative, each on its own "
+            "scale. Each is labelled with the classic kernel it resembles most (Sobel, Scharr "
+            "and Prewitt in four directions, Laplacian, Gaussian, box, identity) and the cosine "
+            "similarity after removing the mean; − marks the negated kernel (an edge detector "
+            f"for the opposite direction). {close} of {len(kernels)} have a similarity of at "
+            f'least 0.8.</p><div class="kernels">{"".join(cards)}</div>')
+
+
+def _examples_section(page: _Page, model, info: dict, test: _TestResults,
+                      per_class: int) -> str:
+    from cnnkit.engines.evaluation import model_input
+    from cnnkit.explain import METHODS, attribute, feature_maps, layer_type, shown_layers, tile_maps
+
+    chosen = [int(i) for c in range(len(page.class_names))
+              for i in np.flatnonzero(test.labels == c)[:per_class]]
+    if not chosen:
+        return "<p>No test images.</p>"
+    inputs = model_input(test.images[chosen], info)
+    maps = feature_maps(model, inputs)
+    layers = shown_layers(model)
+    targets = test.predictions[chosen]
+    baseline = model_input(np.zeros((1, *test.images.shape[1:]), np.uint8), info)
+    attributions = {method: attribute(model, inputs, targets, method=method, baseline=baseline)
+                    for method in METHODS}
+    viridis, inferno, diverging = (_colour_table(n) for n in ("viridis", "inferno", "RdBu_r"))
+    names = page.class_names
+    blocks = []
+    for n, index in enumerate(chosen):
+        gray = _as_picture(test.images[index]).astype(np.float64)
+        if gray.ndim == 3:
+            gray = gray.mean(axis=2)
+        overlays = []
+        for method in METHODS:
+            values = attributions[method][n]
+            if method == "integrated-gradients":
+                extent = float(np.abs(values).max()) or 1.0
+                colour = _coloured(values, diverging, -extent, extent)
+            else:
+                colour = _coloured(values, inferno, 0.0, float(values.max()) or 1.0)
+            blend = (0.35 * gray[..., None] + 0.65 * colour).round().astype(np.uint8)
+            overlays.append(f'<figure><img class="px" src="{_png(blend)}" alt="{method} of '
+                            f'test image {index}"><figcaption>{method}</figcaption></figure>')
+        mosaics = []
+        for layer in layers:
+            values = maps[layer][n]
+            tiles = tile_maps(values)
+            picture = _coloured(tiles, viridis, float(values.min()), float(values.max()))
+            kind = layer_type(model[layer])
+            count, height, width = values.shape
+            mosaics.append(
+                f'<figure class="maps"><img class="px" src="{_png(picture)}" alt="feature maps '
+                f'of layer {layer}"><figcaption>layer {layer} ({kind}): {count} maps of '
+                f"{height}×{width}</figcaption></figure>")
+        label, predicted = names[test.labels[index]], names[targets[n]]
+        verdict = "right" if test.labels[index] == targets[n] else "wrong"
+        blocks.append(
+            f'<article class="example"><h3>#{index}: {html.escape(label)} → predicted '
+            f"{html.escape(predicted)} ({verdict}, {100 * test.confidence[index]:.0f}%)</h3>"
+            f'<div class="row"><figure><img class="px" src="{page.image(test, index)}" '
+            f'alt="test image {index}"><figcaption>image</figcaption></figure>'
+            f'{"".join(overlays)}</div><div class="row">{"".join(mosaics)}</div></article>')
+    return ("<p>For the first test images of each class: the image, three attributions of the "
+            "predicted class (saliency: the gradient's size; Grad-CAM on the last convolution; "
+            "integrated gradients from a black image, red adding to the score and blue taking "
+            "away) and the feature maps after each activation and pooling, one colour scale "
+            "per layer.</p>" + "".join(blocks))
+
+
+def _pca_section(page: _Page, test: _TestResults) -> str:
+    from cnnkit.explain import pca_2d
+
+    rng = np.random.default_rng(0)
+    chosen = np.sort(np.concatenate([
+        rng.permutation(np.flatnonzero(test.labels == c))[:_PCA_PER_CLASS]
+        for c in range(len(page.class_names))]))
+    coordinates, explained = pca_2d(test.features[chosen])
+    width, height, margin = 560, 440, 12
+    low, high = coordinates.min(axis=0), coordinates.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = margin + (coordinates - low) / span * [width - 2 * margin, height - 2 * margin]
+    names = page.class_names
+    points = []
+    for (x, y), index in zip(scaled, chosen):
+        label = int(test.labels[index])
+        page.image(test, index)
+        points.append(
+            f'<circle cx="{x:.1f}" cy="{height - y:.1f}" r="3.2" '
+            f'fill="{_COLOURS[label % len(_COLOURS)]}" data-i="{index}" '
+            f'data-label="{label}" data-pred="{int(test.predictions[index])}"/>')
+    legend = "".join(f'<span><i style="background:{_COLOURS[c % len(_COLOURS)]}"></i>'
+                     f"{html.escape(name)}</span>" for c, name in enumerate(names))
+    return (
+        f"<p>The {len(chosen):,} test images below (up to {_PCA_PER_CLASS} per class) placed by "
+        "the first two principal components of the penultimate layer's features, which "
+        f"explain {100 * explained[0]:.1f}% and {100 * explained[1]:.1f}% of their variance; "
+        "classes the network separates form separate clouds.</p>"
+        '<p class="hint" id="pca-help">Hover a point to see its image, or focus the map (Tab) '
+        "and step through the points with the arrow keys.</p>"
+        '<div class="pca-view"><svg id="pca-map" tabindex="0" role="application" '
+        f'aria-describedby="pca-help" aria-label="Feature map of test images" '
+        f'viewBox="0 0 {width} {height}">{"".join(points)}</svg>'
+        '<figure id="pca-point" aria-live="polite"><img class="px" alt="" hidden>'
+        "<figcaption>No point chosen.</figcaption></figure></div>"
+        f'<div class="legend">{legend}</div>'
+    )
+
+
+# --- Style and script ------------------------------------------------------------------------
+
+_STYLE = """
+:root{--ink:#111;--muted:#555;--line:#ccc;--accent:#1f77b4;font-family:system-ui,-apple-system,
+"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff}
+body{margin:0 auto;max-width:1100px;padding:0 1rem 3rem;line-height:1.45}
+h1{font-size:1.6rem;margin:1rem 0 .5rem}h2{font-size:1.3rem;border-bottom:1px solid var(--line);
+padding-bottom:.2rem;margin-top:2.2rem}h3{font-size:1rem;margin:.8rem 0 .4rem}
+nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.4rem 1rem;margin:0}
+a{color:var(--accent)}.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;
+background:#fff;padding:.3rem}
+:focus-visible{outline:3px solid #e377c2;outline-offset:2px}
+table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.9rem}caption{text-align:left;
+font-weight:600;padding:.2rem 0}th,td{border-bottom:1px solid var(--line);padding:.25rem .6rem;
+text-align:left;vertical-align:top}.num{text-align:right;font-variant-numeric:tabular-nums}
+.hint,.note{color:var(--muted);font-size:.9rem}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}.chart{margin:0;width:360px}.chart svg{width:100%}
+.chart figcaption{font-weight:600}
+.axis{stroke:#333}.grid{stroke:#eee}.tick{font-size:10px;fill:#444}.label{font-size:11px}
+.point{cursor:pointer}.point:hover,.point:focus{stroke:#000;stroke-width:2}
+.legend{display:flex;flex-wrap:wrap;gap:.2rem .9rem;font-size:.85rem}
+.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;border-radius:2px}
+#tip{position:absolute;background:#222;color:#fff;padding:.2rem .45rem;border-radius:3px;
+font-size:.8rem;pointer-events:none;z-index:10}
+.confusion-view{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
+.confusion td,.confusion th{border:none;padding:1px}
+.confusion th[scope=row]{padding-right:.4rem;font-weight:500;white-space:nowrap}
+.rot{height:6.5rem;vertical-align:bottom}.rot span{display:inline-block;writing-mode:vertical-rl;
+transform:rotate(180deg);font-weight:500}
+button.cell{width:3.1rem;height:2.2rem;border:1px solid #ddd;font:inherit;font-size:.8rem;
+cursor:pointer;border-radius:2px}button.cell[aria-pressed=true]{outline:3px solid #d62728}
+button.cell:disabled{cursor:default;color:#bbb!important}
+#cell-view{flex:1;min-width:260px}
+.gallery,.cards,.kernels{display:flex;flex-wrap:wrap;gap:.5rem}
+figure{margin:0}.thumb img,.card img,.px{image-rendering:pixelated}
+.thumb img{width:56px;height:56px}.thumb figcaption{font-size:.7rem;color:var(--muted)}
+.card{width:150px;border:1px solid var(--line);padding:.4rem;border-radius:4px}
+.card img{width:84px;height:84px}.card figcaption{font-size:.8rem}.card ol{margin:.2rem 0 0;
+padding-left:1.2rem}
+.kernel{width:92px;text-align:center}.kernel img{width:64px;height:64px;
+image-rendering:pixelated}.kernel figcaption{font-size:.7rem}
+.example{border-top:1px solid var(--line);padding:.3rem 0}.row{display:flex;flex-wrap:wrap;
+gap:.6rem;align-items:flex-end}.row figure{text-align:center;font-size:.75rem}
+.row img.px{width:84px;height:84px}.maps img.px{width:auto;height:auto;max-width:100%;
+zoom:1.5}
+.pca-view{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
+#pca-map{width:560px;max-width:100%;border:1px solid var(--line)}
+#pca-map circle{opacity:.75}#pca-map circle.current{stroke:#000;stroke-width:2;opacity:1}
+#pca-point img{width:112px;height:112px}#pca-point{width:180px}
+@media print{nav,.hint,.skip,#tip{display:none}body{max-width:none;font-size:10pt}
+section{break-inside:auto}figure,table,svg,.example{break-inside:avoid}h2{break-after:avoid}
+a{color:inherit;text-decoration:none}}
+"""
+
+_SCRIPT = """
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var tip = document.getElementById("tip");
+  function showTip(element) {
+    var box = element.getBoundingClientRect();
+    tip.textContent = element.getAttribute("data-tip");
+    tip.hidden = false;
+    tip.style.left = (window.scrollX + box.left + box.width / 2 + 8) + "px";
+    tip.style.top = (window.scrollY + box.top - 30) + "px";
+  }
+  function hideTip() { tip.hidden = true; }
+  document.querySelectorAll("[data-tip]").forEach(function (element) {
+    element.addEventListener("mouseenter", function () { showTip(element); });
+    element.addEventListener("focus", function () { showTip(element); });
+    element.addEventListener("mouseleave", hideTip);
+    element.addEventListener("blur", hideTip);
+  });
+
+  var view = document.getElementById("cell-view");
+  function showCell(button) {
+    var row = button.getAttribute("data-true"), column = button.getAttribute("data-pred");
+    var members = (data.cells || {})[row + "," + column] || [];
+    document.querySelectorAll("button.cell").forEach(function (other) {
+      other.setAttribute("aria-pressed", other === button ? "true" : "false");
+    });
+    var title = document.createElement("h3");
+    title.id = "cell-title";
+    title.textContent = "True " + data.classes[row] + ", predicted " + data.classes[column] +
+      ": " + members.length + " of " + button.textContent + " shown";
+    var gallery = document.createElement("div");
+    gallery.className = "gallery";
+    members.forEach(function (member) {
+      var figure = document.createElement("figure");
+      figure.className = "thumb";
+      figure.setAttribute("data-true", row);
+      figure.setAttribute("data-pred", column);
+      var image = document.createElement("img");
+      image.src = data.images[member[0]];
+      image.alt = "test image " + member[0];
+      var caption = document.createElement("figcaption");
+      caption.textContent = "#" + member[0] + " \\u00b7 " + Math.round(100 * member[1]) + "%";
+      figure.appendChild(image);
+      figure.appendChild(caption);
+      gallery.appendChild(figure);
+    });
+    view.replaceChildren(title, gallery);
+  }
+  document.querySelectorAll("button.cell").forEach(function (button) {
+    button.addEventListener("click", function () { showCell(button); });
+  });
+
+  var map = document.getElementById("pca-map");
+  if (map) {
+    var points = Array.prototype.slice.call(map.querySelectorAll("circle"));
+    var panel = document.getElementById("pca-point");
+    var picture = panel.querySelector("img"), caption = panel.querySelector("figcaption");
+    var current = -1;
+    var showPoint = function (number) {
+      if (current >= 0) { points[current].classList.remove("current"); }
+      current = (number + points.length) % points.length;
+      var point = points[current];
+      point.classList.add("current");
+      picture.src = data.images[point.getAttribute("data-i")];
+      picture.alt = "test image " + point.getAttribute("data-i");
+      picture.hidden = false;
+      caption.textContent = "#" + point.getAttribute("data-i") + ": " +
+        data.classes[point.getAttribute("data-label")] + ", predicted " +
+        data.classes[point.getAttribute("data-pred")];
+    };
+    points.forEach(function (point, number) {
+      point.addEventListener("mouseenter", function () { showPoint(number); });
+    });
+    map.addEventListener("keydown", function (event) {
+      var step = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1}[event.key];
+      if (step) { event.preventDefault(); showPoint(current < 0 ? 0 : current + step); }
+    });
+  }
+})();
+"""

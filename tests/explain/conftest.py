@@ -1,0 +1,63 @@
+"""A small trained run shared by the explanation and report tests, and torch on two threads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+SMALL = {
+    "name": "small",
+    "layers": [
+        {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"type": "max_pool2d", "kernel_size": 2},
+        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
+        {"type": "relu"},
+        {"type": "max_pool2d", "kernel_size": 2},
+        {"type": "flatten"},
+        {"type": "linear", "out_features": "num_classes"},
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    """Two threads at most, restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A run folder: the small CNN trained for two short epochs on synthetic digits."""
+    from cnnkit.engines.training import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("explain")
+    spec = folder / "small.json"
+    spec.write_text(json.dumps(SMALL))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    try:
+        config = TrainConfig(dataset="synthetic-digits", arch=str(spec), epochs=2,
+                             train_limit=1500, val_size=300, device="cpu", precision="fp32")
+        train(config, folder / "run", evaluate_test=False)
+    finally:
+        torch.set_num_threads(previous)
+    return folder / "run"
+
+
+@pytest.fixture(scope="session")
+def report_path(run_dir, tmp_path_factory):
+    """The run's report, written once."""
+    from cnnkit.report import write_report
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    try:
+        return write_report(run_dir)
+    finally:
+        torch.set_num_threads(previous)

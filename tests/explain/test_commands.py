@@ -1,0 +1,96 @@
+"""The explain, weights and report commands, and their one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.cli import main
+
+
+@pytest.fixture
+def shirt(tmp_path):
+    """An RGB 40x30 image with a light background (needs converting, resizing, inverting)."""
+    picture = np.full((30, 40, 3), 230, np.uint8)
+    picture[5:25, 10:30] = (40, 60, 90)
+    path = tmp_path / "shirt.png"
+    Image.fromarray(picture).save(path)
+    return path
+
+
+def _refused(capsys, argv, *fragments):
+    """argv exits with 2 and one 'cnnkit: error:' line naming the fragments."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cnnkit: error: "), err
+    for fragment in fragments:
+        assert fragment in err[0], err[0]
+
+
+def test_explain_writes_a_figure_and_says_what_it_changed(capsys, run_dir, shirt, tmp_path):
+    """explain prints the top classes and each conversion step, and writes the figure."""
+    figure = tmp_path / "out.png"
+    assert main(["explain", str(run_dir), str(shirt), "-o", str(figure), "--top-k", "2",
+                 "--method", "integrated-gradients"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"{shirt}: ") and out.splitlines()[0].count("%") == 2
+    assert "converted from RGB to grayscale" in out and "resized from 40×30 to 28×28" in out
+    assert "inverted" in out
+    with Image.open(figure) as written:
+        assert written.format == "PNG" and written.size[0] > 500
+
+
+def test_explain_several_images_one_figure_each(capsys, run_dir, shirt, tmp_path):
+    """With several images, -o FIG gives FIG-<image>.png per image; existing ones are kept."""
+    other = tmp_path / "other.png"
+    Image.open(shirt).convert("L").save(other)
+    argv = ["explain", str(run_dir), str(shirt), str(other), "-o", str(tmp_path / "fig.png"),
+            "--layer", "4"]
+    assert main(argv) == 0
+    assert (tmp_path / "fig-shirt.png").is_file() and (tmp_path / "fig-other.png").is_file()
+    capsys.readouterr()
+    _refused(capsys, argv, "fig-shirt.png exists", "--overwrite")
+
+
+def test_weights_labels_the_first_layer(capsys, run_dir, tmp_path):
+    """weights prints one nearest classic kernel per first-layer kernel and writes a figure."""
+    assert main(["weights", str(run_dir), "-o", str(tmp_path / "w.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "layer 0: 6 kernels of 3x3"
+    assert len([line for line in lines if line.strip().startswith("kernel")]) == 6
+    assert (tmp_path / "w.png").is_file()
+
+
+def test_report_command_writes_and_refuses_to_replace(capsys, run_dir, tmp_path):
+    """report -o writes the file once; a second time needs --overwrite."""
+    target = tmp_path / "r.html"
+    argv = ["report", str(run_dir), "-o", str(target)]
+    assert main(argv) == 0
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+    _refused(capsys, argv, "r.html exists", "--overwrite")
+    assert main([*argv, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("command", [["explain", "{run}", "{image}"], ["weights", "{run}"],
+                                     ["report", "{run}"]])
+def test_run_folder_without_checkpoint_is_refused(capsys, tmp_path, shirt, command):
+    """A folder without checkpoint.pt: one line naming the missing checkpoint, exit 2."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [part.format(run=empty, image=shirt) for part in command]
+    _refused(capsys, argv, "no checkpoint at", "empty")
+
+
+def test_explain_refuses_a_non_image(capsys, run_dir, tmp_path):
+    """A text file given as an image is refused by name."""
+    (tmp_path / "notes.txt").write_text("hello")
+    _refused(capsys, ["explain", str(run_dir), str(tmp_path / "notes.txt"), "-o",
+                      str(tmp_path / "x.png")], "is not an image file", "notes.txt")
+
+
+def test_explain_refuses_an_unknown_layer(capsys, run_dir, shirt, tmp_path):
+    """--layer must name a layer with feature maps; the message lists them."""
+    _refused(capsys, ["explain", str(run_dir), str(shirt), "--layer", "9", "-o",
+                      str(tmp_path / "x.png")], "layer must be", "(0, 1, 2, 3, 4, 5)", "got 9")
