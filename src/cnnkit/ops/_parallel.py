@@ -1,0 +1,144 @@
+"""Threads: the one tiling of cnnkit's primitives and the pool that runs the tiles.
+
+Every primitive that works on large arrays cuts its output into *tiles* of whole rows (of a
+batch of images, or of one image) with :func:`row_tiles`, and runs a function over them with
+:func:`map_tiles`. While tiles run, BLAS is held to one thread (with threadpoolctl, restored
+afterwards), so that the caller's own numpy work keeps its settings and a small matrix product
+never waits for a core that another program holds. Both cores are used by running tiles in a
+thread pool instead (numpy releases the GIL in its loops): a free core takes the next tile, so a
+busy core slows the work down by at most its share. Below :data:`PARALLEL_MIN_WORK` the tiles run
+in the calling thread, where the pool's hand-over would cost more than it saves.
+
+The tiles and the code run on each are the same whatever the number of threads, so results are
+bit-identical to one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = [
+    "PARALLEL_MIN_WORK",
+    "TILE_BYTES",
+    "blas_single_thread",
+    "get_num_threads",
+    "map_tiles",
+    "row_tiles",
+    "set_num_threads",
+]
+
+#: Bytes of one tile's working set (the rows a tile reads, or its column matrix): small enough
+#: to stay in a core's cache between the steps run on it, large enough that the per-tile Python
+#: calls cost little. Fitted with ``benchmarks/fit_constants.py``.
+TILE_BYTES = 2**20
+
+#: Work (in multiply-adds of the direct path) below which tiles run in the calling thread.
+#: Fitted with ``benchmarks/fit_constants.py``.
+PARALLEL_MIN_WORK = 2**21
+
+T = TypeVar("T")
+
+_state = threading.local()
+_lock = threading.Lock()
+_num_threads = [os.cpu_count() or 1]
+_blas_depth = [0]
+_blas_saved: list[int] = []
+
+
+def get_num_threads() -> int:
+    """Threads that cnnkit's primitives use for large arrays (default: the CPU count)."""
+    return _num_threads[0]
+
+
+def set_num_threads(count: int) -> None:
+    """Set the threads that cnnkit's primitives use for large arrays (1: the calling thread).
+
+    Results do not depend on it: they are bit-identical for every count.
+
+    >>> previous = get_num_threads(); set_num_threads(1); get_num_threads()
+    1
+    >>> set_num_threads(previous)
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive integer, got {count!r}")
+    _num_threads[0] = count
+    _pool.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_libraries() -> tuple:
+    from threadpoolctl import ThreadpoolController
+
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Hold the BLAS libraries that numpy loaded to one thread; restore their count after.
+
+    Nested and concurrent uses keep the first caller's count to restore.
+    """
+    libraries = _blas_libraries()
+    with _lock:
+        if _blas_depth[0] == 0:
+            _blas_saved[:] = [library.num_threads for library in libraries]
+            for library in libraries:
+                library.set_num_threads(1)
+        _blas_depth[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_depth[0] -= 1
+            if _blas_depth[0] == 0:
+                for library, count in zip(libraries, _blas_saved):
+                    library.set_num_threads(count)
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=get_num_threads(), thread_name_prefix="cnnkit")
+
+
+def row_tiles(
+    n_rows: int, row_bytes: int, *, tile_bytes: int | None = None
+) -> list[tuple[int, int]]:
+    """Split ``n_rows`` rows of ``row_bytes`` each into ``(start, stop)`` tiles of about
+    ``tile_bytes`` (at least one row each).
+
+    >>> row_tiles(10, 2**18)
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    tile_bytes = TILE_BYTES if tile_bytes is None else tile_bytes
+    step = max(1, tile_bytes // max(1, row_bytes))
+    return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+def _run(function: Callable[[T], object], tile: T) -> object:
+    """``function(tile)``, marked as running inside a tile so that nested calls stay serial."""
+    outer = getattr(_state, "inside", False)
+    _state.inside = True
+    try:
+        return function(tile)
+    finally:
+        _state.inside = outer
+
+
+def map_tiles(function: Callable[[T], object], tiles: Sequence[T], work: float) -> list:
+    """``[function(tile) for tile in tiles]``, in the pool when ``work`` is large enough.
+
+    BLAS is held to one thread throughout. Inside a tile (a nested call) everything runs in the
+    calling thread.
+    """
+    nested = getattr(_state, "inside", False)
+    run = functools.partial(_run, function)
+    with blas_single_thread():
+        if nested or len(tiles) < 2 or get_num_threads() < 2 or work < PARALLEL_MIN_WORK:
+            return [run(tile) for tile in tiles]
+        return list(_pool().map(run, tiles))
