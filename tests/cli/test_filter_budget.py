@@ -134,4 +134,3 @@ def test_pipeline_peak_memory_per_pixel(tmp_path):
         status, grown = json.loads(result.stdout.strip().splitlines()[-1])
         assert status == 0, result.stderr
         assert grown < bound, f"{kernel}: {grown / (rows * columns):.1f} bytes per pixel"
-        print(f"{kernel}: {grown / (rows * columns):.1f} bytes per pixel")

@@ -163,10 +163,6 @@ def test_strips_give_the_same_result(monkeypatch, tile_bytes, padding_mode, oper
     """Large images run in tiles of rows; tiny tiles (down to one row) still match ndimage
     for dense and rank-1 kernels with even and odd sides."""
     monkeypatch.setattr(parallel_module, "TILE_BYTES", tile_bytes)
-    monkeypatch.setattr(
-        apply_module, "row_tiles",
-        lambda rows, row_bytes: parallel_module.row_tiles(rows, row_bytes, tile_bytes=tile_bytes),
-    )
     rng = np.random.default_rng(22)
     image = random_image(rng, 23, 17, 2)
     reference = ndi.correlate if operation == "correlate" else ndi.convolve

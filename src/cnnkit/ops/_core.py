@@ -32,7 +32,8 @@ import math
 
 import numpy as np
 
-from cnnkit.ops._parallel import TILE_BYTES, map_tiles, row_tiles
+from cnnkit.ops import _parallel
+from cnnkit.ops._parallel import map_tiles, row_tiles
 from cnnkit.ops.windows import pad, tap_windows, window_view
 
 __all__ = [
@@ -62,9 +63,10 @@ def _tiles(n_batch: int, n_rows: int, row_bytes: int) -> list[tuple[slice, int, 
     Small images are grouped by whole images; a large image is cut into tiles of rows
     (:func:`cnnkit.ops._parallel.row_tiles`, the one tiling).
     """
+    tile_bytes = _parallel.TILE_BYTES
     image_bytes = row_bytes * n_rows
-    if image_bytes <= TILE_BYTES:
-        step = max(1, min(n_batch, TILE_BYTES // max(1, image_bytes)))
+    if image_bytes <= tile_bytes:
+        step = max(1, min(n_batch, tile_bytes // max(1, image_bytes)))
         return [
             (slice(b0, min(b0 + step, n_batch)), 0, n_rows) for b0 in range(0, n_batch, step)
         ]
@@ -278,7 +280,7 @@ def correlate(
     og = o // groups
     weight_matrix = weight.reshape(groups, og, -1)
     work = direct_cost(weight[0].size, n * o * ho * wo)
-    if n * c == 1 and kh * kw * ho * wo * x.itemsize <= TILE_BYTES:
+    if n * c == 1 and kh * kw * ho * wo * x.itemsize <= _parallel.TILE_BYTES:
         # One small plane: copying all its windows at once costs fewer calls than tap by tap.
         windows = window_view(pad(x, pads), (kh, kw), stride, dilation, out_shape)
         columns = windows.reshape(1, kh * kw, ho * wo)

@@ -106,17 +106,14 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=get_num_threads(), thread_name_prefix="cnnkit")
 
 
-def row_tiles(
-    n_rows: int, row_bytes: int, *, tile_bytes: int | None = None
-) -> list[tuple[int, int]]:
+def row_tiles(n_rows: int, row_bytes: int) -> list[tuple[int, int]]:
     """Split ``n_rows`` rows of ``row_bytes`` each into ``(start, stop)`` tiles of about
-    ``tile_bytes`` (at least one row each).
+    :data:`TILE_BYTES` (at least one row each).
 
     >>> row_tiles(10, 2**18)
     [(0, 4), (4, 8), (8, 10)]
     """
-    tile_bytes = TILE_BYTES if tile_bytes is None else tile_bytes
-    step = max(1, tile_bytes // max(1, row_bytes))
+    step = max(1, TILE_BYTES // max(1, row_bytes))
     return [(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 
 
