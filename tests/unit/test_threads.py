@@ -84,3 +84,15 @@ def test_set_num_threads_refuses_non_positive_counts():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="count must be a positive integer"):
             set_num_threads(bad)
+
+
+def test_forked_child_gets_a_pool_of_its_own(restore_threads):
+    """After fork the parent's worker threads are gone; the child starts its own pool."""
+    import multiprocessing
+
+    set_num_threads(2)
+    expected = gaussian_blur(COLOUR, 2.0)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(gaussian_blur, (COLOUR, 2.0)).get(timeout=60)
+    np.testing.assert_array_equal(result, expected)

@@ -68,6 +68,8 @@ def set_num_threads(count: int) -> None:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
     _num_threads[0] = count
+    if _pool.cache_info().currsize:
+        _pool().shutdown(wait=False)
     _pool.cache_clear()
 
 
@@ -104,6 +106,11 @@ def blas_single_thread() -> Iterator[None]:
 @functools.lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=get_num_threads(), thread_name_prefix="cnnkit")
+
+
+# A forked child (a data-loader worker, a training process) has none of the parent's threads:
+# it starts a pool of its own when it needs one.
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def row_tiles(n_rows: int, row_bytes: int) -> list[tuple[int, int]]:
