@@ -5,9 +5,10 @@ Run:  python benchmarks/fit_constants.py [--quick]
 Prints the values measured for
 
 - ``FFT_COST`` and ``FFT_OVERHEAD`` (``cnnkit.ops._core``): single-channel correlations are
-  timed on both paths on one thread; the direct times give the seconds per multiply-add, and a
-  least-squares line through the FFT times, in those units, against ``S log2 S`` gives the cost
-  per FFT unit (slope) and the fixed cost (intercept);
+  timed on both paths on one thread; the direct times of 3×3 and 5×5 kernels (where the direct
+  path is the one chosen) give the seconds per multiply-add, and a least-squares line through
+  the FFT times, in those units, against ``S log2 S`` gives the cost per FFT unit (slope) and
+  the fixed cost (intercept);
 - ``TILE_BYTES`` (``cnnkit.ops._parallel``): a Gaussian blur with sigma 3 on a 2048² image and
   the tutorial CNN's second convolution layer, for tile sizes from 256 KiB to 8 MiB;
 - ``PARALLEL_MIN_WORK`` (``cnnkit.ops._parallel``): Sobel filters of growing images with the
@@ -45,7 +46,9 @@ def fit_fft(quick: bool) -> None:
             args = (x, weight, (1, 1), (1, 1), pads, 1, (size, size))
             direct = best_time(lambda a=args: _core.correlate(*a, method="direct"), repeats=5)
             fft = best_time(lambda a=args: _core.correlate(*a, method="fft"), repeats=5)
-            per_mac.append(direct / (k * k * size * size))
+            if k <= 5:
+                # the kernels for which the direct path is chosen set its unit
+                per_mac.append(direct / (k * k * size * size))
             lengths = _core._fft_lengths((size, size), (k, k), (1, 1), pads)
             points = math.prod(lengths)
             fft_points.append((points * math.log2(points), fft))
@@ -54,7 +57,7 @@ def fit_fft(quick: bool) -> None:
     units = np.array([p for p, _ in fft_points])
     cost = np.array([t for _, t in fft_points]) / seconds_per_mac
     slope, intercept = np.polyfit(units, cost, 1)
-    print(f"direct path: {seconds_per_mac * 1e9:.3f} ns per multiply-add (median)")
+    print(f"direct path: {seconds_per_mac * 1e9:.3f} ns per multiply-add (median, k <= 5)")
     print(f"FFT_COST = {slope:.2f}   FFT_OVERHEAD = {max(intercept, 0):,.0f}")
 
 

@@ -208,7 +208,9 @@ def _filter(
     height, width = image.shape[:2]
     padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
     whole = len(passes) == 1 and prefers_fft(padded_shape, kernel_shape, (height, width))
-    tiles = [(0, height)] if whole else row_tiles(height, padded_shape[1] * image.itemsize)
+    # A tile's column matrix, for the pass with the most taps, fits the one tile budget.
+    widest_pass = max(part.size for part in passes)
+    tiles = [(0, height)] if whole else row_tiles(height, widest_pass * width * image.itemsize)
     taps = sum(part.size for part in passes)
     if out is None:
         out = np.empty(image.shape, dtype=image.dtype)

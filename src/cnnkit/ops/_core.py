@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 #: Cost of one FFT "unit" (S log2 S for a transform of S points) relative to one multiply-add
-#: of the direct path. Fitted with ``benchmarks/fit_constants.py`` on 2 x86-64 cores.
-FFT_COST = 2.0
+#: of the direct path. Fitted with ``benchmarks/fit_constants.py`` on 2 x86-64 cores (2.4 on
+#: 512² images to 4.4 on 2048², where the transforms leave the cache; see benchmarks/README.md).
+FFT_COST = 3.0
 
 #: Fixed cost of the FFT path (three transforms and their set-up), in the same units: below it
 #: the direct path always wins.

@@ -33,10 +33,11 @@ __all__ = [
     "set_num_threads",
 ]
 
-#: Bytes of one tile's working set (the rows a tile reads, or its column matrix): small enough
-#: to stay in a core's cache between the steps run on it, large enough that the per-tile Python
-#: calls cost little. Fitted with ``benchmarks/fit_constants.py``.
-TILE_BYTES = 2**20
+#: Bytes of one tile's column matrix (one row per tap, one column per output of the tile):
+#: small enough to bound the extra memory and keep the tile near the cores, large enough that
+#: the Python calls per tile cost little and a batch of small images shares one matrix
+#: product. Fitted with ``benchmarks/fit_constants.py``.
+TILE_BYTES = 8 * 2**20
 
 #: Work (in multiply-adds of the direct path) below which tiles run in the calling thread.
 #: Fitted with ``benchmarks/fit_constants.py``.
@@ -117,7 +118,7 @@ def row_tiles(n_rows: int, row_bytes: int) -> list[tuple[int, int]]:
     """Split ``n_rows`` rows of ``row_bytes`` each into ``(start, stop)`` tiles of about
     :data:`TILE_BYTES` (at least one row each).
 
-    >>> row_tiles(10, 2**18)
+    >>> row_tiles(10, 2**21)
     [(0, 4), (4, 8), (8, 10)]
     """
     step = max(1, TILE_BYTES // max(1, row_bytes))
