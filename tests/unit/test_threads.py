@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -13,7 +15,9 @@ from cnnkit.ops import get_num_threads, set_num_threads
 
 
 @pytest.fixture
-def restore_threads():
+def restore_threads(monkeypatch):
+    """Restore the thread count afterwards; count every core free, however busy the machine."""
+    monkeypatch.setattr(parallel_module, "_free_cores", lambda: 8)
     previous = get_num_threads()
     yield
     set_num_threads(previous)
@@ -61,6 +65,7 @@ def test_results_are_bit_identical_for_one_and_several_threads(restore_threads, 
 def test_the_pool_runs_large_work_and_not_small(monkeypatch):
     """Work above PARALLEL_MIN_WORK is handed to the pool; small work stays in the caller."""
     monkeypatch.setattr(parallel_module, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(parallel_module, "_free_cores", lambda: 2)
     used = []
     real_pool = parallel_module._pool
     monkeypatch.setattr(parallel_module, "_pool", lambda: used.append(True) or real_pool())
@@ -96,3 +101,21 @@ def test_forked_child_gets_a_pool_of_its_own(restore_threads):
     with context.Pool(1) as pool:
         result = pool.apply_async(gaussian_blur, (COLOUR, 2.0)).get(timeout=60)
     np.testing.assert_array_equal(result, expected)
+
+
+def test_busy_cores_are_left_alone(monkeypatch):
+    """With no free core besides the caller's, large work runs in the calling thread."""
+    monkeypatch.setattr(parallel_module, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(parallel_module, "_free_cores", lambda: 1)
+    used = []
+    monkeypatch.setattr(parallel_module, "_pool", lambda: used.append(True))
+    np.testing.assert_array_equal(
+        correlate2d(IMAGE, RNG_KERNELS["dense5"], "same"),
+        correlate2d(IMAGE, RNG_KERNELS["dense5"], "same", padding_mode="zeros"),
+    )
+    assert not used
+
+
+def test_free_cores_counts_at_least_one():
+    """The count of free cores read from the system is between 1 and the CPU count."""
+    assert 1 <= parallel_module._free_cores() <= (os.cpu_count() or 1)

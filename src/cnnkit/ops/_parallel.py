@@ -135,15 +135,47 @@ def _run(function: Callable[[T], object], tile: T) -> object:
         _state.inside = outer
 
 
-def map_tiles(function: Callable[[T], object], tiles: Sequence[T], work: float) -> list:
-    """``[function(tile) for tile in tiles]``, in the pool when ``work`` is large enough.
+def _free_cores() -> int:
+    """Cores not taken by other runnable threads right now (``/proc/loadavg``'s running count,
+    less the thread asking), at least 1; the CPU count where that is not known.
 
-    BLAS is held to one thread throughout. Inside a tile (a nested call) everything runs in the
-    calling thread.
+    On a core that another program keeps busy, a thread of the pool would be preempted while it
+    holds the interpreter lock and stall the others, which is slower than not using that core.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            running = int(handle.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return cpus or 1
+    return max(1, (cpus or 1) - (running - 1))
+
+
+def map_tiles(function: Callable[[T], object], tiles: Sequence[T], work: float) -> list:
+    """``[function(tile) for tile in tiles]``, on several threads when ``work`` is large enough.
+
+    The calling thread and up to ``get_num_threads() - 1`` workers of the pool take the next tile
+    in turn until none is left, so a slow thread holds up no other; only as many threads run as
+    there are free cores (see :func:`_free_cores`). BLAS is held to one thread throughout.
+    Inside a tile (a nested call) everything runs in the calling thread.
     """
     nested = getattr(_state, "inside", False)
     run = functools.partial(_run, function)
     with blas_single_thread():
-        if nested or len(tiles) < 2 or get_num_threads() < 2 or work < PARALLEL_MIN_WORK:
+        threads = 1
+        if not nested and len(tiles) > 1 and get_num_threads() > 1 and work >= PARALLEL_MIN_WORK:
+            threads = min(get_num_threads(), len(tiles), _free_cores())
+        if threads == 1:
             return [run(tile) for tile in tiles]
-        return list(_pool().map(run, tiles))
+        results: list = [None] * len(tiles)
+        order = iter(range(len(tiles)))  # next() on it is atomic under the interpreter lock
+
+        def take_tiles() -> None:
+            for index in order:
+                results[index] = run(tiles[index])
+
+        helpers = [_pool().submit(take_tiles) for _ in range(threads - 1)]
+        take_tiles()
+        for helper in helpers:
+            helper.result()
+        return results
