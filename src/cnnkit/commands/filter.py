@@ -131,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"output file {args.output!r} must end in one of {', '.join(WRITE_SUFFIXES)}"
         )
-    kernel = parse_kernel(args.kernel)
+    # Budget from the image's header first: nothing large is built before it is known to fit.
     if args.image is not None and args.sample is None:
         shape = image_shape(args.image, color="gray" if args.gray else "keep")
         if args.resize:
             shape = (*args.resize, *shape[2:])
         check_memory(pipeline_bytes(shape), f"filtering the {shape[1]}x{shape[0]} image")
+    kernel = parse_kernel(args.kernel)
     image = load_input(args)
     # The image is ours: filter it in place, which saves the memory of a second copy.
     result = filter_image(
