@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def best_time(
@@ -37,3 +40,27 @@ def format_ms(seconds: float | None) -> str:
 
 def format_ratio(ours: float, theirs: float | None) -> str:
     return "—" if theirs is None else f"{ours / theirs:.2f}"
+
+
+@contextlib.contextmanager
+def busy_core(enabled: bool = True) -> Iterator[None]:
+    """Keep one core busy (a second process spinning on the last CPU) while the block runs:
+    a machine where another program is working."""
+    if not enabled:
+        yield
+        return
+    spinner = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    spinner.start()
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        spinner.terminate()
+        spinner.join()
+
+
+def _spin() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    while True:
+        pass

@@ -1,6 +1,6 @@
 """Time cnnkit's image filters against scipy.ndimage and OpenCV in one run.
 
-Run:  python benchmarks/bench_filters.py [--quick] [--threads N]
+Run:  python benchmarks/bench_filters.py [--quick] [--threads N] [--busy]
 
 Sobel (derivative across the columns, 3×3) and Gaussian blur (sigma 1, 3, 8; radius
 int(4 sigma + 0.5)) on a 2048² grayscale and a 1024² RGB float64 image, reflect border
@@ -8,9 +8,9 @@ int(4 sigma + 0.5)) on a 2048² grayscale and a 1024² RGB float64 image, reflec
 table: milliseconds per call (best of several runs) and the ratio cnnkit / reference (below 1
 means cnnkit is faster). Every result is also checked against the references.
 
-``--threads N`` limits BLAS (which cnnkit's primitives use) and OpenCV to N threads; scipy.ndimage
-is single-threaded. On a machine shared with other work, ``--threads 1`` gives steadier numbers:
-a multi-threaded BLAS call waits for a busy core.
+``--threads N`` gives cnnkit (``cnnkit.ops.set_num_threads``) and OpenCV N threads;
+scipy.ndimage is single-threaded. ``--busy`` keeps one core busy with a spinning process
+during the measurements, as another program would.
 """
 
 from __future__ import annotations
@@ -20,25 +20,15 @@ import os
 import platform
 import sys
 
-
-def _limit_threads_from_argv() -> None:
-    """Apply --threads before numpy loads BLAS: its thread count is read when it starts."""
-    if "--threads" in sys.argv[1:-1]:
-        count = sys.argv[sys.argv.index("--threads") + 1]
-        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[variable] = count
-
-
-_limit_threads_from_argv()
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-import scipy.ndimage  # noqa: E402
+import cv2
+import numpy as np
+import scipy
+import scipy.ndimage
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_time, format_ms, format_ratio  # noqa: E402
-from cnnkit.filters import gaussian_blur, sobel  # noqa: E402
+from _timing import best_time, busy_core, format_ms, format_ratio
+from cnnkit.filters import gaussian_blur, sobel
+from cnnkit.ops import get_num_threads, set_num_threads
 
 SIGMAS = (1.0, 3.0, 8.0)
 
@@ -79,11 +69,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="quarter-size images")
     parser.add_argument("--repeats", type=int, default=7, help="runs per measurement (best)")
-    parser.add_argument("--threads", type=int, help="BLAS and OpenCV threads (default: theirs)")
+    parser.add_argument("--threads", type=int, help="cnnkit and OpenCV threads (default: theirs)")
+    parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
     args = parser.parse_args()
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
-    blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+        set_num_threads(args.threads)
     scale = 4 if args.quick else 1
     rng = np.random.default_rng(0)
     images = {
@@ -93,19 +84,24 @@ def main() -> None:
     print(
         f"# {platform.machine()}, {os.cpu_count()} CPU threads, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), "
-        f"BLAS threads: {blas_threads}\n"
+        f"cnnkit threads: {get_num_threads()}, one core busy: {args.busy}\n"
     )
     print("float64, reflect border; times in ms (best of runs); ratio = cnnkit / reference\n")
     print("| image | filter | cnnkit | scipy.ndimage | OpenCV | ÷ ndimage | ÷ OpenCV |")
     print("|---|---|---|---|---|---|---|")
+    with busy_core(args.busy):
+        measure(images, args.repeats)
+
+
+def measure(images: dict, repeats: int) -> None:
     for image_name, image in images.items():
         for filter_name, ours_call, ndimage_call, opencv_call in cases(image):
             ours_result = ours_call()
             for reference_call in (ndimage_call, opencv_call):
                 np.testing.assert_allclose(ours_result, reference_call(), rtol=1e-10, atol=1e-10)
-            ours = best_time(ours_call, repeats=args.repeats)
-            ndimage = best_time(ndimage_call, repeats=args.repeats)
-            opencv = best_time(opencv_call, repeats=args.repeats)
+            ours = best_time(ours_call, repeats=repeats)
+            ndimage = best_time(ndimage_call, repeats=repeats)
+            opencv = best_time(opencv_call, repeats=repeats)
             print(
                 f"| {image_name} | {filter_name} | {format_ms(ours)} | {format_ms(ndimage)} "
                 f"| {format_ms(opencv)} | {format_ratio(ours, ndimage)} "

@@ -1,9 +1,11 @@
 """Time cnnkit's primitives against the tutorial's loop, scipy, OpenCV and PyTorch in one run.
 
-Run:  python benchmarks/bench_primitives.py [--quick]
+Run:  python benchmarks/bench_primitives.py [--quick] [--threads N] [--busy]
 
 Prints a Markdown table: milliseconds per call (best of several runs) and the ratio
-cnnkit / reference (below 1 means cnnkit is faster).
+cnnkit / reference (below 1 means cnnkit is faster). ``--threads N`` gives cnnkit
+(``cnnkit.ops.set_num_threads``), OpenCV and torch N threads; ``--busy`` keeps one core busy
+with a spinning process during the measurements, as another program would.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnkit
-from _timing import best_time, format_ms, format_ratio
+from _timing import best_time, busy_core, format_ms, format_ratio
 from cnnkit.ops import reference
 
 # Skip a reference whose predicted time (multiply-adds / rate) exceeds this many seconds.
@@ -93,11 +95,18 @@ def conv_layer_row() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 2048² images")
+    parser.add_argument("--threads", type=int, help="cnnkit, OpenCV and torch threads")
+    parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
     args = parser.parse_args()
+    if args.threads is not None:
+        cnnkit.ops.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+        torch.set_num_threads(args.threads)
     print(
         f"# {platform.machine()}, {os.cpu_count()} CPU threads, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, OpenCV {cv2.__version__}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)\n"
+        f"({torch.get_num_threads()} threads), cnnkit threads: {cnnkit.ops.get_num_threads()}, "
+        f"one core busy: {args.busy}\n"
     )
     print("2-D 'same' convolution, float64, zero padding; ms; ratio = cnnkit / reference\n")
     print(
@@ -105,11 +114,12 @@ def main() -> None:
         "| ÷ loop | ÷ signal | ÷ ndimage | ÷ OpenCV |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    image_rows(args.quick)
-    print("\nconv2d, tutorial CNN layer 2 (64×32×14×14 float32, 64 filters 5×5, pad 2), ms\n")
-    print("| pass | cnnkit | torch | ratio |")
-    print("|---|---|---|---|")
-    print(conv_layer_row())
+    with busy_core(args.busy):
+        image_rows(args.quick)
+        print("\nconv2d, tutorial CNN layer 2 (64×32×14×14 float32, 64 filters 5×5, pad 2), ms\n")
+        print("| pass | cnnkit | torch | ratio |")
+        print("|---|---|---|---|")
+        print(conv_layer_row())
 
 
 if __name__ == "__main__":

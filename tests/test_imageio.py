@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.imageio import atomic_write, read_image, to_grayscale, write_image
+from cnnkit._files import atomic_write
+from cnnkit.imageio import read_image, to_grayscale, write_image
 
 
 @pytest.fixture

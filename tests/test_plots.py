@@ -12,15 +12,14 @@ import pytest
 import scipy.signal
 from PIL import Image
 
+from cnnkit.commands.demo import demo_figures
 from cnnkit.filters import (
-    demo_figures,
     gaussian_blur,
     grid_lines,
     noisy_gradient,
     sobel,
     sobel_kernel,
 )
-from cnnkit.imageio import to_grayscale
 from cnnkit.plots import (
     edge_figure,
     filter_figure,
@@ -41,7 +40,7 @@ def panel_data(axes):
 def test_edge_figure_shows_image_edges_and_magnitude():
     """The four panels hold the gray image, sobel-x, sobel-y and their magnitude."""
     image = grid_lines(48)
-    figure = edge_figure(image)
+    figure = edge_figure(image, sobel(image, 1), sobel(image, 0))
     original, vertical, horizontal, magnitude = figure.axes
     np.testing.assert_array_equal(panel_data(original), image)
     np.testing.assert_array_equal(panel_data(vertical), sobel(image, 1))
@@ -50,13 +49,11 @@ def test_edge_figure_shows_image_edges_and_magnitude():
                                   np.hypot(sobel(image, 1), sobel(image, 0)))
 
 
-def test_edge_figure_of_colour_image_uses_luma_and_convolve_negates():
-    """Colour input is shown in gray (BT.601); mode='convolve' negates the edge panels."""
-    colour = np.random.default_rng(0).random((20, 24, 3))
-    figure = edge_figure(colour, mode="convolve")
-    gray = to_grayscale(colour)
-    np.testing.assert_array_equal(panel_data(figure.axes[0]), gray)
-    np.testing.assert_allclose(panel_data(figure.axes[1]), -sobel(gray, 1), atol=1e-12)
+def test_edge_figure_refuses_panels_of_another_shape():
+    """Edge panels must have the image's height and width."""
+    image = grid_lines(16)
+    with pytest.raises(ValueError, match="must have the image's height and width"):
+        edge_figure(image, np.zeros((16, 15)), np.zeros((16, 16)))
 
 
 def test_filter_figure_panels_and_titles():

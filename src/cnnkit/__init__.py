@@ -1,17 +1,11 @@
-"""cnnkit: convolutional neural networks from first principles to a trained model."""
+"""cnnkit: convolutional neural networks from first principles to a trained model.
+
+The top level holds the NumPy primitives and the shape arithmetic, as ``torch.nn.functional``
+does; image filters live in :mod:`cnnkit.filters`, image files in :mod:`cnnkit.imageio`.
+"""
 
 __version__ = "0.1.0"
 
-from cnnkit.filters import (
-    edge_magnitude,
-    filter_image,
-    gaussian_blur,
-    gaussian_kernel,
-    make_kernel,
-    sobel,
-    sobel_kernel,
-)
-from cnnkit.imageio import read_image, write_image
 from cnnkit.ops import (
     PADDING_MODES,
     avg_pool2d,
@@ -44,21 +38,12 @@ __all__ = [
     "convolve2d",
     "correlate1d",
     "correlate2d",
-    "edge_magnitude",
     "explain_output_size",
-    "filter_image",
-    "gaussian_blur",
-    "gaussian_kernel",
     "global_avg_pool2d",
-    "make_kernel",
     "max_pool2d",
     "max_pool2d_backward",
     "output_shape",
     "output_size",
     "pad",
-    "read_image",
     "resolve_padding",
-    "sobel",
-    "sobel_kernel",
-    "write_image",
 ]

@@ -1,4 +1,4 @@
-"""Image files in and out, on Pillow.
+"""Image files in and out, on Pillow, and turning filter results into displayable pixels.
 
 :func:`read_image` reads PNG, JPEG, BMP, TIFF, GIF (first frame) and WebP files in 8 or 16 bits,
 grayscale, RGB, RGBA or palette, applies the EXIF orientation and returns float64 values in
@@ -30,10 +30,12 @@ __all__ = [
     "COLOR_MODES",
     "LUMA_WEIGHTS",
     "READ_FORMATS",
+    "TO_UINT8_METHODS",
     "WRITE_SUFFIXES",
-    "atomic_write",
+    "image_shape",
     "read_image",
     "to_grayscale",
+    "to_uint8",
     "write_image",
 ]
 
@@ -42,6 +44,8 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: What :func:`read_image` can return: 'keep' (gray stays 2-D, colour keeps its channels and any
 #: alpha), 'gray' (2-D luma) or 'rgb' (three channels, alpha dropped).
 COLOR_MODES = ("keep", "gray", "rgb")
+#: Ways :func:`to_uint8` maps floating-point values to 0..255.
+TO_UINT8_METHODS = ("rescale", "clip", "abs")
 #: Pillow format names that :func:`read_image` accepts.
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")
 #: File suffixes :func:`write_image` writes, and the format each one means.
@@ -148,6 +152,43 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     ]
     result = np.stack(resized, axis=-1)
     return np.clip(result[:, :, 0] if image.ndim == 2 else result, 0.0, 1.0)
+
+
+#: Channels of the array :func:`read_image` returns with color='keep', by Pillow mode.
+_KEEP_CHANNELS = {"L": 1, "1": 1, "I;16": 1, "I": 1, "I;16B": 1, "LA": 2, "PA": 4, "RGBA": 4}
+
+
+def image_shape(path: str | os.PathLike, *, color: str = "keep") -> tuple[int, ...]:
+    """The shape :func:`read_image` would return, read from the file's header alone.
+
+    Nothing is decoded, so a caller can budget memory before reading. EXIF rotation may swap
+    the first two numbers; their product is right either way.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "gray.png"
+    >>> image_shape(write_image(path, np.zeros((2, 3))), color="rgb")
+    (2, 3, 3)
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    check_choice(color, "color", COLOR_MODES)
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"image file {str(path)!r} does not exist")
+    with _pillow_limit_off():
+        try:
+            with Image.open(path, formats=READ_FORMATS) as pil_image:
+                (columns, rows), mode = pil_image.size, pil_image.mode
+                transparent = "transparency" in pil_image.info
+        except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError):
+            raise InvalidArgument(
+                f"{str(path)!r} is not an image file that cnnkit can read "
+                f"(readable: {', '.join(READ_FORMATS)})"
+            ) from None
+    channels = {"gray": 1, "rgb": 3}.get(color)
+    if channels is None:
+        channels = 4 if mode == "P" and transparent else _KEEP_CHANNELS.get(mode, 3)
+    return (rows, columns) if channels == 1 else (rows, columns, channels)
 
 
 def read_image(
@@ -271,7 +312,7 @@ def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:
             raise InvalidArgument(
                 "image values must lie in [0, 1] to be written as pixels, got range "
                 f"[{array.min()}, {array.max()}]; convert a filter result with "
-                "cnnkit.filters.to_uint8 first, or write .npy to keep the exact values"
+                "cnnkit.imageio.to_uint8 first, or write .npy to keep the exact values"
             )
         peak = 255 if bit_depth == 8 else 65535
         return np.rint(array * peak).astype(np.uint8 if bit_depth == 8 else np.uint16)
@@ -376,3 +417,62 @@ def write_image(
         lambda tmp: pil_image.save(tmp, format=file_format, **options),
         overwrite=overwrite,
     )
+
+
+#: Values converted at a time by :func:`to_uint8`, which bounds its temporary memory.
+_UINT8_BLOCK = 2**20
+
+
+def to_uint8(image: object, method: str = "rescale") -> np.ndarray:
+    """Turn a float image (a filter's output) into displayable 8-bit values.
+
+    Parameters
+    ----------
+    image : array_like
+        Any real array; values must be finite.
+    method : {'rescale', 'clip', 'abs'}
+        ``'rescale'`` maps the smallest value to 0 and the largest to 255 (a constant image
+        is clipped instead, as there is nothing to stretch); ``'clip'`` treats values as
+        brightness in [0, 1], cutting off what lies outside; ``'abs'`` maps ``|value|`` from 0
+        to its maximum onto 0..255 (edge strength regardless of sign).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of the same shape, rounded to the nearest integer. The conversion runs in
+        blocks, so that it needs little memory beyond the result.
+
+    Examples
+    --------
+    >>> to_uint8([[-4.0, 0.0, 4.0]]).tolist()
+    [[0, 128, 255]]
+    >>> to_uint8([[-0.5, 0.5, 2.0]], "clip").tolist()
+    [[0, 128, 255]]
+    >>> to_uint8([[-4.0, 0.0, 2.0]], "abs").tolist()
+    [[255, 0, 128]]
+    """
+    array = as_float_array(image, "image", ndims=range(1, 8))
+    check_choice(method, "method", TO_UINT8_METHODS)
+    flat = array.reshape(-1)
+    low, high = float(flat.min()), float(flat.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = int(np.count_nonzero(~np.isfinite(flat)))
+        raise InvalidArgument(
+            f"image holds {bad} NaN or infinite values; cannot map them to 0..255"
+        )
+    peak = max(abs(low), abs(high))
+    out = np.empty(flat.shape, dtype=np.uint8)
+    for start in range(0, flat.size, _UINT8_BLOCK):
+        block = flat[start : start + _UINT8_BLOCK].astype(np.float64)
+        if method == "abs":
+            unit = np.abs(block)
+            if peak > 0:
+                unit /= peak
+        elif method == "rescale" and high > low:
+            unit = block - low
+            unit /= high - low
+        else:
+            unit = np.clip(block, 0.0, 1.0)
+        unit *= 255.0
+        out[start : start + _UINT8_BLOCK] = np.rint(unit, out=unit)
+    return out.reshape(array.shape)

@@ -102,28 +102,22 @@ def save_figure(
     )
 
 
-def edge_figure(
-    image: object, *, size: int = 3, mode: str = "correlate", padding_mode: str = "reflect"
-) -> Figure:
+def edge_figure(image: object, vertical: object, horizontal: object) -> Figure:
     """The tutorial's edge figure: original, vertical edges, horizontal edges, edge magnitude.
 
-    Colour images are converted to gray (ITU-R BT.601 luma) first. The edge panels are
-    :func:`cnnkit.filters.sobel` along the columns ("sobel-x") and rows ("sobel-y") and their
-    magnitude. The image is shown on the fixed 0..1 gray scale; the edge panels are stretched
-    from their smallest to their largest value, so that 0 is mid-gray in the signed panels when
-    the responses are symmetric.
+    The panels are computed by the caller (for example with :func:`cnnkit.filters.sobel` along
+    the columns and the rows); this function only draws them, with the magnitude
+    ``hypot(vertical, horizontal)`` as the fourth panel. The image is shown on the fixed 0..1
+    gray scale; the edge panels are stretched from their smallest to their largest value, so
+    that 0 is mid-gray in the signed panels when the responses are symmetric.
 
     Parameters
     ----------
     image : array_like
-        ``(H, W)`` or ``(H, W, 3|4)``.
-    size : int
-        Sobel kernel size.
-    mode : {'correlate', 'convolve'}
-        'correlate' (rising brightness is positive) or 'convolve' (the tutorial's flipped
-        kernel: rising brightness is negative).
-    padding_mode : str
-        Border handling, see :func:`cnnkit.filters.filter_image`.
+        ``(H, W)`` or ``(H, W, C)``.
+    vertical, horizontal : array_like
+        ``(H, W)`` responses to "sobel-x" (brightness changing across the columns) and
+        "sobel-y" (down the rows).
 
     Returns
     -------
@@ -132,23 +126,26 @@ def edge_figure(
 
     Examples
     --------
-    >>> from cnnkit.filters import grid_lines
-    >>> [axes.get_title() for axes in edge_figure(grid_lines(64)).axes]
+    >>> ramp = np.tile(np.linspace(0.0, 1.0, 8), (8, 1))
+    >>> figure = edge_figure(ramp, np.ones((8, 8)), np.zeros((8, 8)))
+    >>> [axes.get_title() for axes in figure.axes]
     ['Original image', 'Vertical edges (sobel-x)', 'Horizontal edges (sobel-y)', 'Edge magnitude']
     """
-    from cnnkit.filters import sobel
-    from cnnkit.imageio import to_grayscale
-
-    gray = to_grayscale(image)
-    vertical = sobel(gray, 1, size=size, mode=mode, padding_mode=padding_mode)
-    horizontal = sobel(gray, 0, size=size, mode=mode, padding_mode=padding_mode)
+    image = as_float_array(image, "image", ndims=(2, 3))
+    vertical = as_float_array(vertical, "vertical", ndims=(2,))
+    horizontal = as_float_array(horizontal, "horizontal", ndims=(2,))
+    if vertical.shape != image.shape[:2] or horizontal.shape != image.shape[:2]:
+        raise InvalidArgument(
+            f"vertical {vertical.shape} and horizontal {horizontal.shape} must have the "
+            f"image's height and width {image.shape[:2]}"
+        )
     panels = {
-        "Original image": gray,
+        "Original image": image,
         "Vertical edges (sobel-x)": vertical,
         "Horizontal edges (sobel-y)": horizontal,
         "Edge magnitude": np.hypot(vertical, horizontal),
     }
-    figure = _panel_row(len(panels), gray.shape)
+    figure = _panel_row(len(panels), image.shape)
     for axes, (title, panel) in zip(figure.subplots(1, len(panels)), panels.items(), strict=True):
         _show_image(axes, panel, title)
     return figure
@@ -179,11 +176,10 @@ def filter_figure(
 
     Examples
     --------
-    >>> from cnnkit.filters import gaussian_blur, noisy_gradient
-    >>> ramp = noisy_gradient(32)
-    >>> figure = filter_figure(ramp, {"sigma 2": gaussian_blur(ramp, 2.0)})
+    >>> ramp = np.tile(np.linspace(0.0, 1.0, 32), (32, 1))
+    >>> figure = filter_figure(ramp, {"darker": 0.5 * ramp})
     >>> [axes.get_title() for axes in figure.axes]
-    ['Original image', 'sigma 2']
+    ['Original image', 'darker']
     """
     if not isinstance(filtered, Mapping) or not filtered:
         raise InvalidArgument(

@@ -20,9 +20,8 @@ from cnnkit.filters import (
     sample_image,
     sobel,
     sobel_kernel,
-    to_uint8,
 )
-from cnnkit.imageio import read_image
+from cnnkit.imageio import read_image, to_uint8
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 
@@ -84,7 +83,7 @@ def test_filter_convolve_and_padding_mode(capsys, tmp_path):
     kernel = "[[1, 2, 0], [0, 0, 0], [0, 0, -1]]"
     run_cli(capsys, "filter", "--sample", "circles", "--kernel", kernel, "--convolve",
             "--padding-mode", "zeros", "-o", out)
-    expected = filter_image(sample_image("circles"), kernel, mode="convolve",
+    expected = filter_image(sample_image("circles"), kernel, operation="convolve",
                             padding_mode="zeros")
     np.testing.assert_array_equal(np.load(out), expected)
 

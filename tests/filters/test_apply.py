@@ -29,10 +29,11 @@ from cnnkit.filters import (
     sobel,
     sobel_kernel,
     step_edge,
-    to_uint8,
 )
 from cnnkit.filters import apply as apply_module
-from cnnkit.filters.apply import _filter, _one_fft_is_cheaper
+from cnnkit.filters.apply import _filter
+from cnnkit.imageio import to_uint8
+from cnnkit.ops import _parallel as parallel_module
 
 #: cnnkit padding_mode -> scipy.ndimage mode (note: ndimage's 'reflect' is cnnkit's 'symmetric').
 NDIMAGE_MODE = {
@@ -73,12 +74,12 @@ def random_image(rng, rows, columns, channels=None):
     kernel_rows=st.integers(1, 5),
     kernel_columns=st.integers(1, 5),
     padding_mode=st.sampled_from(PADDING_MODES),
-    mode=st.sampled_from(["correlate", "convolve"]),
+    operation=st.sampled_from(["correlate", "convolve"]),
     rank_one=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_filter_image_matches_ndimage(
-    rows, columns, kernel_rows, kernel_columns, padding_mode, mode, rank_one, seed
+    rows, columns, kernel_rows, kernel_columns, padding_mode, operation, rank_one, seed
 ):
     """Dense, rank-1 and 1-D kernels of odd and even sizes agree with ndimage.correlate/convolve.
 
@@ -92,9 +93,9 @@ def test_filter_image_matches_ndimage(
     else:
         kernel = rng.standard_normal((kernel_rows, kernel_columns))
     origin = [-1 if size % 2 == 0 else 0 for size in kernel.shape]
-    reference = ndi.correlate if mode == "correlate" else ndi.convolve
+    reference = ndi.correlate if operation == "correlate" else ndi.convolve
     expected = reference(image, kernel, mode=NDIMAGE_MODE[padding_mode], origin=origin)
-    actual = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
+    actual = filter_image(image, kernel, operation=operation, padding_mode=padding_mode)
     assert actual.shape == image.shape and actual.dtype == np.float64
     assert_close(actual, expected)
 
@@ -151,26 +152,26 @@ def test_float32_stays_float32_and_integers_become_float64():
 def test_results_are_never_clipped():
     """Outputs keep values outside [0, 1] (negative edges, overshooting sharpening)."""
     image = step_edge(16)
-    assert sobel(image, 1, mode="convolve").min() == -4.0
+    assert sobel(image, 1, operation="convolve").min() == -4.0
     assert sharpen(image).max() > 1.0 and sharpen(image).min() < 0.0
 
 
-@pytest.mark.parametrize("strip_elements", [1, 40, 100])
+@pytest.mark.parametrize("tile_bytes", [1, 40 * 8, 100 * 8])
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
-@pytest.mark.parametrize("mode", ["correlate", "convolve"])
-def test_strips_give_the_same_result(monkeypatch, strip_elements, padding_mode, mode):
-    """Large images run in strips of rows; tiny strips (down to one row) still match ndimage
+@pytest.mark.parametrize("operation", ["correlate", "convolve"])
+def test_strips_give_the_same_result(monkeypatch, tile_bytes, padding_mode, operation):
+    """Large images run in tiles of rows; tiny tiles (down to one row) still match ndimage
     for dense and rank-1 kernels with even and odd sides."""
-    monkeypatch.setattr(apply_module, "STRIP_ELEMENTS", strip_elements)
+    monkeypatch.setattr(parallel_module, "TILE_BYTES", tile_bytes)
     rng = np.random.default_rng(22)
     image = random_image(rng, 23, 17, 2)
-    reference = ndi.correlate if mode == "correlate" else ndi.convolve
+    reference = ndi.correlate if operation == "correlate" else ndi.convolve
     for kernel in (rng.standard_normal((4, 3)),
                    np.outer(rng.standard_normal(5), rng.standard_normal(2))):
         origin = [-1 if size % 2 == 0 else 0 for size in kernel.shape] + [0]
         expected = reference(image, kernel[:, :, None], mode=NDIMAGE_MODE[padding_mode],
                              origin=origin)
-        actual = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
+        actual = filter_image(image, kernel, operation=operation, padding_mode=padding_mode)
         assert_close(actual, expected)
 
 
@@ -209,31 +210,29 @@ def test_separable_factors_are_exact_for_integer_kernels():
 
 
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
-@pytest.mark.parametrize("mode", ["correlate", "convolve"])
-def test_two_passes_equal_one_2d_pass(padding_mode, mode):
+@pytest.mark.parametrize("operation", ["correlate", "convolve"])
+def test_two_passes_equal_one_2d_pass(padding_mode, operation):
     """For a rank-1 kernel with even sides, two 1-D passes give the 2-D result."""
     rng = np.random.default_rng(11)
     image = random_image(rng, 20, 17)
     kernel = np.outer(rng.standard_normal(4), rng.standard_normal(6))
-    one_pass = _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
-    two_passes = filter_image(image, kernel, mode=mode, padding_mode=padding_mode)
+    one_pass = _filter(image, kernel=kernel, operation=operation, padding_mode=padding_mode)
+    two_passes = filter_image(image, kernel, operation=operation, padding_mode=padding_mode)
     assert_close(two_passes, one_pass, tolerance=1e-12)
 
 
-def test_cost_model_sends_large_separable_kernels_to_one_fft():
-    """Short kernels run as two passes; a 65-wide Gaussian on 2048² is predicted cheaper as one
-    FFT, and so is a 65-wide one on a 200² image, which must still match ndimage and OpenCV."""
-    assert not _one_fft_is_cheaper((2048, 2048), (3, 3))
-    assert not _one_fft_is_cheaper((2048, 2048), (25, 25))
-    assert _one_fft_is_cheaper((2048, 2048), (65, 65))
-    assert _one_fft_is_cheaper((200, 200), (65, 65))
+@pytest.mark.parametrize("one_fft", [False, True])
+def test_separable_kernels_agree_on_both_paths(monkeypatch, one_fft):
+    """Whichever way the cost model sends a 65-wide rank-1 kernel (two passes or one FFT), the
+    result matches ndimage and OpenCV."""
+    monkeypatch.setattr(apply_module, "_one_fft_is_cheaper", lambda *shapes: one_fft)
     image = random_image(np.random.default_rng(21), 200, 200)
     expected = ndi.gaussian_filter(image, 8.0, mode="mirror")
     assert_close(gaussian_blur(image, 8.0), expected)
     expected = cv2.GaussianBlur(image, (65, 65), sigmaX=8.0, sigmaY=8.0,
                                 borderType=cv2.BORDER_REPLICATE)
     assert_close(gaussian_blur(image, 8.0, padding_mode="replicate"), expected)
-    convolved = filter_image(image, np.outer(np.arange(65.0), np.ones(65)), mode="convolve")
+    convolved = filter_image(image, np.outer(np.arange(65.0), np.ones(65)), operation="convolve")
     expected = ndi.convolve(image, np.outer(np.arange(65.0), np.ones(65)), mode="mirror")
     assert_close(convolved, expected)
 
@@ -286,7 +285,7 @@ def test_sobel_on_step_edge_gives_hand_computed_response():
     response = sobel(image, 1)
     expected_row = [0, 0, 0, 0, 0, 4, 4, 0, 0, 0, 0, 0]
     np.testing.assert_array_equal(response, np.tile(expected_row, (6, 1)))
-    np.testing.assert_array_equal(sobel(image, 1, mode="convolve"), -response)
+    np.testing.assert_array_equal(sobel(image, 1, operation="convolve"), -response)
     np.testing.assert_array_equal(sobel(image, 0), 0)
     five = sobel(image, 1, size=5)
     np.testing.assert_array_equal(five[0, 3:9], [0, 16, 48, 48, 16, 0])
@@ -497,13 +496,29 @@ def test_reflection_wider_than_the_image_is_refused():
     assert gaussian_blur(np.zeros((5, 5)), 2.0, padding_mode="zeros").shape == (5, 5)
 
 
-def test_filter_image_refuses_bad_mode_and_padding_mode():
-    """Unknown mode and padding_mode names are listed in the message."""
+def test_filter_image_refuses_bad_operation_and_padding_mode():
+    """Unknown operation and padding_mode names are listed in the message."""
     image = np.zeros((5, 5))
-    with pytest.raises(ValueError, match="mode must be one of 'correlate', 'convolve'"):
-        filter_image(image, "box", mode="conv")
+    with pytest.raises(ValueError, match="operation must be one of 'correlate', 'convolve'"):
+        filter_image(image, "box", operation="conv")
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         filter_image(image, "box", padding_mode="mirror")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda image: filter_image(image, "box", mode="reflect"),
+        lambda image: gaussian_blur(image, 1.0, mode="nearest"),
+        lambda image: sobel(image, 1, mode="convolve"),
+        lambda image: box_blur(image, 3, mode="mirror"),
+    ],
+)
+def test_scipy_mode_argument_names_padding_mode_and_operation(call):
+    """A scipy.ndimage user's mode= is refused with a message naming padding_mode= and
+    operation=, not silently taken for correlate/convolve."""
+    with pytest.raises(TypeError, match=r"no argument 'mode'.*padding_mode=.*operation="):
+        call(np.zeros((5, 5)))
 
 
 def test_filter_image_refuses_bad_kernels():

@@ -9,6 +9,7 @@ CNN briefly (Fashion-MNIST when its files are installed, built-in synthetic digi
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from cnnkit import (
     max_pool2d,
 )
 from cnnkit._files import check_output_folder
-from cnnkit.errors import InvalidArgument
+from cnnkit.errors import InvalidArgument, NotFound
 from cnnkit.filters.samples import grid_lines
 
 DEFAULT_OUT = "cnnkit-demo"
@@ -126,9 +127,42 @@ def tour_channels() -> None:
     print(f"  parameters: 5*3*5*5 weights + 5 biases = {weight.size + bias.size}")
 
 
-def figures(folder: Path, overwrite: bool) -> None:
-    from cnnkit.filters import demo_figures
+#: Blur strengths shown in the demo's blur figure.
+DEMO_SIGMAS = (1.0, 3.0)
 
+
+def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
+    """Write the edge figure and the blur figure of the built-in grid image as PNG files.
+
+    ``edges.png`` is the tutorial's figure (original, vertical and horizontal Sobel edges,
+    edge magnitude); ``blur.png`` shows the grid blurred with Gaussian sigma 1 and 3. The
+    filters compute the panels and :mod:`cnnkit.plots` draws them. Both files are written
+    atomically into the existing folder ``out_dir``; existing files are replaced only with
+    ``overwrite``. Returns the two paths.
+
+    >>> import tempfile
+    >>> [path.name for path in demo_figures(tempfile.mkdtemp())]
+    ['edges.png', 'blur.png']
+    """
+    from cnnkit.filters import gaussian_blur, sobel
+    from cnnkit.plots import edge_figure, filter_figure, save_figure
+
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        raise NotFound(f"output folder {str(folder)!r} does not exist")
+    image = grid_lines(128)
+    blurred = {f"sigma = {sigma:g}": gaussian_blur(image, sigma) for sigma in DEMO_SIGMAS}
+    figures = {
+        "edges.png": edge_figure(image, sobel(image, 1), sobel(image, 0)),
+        "blur.png": filter_figure(image, blurred, title="Gaussian blur of the grid image"),
+    }
+    return [
+        save_figure(figure, folder / name, overwrite=overwrite)
+        for name, figure in figures.items()
+    ]
+
+
+def figures(folder: Path, overwrite: bool) -> None:
     _heading("6. Edges and blur on the built-in picture")
     for path in demo_figures(folder, overwrite=overwrite):
         print(f"  wrote {path}")

@@ -49,15 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnkit.filters import sobel
     from cnnkit.plots import edge_figure, save_figure
 
     image = load_input(args, default_sample="grid", gray=True)
-    figure = edge_figure(
-        image,
-        size=args.size,
-        mode="convolve" if args.convolve else "correlate",
-        padding_mode=args.padding_mode,
-    )
+    options = {
+        "size": args.size,
+        "operation": "convolve" if args.convolve else "correlate",
+        "padding_mode": args.padding_mode,
+    }
+    figure = edge_figure(image, sobel(image, 1, **options), sobel(image, 0, **options))
     written = save_figure(figure, args.output, overwrite=args.overwrite)
     rows, columns = image.shape[:2]
     print(f"wrote {written} (edge figure of a {rows}x{columns} image)")

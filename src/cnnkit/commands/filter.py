@@ -70,6 +70,29 @@ def load_input(
     )
 
 
+def pipeline_bytes(shape: tuple[int, ...]) -> int:
+    """Peak memory of ``cnnkit filter`` on an image of ``shape`` (as read), in bytes.
+
+    The image is read as float64 (8 bytes per value, with the decoded 8- or 16-bit pixels
+    beside it while it is read), filtered in place one channel at a time (a padded copy of one
+    channel and, on the FFT path, about five plane-sized complex spectra of half width), and
+    turned into 8-bit pixels that the encoder copies once. ``tests/cli/test_filter_budget.py``
+    measures the real peak against this bound.
+    """
+    rows, columns = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    return rows * columns * (PER_VALUE_BYTES * channels + PER_PLANE_BYTES) + FIXED_BYTES
+
+
+#: Bytes per value of the image kept through the pipeline: its float64 copy, the decoded pixels
+#: while reading and the 8-bit result with the encoder's copy of it.
+PER_VALUE_BYTES = 12
+#: Bytes per pixel of the work on one channel (padded copy and FFT spectra).
+PER_PLANE_BYTES = 48
+#: Interpreter, libraries and tiles.
+FIXED_BYTES = 64 * 2**20
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from cnnkit.filters import PADDING_MODES
 
@@ -101,22 +124,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.filters import filter_image, parse_kernel, to_uint8
-    from cnnkit.imageio import WRITE_SUFFIXES, write_image
+    from cnnkit.budget import check_memory
+    from cnnkit.filters import filter_image, parse_kernel
+    from cnnkit.imageio import WRITE_SUFFIXES, image_shape, to_uint8, write_image
 
     suffix = args.output.lower().rpartition(".")[2]
     if f".{suffix}" not in WRITE_SUFFIXES:
         raise InvalidArgument(
             f"output file {args.output!r} must end in one of {', '.join(WRITE_SUFFIXES)}"
         )
+    # Budget from the image's header first: nothing large is built before it is known to fit.
+    if args.image is not None and args.sample is None:
+        shape = image_shape(args.image, color="gray" if args.gray else "keep")
+        if args.resize:
+            shape = (*args.resize, *shape[2:])
+        check_memory(pipeline_bytes(shape), f"filtering the {shape[1]}x{shape[0]} image")
     kernel = parse_kernel(args.kernel)
     image = load_input(args)
+    # The image is ours: filter it in place, which saves the memory of a second copy.
     result = filter_image(
         image,
         kernel,
-        mode="convolve" if args.convolve else "correlate",
+        operation="convolve" if args.convolve else "correlate",
         padding_mode=args.padding_mode,
+        out=image,
     )
+    del image
     low, high = float(result.min()), float(result.max())
     if suffix == "npy":
         written = write_image(args.output, result, overwrite=args.overwrite)

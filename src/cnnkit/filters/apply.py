@@ -1,31 +1,42 @@
 """Applying kernels to grayscale and colour images.
 
 Every function here goes through one workhorse, :func:`_filter`, which hands each channel to the
-signal primitives :func:`cnnkit.ops.correlate2d` / :func:`cnnkit.ops.convolve2d` with
-``padding='same'``. How a kernel is run is chosen automatically:
+signal primitives :func:`cnnkit.ops.correlate2d` / :func:`cnnkit.ops.convolve2d`. How a kernel
+is run is chosen automatically:
 
 1. a kernel with one row or one column is one 1-D pass (``k`` taps per pixel);
-2. a kernel of rank 1 (Gaussian, Sobel, box, binomial, or any user kernel whose second singular
-   value is below ``max(rows, columns) * eps`` times the first, see :func:`separable_factors`)
-   is split into a column and a row and run as two 1-D passes, ``rows + columns`` taps per pixel
-   instead of ``rows * columns`` -- unless the primitive's cost model predicts that one FFT of
-   the whole 2-D kernel is cheaper still (about 100 taps in all on a 2048² image, a Gaussian
-   with sigma 6; see :func:`_one_fft_is_cheaper`);
+2. a kernel of rank 1 (Gaussian, Sobel, box, binomial, or any user kernel that
+   :func:`separable_factors` splits) is run as a column pass and a row pass, ``rows + columns``
+   taps per pixel instead of ``rows * columns`` -- unless the primitives' cost model
+   (:func:`cnnkit.ops._core.prefers_fft`, the one cost model) predicts that one FFT of the
+   whole 2-D kernel is cheaper still;
 3. any other kernel is one 2-D call; the primitive itself switches from direct tap accumulation
    to FFT for large kernels.
 
-Padding per axis commutes with filtering along the other axis for every padding mode, so the
-two-pass result equals the 2-D one up to rounding. Results are floating point (float32 in gives
-float32 out, everything else float64), have the input's height and width and are never clipped;
-:func:`to_uint8` makes a displayable 8-bit picture from them.
+Channels are filtered one at a time, each padded once and cut into tiles of rows (the
+primitives' one tiling, :func:`cnnkit.ops._parallel.row_tiles`) that run both passes while
+the tile is in cache, in the primitives' thread pool for large images. Padding per axis
+commutes with filtering along the other axis for every padding mode, so the two-pass result
+equals the 2-D one up to rounding. Results are floating point (float32 in gives float32 out,
+everything else float64), have the input's height and width and are never clipped;
+:func:`cnnkit.imageio.to_uint8` makes a displayable 8-bit picture from them.
+
+``operation`` chooses correlation or convolution. scipy.ndimage calls its border argument
+``mode``; cnnkit's is ``padding_mode``, and a ``mode=`` argument is refused with a message that
+names both.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 
 from cnnkit._validate import as_float_array, check_choice
-from cnnkit.errors import InvalidArgument
+from cnnkit.errors import InvalidArgument, InvalidType
+from cnnkit.filters.kernel_text import parse_kernel
 from cnnkit.filters.kernels import (
     _CENTRAL_DIFFERENCE,
     _PREWITT_SMOOTHING,
@@ -34,18 +45,17 @@ from cnnkit.filters.kernels import (
     box_kernel,
     gaussian_kernel1d,
     laplacian_kernel,
-    parse_kernel,
     sharpen_kernel,
     sobel_kernels1d,
 )
 from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
-from cnnkit.ops._core import fft_cost, prefers_fft
+from cnnkit.ops._core import direct_cost, fft_cost, prefers_fft
+from cnnkit.ops._parallel import map_tiles, row_tiles
+from cnnkit.ops.windows import check_pad_width
 from cnnkit.shapes import resolve_padding
 
 __all__ = [
-    "FILTER_MODES",
-    "PADDING_MODES",
-    "TO_UINT8_METHODS",
+    "OPERATIONS",
     "box_blur",
     "edge_magnitude",
     "edge_orientation",
@@ -57,24 +67,32 @@ __all__ = [
     "separable_factors",
     "sharpen",
     "sobel",
-    "to_uint8",
 ]
 
 #: ``'correlate'`` lays the kernel over the image as written; ``'convolve'`` flips it first.
-FILTER_MODES = ("correlate", "convolve")
-#: Ways :func:`to_uint8` maps floating-point values to 0..255.
-TO_UINT8_METHODS = ("rescale", "clip", "abs")
+OPERATIONS = ("correlate", "convolve")
 
 _PRIMITIVES = {"correlate": correlate2d, "convolve": convolve2d}
 
-#: Cost of one tap of a 1-D pass over one pixel in :func:`_filter`'s strips, in units of the
-#: primitive's cost model (one direct multiply-add): measured with benchmarks/bench_filters.py
-#: on 2 x86-64 cores, where the strip-wise passes run about twice as fast as the model assumes.
-PASS_COST = 0.5
+F = TypeVar("F", bound=Callable[..., np.ndarray])
 
-#: Values per strip in :func:`_filter` (1 MiB of float64): small enough for the strip and its
-#: intermediate pass to stay in a core's cache, large enough that the calls per strip are cheap.
-STRIP_ELEMENTS = 2**17
+
+def _refuses_mode(function: F) -> F:
+    """Refuse ``mode=`` (scipy.ndimage's border argument) with a message naming cnnkit's."""
+
+    @functools.wraps(function)
+    def wrapper(*args: object, **kwargs: object) -> np.ndarray:
+        if "mode" in kwargs:
+            raise InvalidType(
+                f"{function.__name__}() has no argument 'mode' (got mode={kwargs['mode']!r}): "
+                "the border is padding_mode= (one of "
+                f"{', '.join(PADDING_MODES)}; scipy.ndimage's 'reflect' is 'symmetric' here "
+                "and its 'mirror' is 'reflect'), and correlation or convolution is "
+                "operation='correlate' or 'convolve'"
+            )
+        return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 # --- The workhorse ---------------------------------------------------------------------------
@@ -91,14 +109,26 @@ def _as_image(image: object) -> np.ndarray:
     return array
 
 
+def _check_kernel_fits(
+    image_shape: tuple[int, ...], kernel_shape: tuple[int, int], operation: str, padding_mode: str
+) -> None:
+    """Refuse a kernel whose 'same' border the padding mode cannot build from the image, before
+    the kernel is decomposed or anything image-sized is allocated."""
+    check_choice(padding_mode, "padding_mode", PADDING_MODES)
+    pads = resolve_padding("same", kernel_shape, extra_before=operation == "convolve")
+    for axis, (size, (before, after)) in enumerate(zip(image_shape[:2], pads)):
+        check_pad_width(padding_mode, size, before, after, axis)
+
+
 def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
     """Split a rank-1 kernel into a column and a row whose outer product is the kernel.
 
-    The rank is read from the singular values: the kernel counts as rank 1 when the second
-    singular value is at most ``max(rows, columns) * eps`` times the first (NumPy's
-    ``matrix_rank`` tolerance). The factors are then the row through the largest weight and
-    the column through it divided by that weight, so that kernels of small integers (Sobel,
-    binomial) factor exactly.
+    The factors are the row through the largest weight (the pivot) and the column through it
+    divided by that weight, so that kernels of small integers (Sobel, binomial) factor
+    exactly. The kernel counts as rank 1 when what the factors leave unexplained,
+    ``kernel - outer(column, row)``, has a Frobenius norm of at most ``4 * max(rows, columns) *
+    eps`` times the kernel's. That bound on the residual also bounds the second singular value,
+    and it costs one pass over the kernel instead of a singular value decomposition.
 
     Parameters
     ----------
@@ -120,31 +150,27 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
     True
     """
     kernel = as_float_array(kernel, "kernel", ndims=(2,)).astype(np.float64, copy=False)
-    singular = np.linalg.svd(kernel, compute_uv=False)
-    if singular[0] == 0:
-        return np.zeros(kernel.shape[0]), np.zeros(kernel.shape[1])
-    tolerance = max(kernel.shape) * np.finfo(np.float64).eps * singular[0]
-    if singular.size > 1 and singular[1] > tolerance:
-        return None
-    # Factor through the largest weight (pivot): the pivot's row, and its column divided by the
-    # pivot. Unlike the singular vectors this keeps integer kernels such as Sobel exact.
     pivot_row, pivot_column = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
-    column = kernel[:, pivot_column] / kernel[pivot_row, pivot_column]
-    return column, kernel[pivot_row].copy()
+    pivot = kernel[pivot_row, pivot_column]
+    if pivot == 0:
+        return np.zeros(kernel.shape[0]), np.zeros(kernel.shape[1])
+    column = kernel[:, pivot_column] / pivot
+    row = kernel[pivot_row].copy()
+    residual = np.linalg.norm(kernel - np.outer(column, row))
+    tolerance = 4 * max(kernel.shape) * np.finfo(np.float64).eps * np.linalg.norm(kernel)
+    return (column, row) if residual <= tolerance else None
 
 
 def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
-    """Whether one 2-D call by FFT is predicted to beat two 1-D passes.
+    """Whether one 2-D call by FFT is predicted to beat a column pass and a row pass.
 
-    Uses the primitive's cost model (:func:`cnnkit.ops._core.fft_cost`, in units of one direct
-    tap per output pixel) for the FFT over the once-padded image. The passes of
-    :func:`_filter` run in cache-sized strips and cost about ``PASS_COST`` units per tap and
-    pixel instead. On a 2048² image the
-    crossover lies near 100 taps in all (a Gaussian with sigma about 6).
+    Both sides come from the primitives' one cost model: :func:`cnnkit.ops._core.direct_cost`
+    for the ``rows + columns`` taps of the passes, :func:`cnnkit.ops._core.fft_cost` for the
+    FFT over the once-padded image.
     """
     height, width = image_shape
     kernel_rows, kernel_columns = kernel_shape
-    two_passes = PASS_COST * (kernel_rows + kernel_columns) * height * width
+    two_passes = direct_cost(kernel_rows + kernel_columns, height * width)
     padded = (height + kernel_rows - 1, width + kernel_columns - 1)
     return fft_cost(padded, kernel_shape) < two_passes
 
@@ -155,46 +181,61 @@ def _filter(
     kernel: np.ndarray | None = None,
     column: np.ndarray | None = None,
     row: np.ndarray | None = None,
-    mode: str = "correlate",
+    operation: str = "correlate",
     padding_mode: str = "reflect",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run a 2-D ``kernel``, or a ``column`` pass then a ``row`` pass, on every channel.
 
-    Each channel is padded once (as 'same' padding of the whole kernel would pad it) and the
-    primitive runs with ``padding='valid'``. Unless the primitive will take its FFT path, the
-    padded channel is processed in strips of about ``STRIP_ELEMENTS`` values, both passes on a
-    strip before the next, so that the data stays in cache between the passes. The kernels are
-    cast to the image's dtype so that float32 images stay float32.
+    Channels are filtered one at a time. Each is padded once (as 'same' padding of the whole
+    kernel would pad it) and the primitive runs with ``padding='valid'``. Unless the primitive
+    will take its FFT path, the padded channel is cut into tiles of rows, both passes on a tile
+    before the next, so that the data stays in cache between the passes; large images run their
+    tiles in the thread pool. The kernels are cast to the image's dtype so that float32 images
+    stay float32. ``out`` (the image itself is allowed) receives the result.
     """
     image = _as_image(image)
-    check_choice(mode, "mode", FILTER_MODES)
+    check_choice(operation, "operation", OPERATIONS)
     check_choice(padding_mode, "padding_mode", PADDING_MODES)
-    primitive = _PRIMITIVES[mode]
+    primitive = _PRIMITIVES[operation]
     passes = [kernel] if kernel is not None else [column[:, None], row[None, :]]
     passes = [part.astype(image.dtype) for part in passes]
     kernel_shape = (passes[0].shape[0], passes[-1].shape[1])
+    _check_kernel_fits(image.shape, kernel_shape, operation, padding_mode)
     # convolve2d's 'same' puts the odd element of an even kernel's padding before, correlate2d's
     # after; padding here the way the primitive would keeps both exact.
-    pads = resolve_padding("same", kernel_shape, extra_before=mode == "convolve")
+    pads = resolve_padding("same", kernel_shape, extra_before=operation == "convolve")
     height, width = image.shape[:2]
     padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
     whole = len(passes) == 1 and prefers_fft(padded_shape, kernel_shape, (height, width))
-    strip_rows = height if whole else max(1, STRIP_ELEMENTS // padded_shape[1])
+    # A tile's column matrix, for the pass with the most taps, fits the one tile budget.
+    widest_pass = max(part.size for part in passes)
+    tiles = [(0, height)] if whole else row_tiles(height, widest_pass * width * image.itemsize)
+    taps = sum(part.size for part in passes)
+    if out is None:
+        out = np.empty(image.shape, dtype=image.dtype)
 
-    def run(plane: np.ndarray) -> np.ndarray:
+    def run(plane: np.ndarray, target: np.ndarray) -> None:
         padded = pad(plane, pads, padding_mode)
-        out = np.empty(plane.shape, dtype=plane.dtype)
-        for top in range(0, height, strip_rows):
-            bottom = min(top + strip_rows, height)
+
+        def run_tile(tile: tuple[int, int]) -> None:
+            top, bottom = tile
             strip = padded[top : bottom + kernel_shape[0] - 1]
             for part in passes:
                 strip = primitive(strip, part, "valid")
-            out[top:bottom] = strip
-        return out
+            target[top:bottom] = strip
+
+        if whole:
+            run_tile((0, height))
+        else:
+            map_tiles(run_tile, tiles, direct_cost(taps, height * width))
 
     if image.ndim == 2:
-        return run(image)
-    return np.stack([run(image[:, :, channel]) for channel in range(image.shape[2])], axis=-1)
+        run(image, out)
+    else:
+        for channel in range(image.shape[2]):
+            run(image[:, :, channel], out[:, :, channel])
+    return out
 
 
 def _filter_separable(
@@ -202,8 +243,9 @@ def _filter_separable(
     column: np.ndarray,
     row: np.ndarray,
     *,
-    mode: str = "correlate",
+    operation: str = "correlate",
     padding_mode: str = "reflect",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Filter with the kernel ``outer(column, row)``: two 1-D passes, or one FFT when cheaper.
 
@@ -211,20 +253,24 @@ def _filter_separable(
     it (the direct 2-D path would then cost ``rows * columns`` taps per pixel).
     """
     image = _as_image(image)
+    options = {"operation": operation, "padding_mode": padding_mode, "out": out}
+    _check_kernel_fits(image.shape, (column.size, row.size), operation, padding_mode)
     if _one_fft_is_cheaper(image.shape[:2], (column.size, row.size)) and np.isfinite(image).all():
-        return _filter(image, kernel=np.outer(column, row), mode=mode, padding_mode=padding_mode)
-    return _filter(image, column=column, row=row, mode=mode, padding_mode=padding_mode)
+        return _filter(image, kernel=np.outer(column, row), **options)
+    return _filter(image, column=column, row=row, **options)
 
 
 # --- Public filters --------------------------------------------------------------------------
 
 
+@_refuses_mode
 def filter_image(
     image: object,
     kernel: object,
     *,
-    mode: str = "correlate",
+    operation: str = "correlate",
     padding_mode: str = "reflect",
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Filter a grayscale or colour image with any kernel.
 
@@ -236,12 +282,15 @@ def filter_image(
     kernel : array_like, str or os.PathLike
         A 2-D array, or anything :func:`cnnkit.filters.parse_kernel` accepts (``"sobel-x"``,
         ``"gaussian:sigma=2"``, ``"[[0,1,0],[1,-4,1],[0,1,0]]"``, a ``.npy`` path).
-    mode : {'correlate', 'convolve'}
+    operation : {'correlate', 'convolve'}
         ``'correlate'`` (OpenCV ``filter2D``, ``scipy.ndimage.correlate``) lays the kernel over
         the image as written; ``'convolve'`` (``scipy.ndimage.convolve``, the textbook formula)
         flips it in both axes first.
     padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
         How the border is extended; ``'reflect'`` (``4 3 2 | 1 2 3 4``) is OpenCV's default.
+    out : numpy.ndarray, optional
+        Where to write the result: an array of the image's shape and result dtype, which may
+        be the image itself (filtering in place saves the memory of a second image).
 
     Returns
     -------
@@ -255,8 +304,9 @@ def filter_image(
     -----
     Rank-1 kernels run as two 1-D passes (see :func:`separable_factors`), or as one FFT where
     that is predicted cheaper (long kernels on large images); other kernels run as one 2-D
-    call, which switches to FFT for large kernels. Large images are filtered in strips of rows
-    that stay in cache.
+    call, which switches to FFT for large kernels. Channels are filtered one at a time, large
+    images in tiles of rows that stay in cache, on both cores. A kernel whose border the padding
+    mode cannot build from the image is refused before the kernel is decomposed.
 
     Examples
     --------
@@ -265,15 +315,23 @@ def filter_image(
     array([[0., 4., 4., 0.],
            [0., 4., 4., 0.],
            [0., 4., 4., 0.]])
-    >>> filter_image(image, "sobel-x", mode="convolve")[0, 1]
+    >>> filter_image(image, "sobel-x", operation="convolve")[0, 1]
     np.float64(-4.0)
     """
+    image = _as_image(image)
     kernel = parse_kernel(kernel)
+    _check_kernel_fits(image.shape, kernel.shape, operation, padding_mode)
+    if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
+        raise InvalidArgument(
+            f"out must have the result's shape {image.shape} and dtype {image.dtype}, got "
+            f"{out.shape} {out.dtype}"
+        )
+    options = {"operation": operation, "padding_mode": padding_mode, "out": out}
     factors = None if 1 in kernel.shape else separable_factors(kernel)
     if factors is None:
-        return _filter(image, kernel=kernel, mode=mode, padding_mode=padding_mode)
+        return _filter(image, kernel=kernel, **options)
     column, row = factors
-    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, **options)
 
 
 def _gradient(
@@ -281,22 +339,23 @@ def _gradient(
     smoothing: np.ndarray,
     derivative: np.ndarray,
     axis: object,
-    mode: str,
+    operation: str,
     padding_mode: str,
 ) -> np.ndarray:
     if _check_axis(axis) == 1:
         column, row = smoothing, derivative
     else:
         column, row = derivative, smoothing
-    return _filter_separable(image, column, row, mode=mode, padding_mode=padding_mode)
+    return _filter_separable(image, column, row, operation=operation, padding_mode=padding_mode)
 
 
+@_refuses_mode
 def sobel(
     image: object,
     axis: int,
     *,
     size: int = 3,
-    mode: str = "correlate",
+    operation: str = "correlate",
     padding_mode: str = "reflect",
 ) -> np.ndarray:
     """Sobel derivative of an image along ``axis``.
@@ -308,9 +367,9 @@ def sobel(
                  -2  0  2                0  0  0
                  -1  0  1                1  2  1
 
-    With the default ``mode='correlate'`` (``cv2.Sobel``, ``scipy.ndimage.sobel``), intensity
+    With the default ``operation='correlate'`` (``cv2.Sobel``, ``scipy.ndimage.sobel``), intensity
     rising along ``axis`` gives a positive response, +4 per unit step for ``size=3``;
-    ``mode='convolve'`` (the textbook convolution, which flips the kernel) gives the negative.
+    ``operation='convolve'`` (the textbook convolution, which flips the kernel) gives the negative.
     Runs as two 1-D passes.
 
     Parameters
@@ -321,7 +380,7 @@ def sobel(
         Derivative direction.
     size : int
         Odd kernel size from 3 to 31, built as OpenCV's ``getDerivKernels``.
-    mode : {'correlate', 'convolve'}
+    operation : {'correlate', 'convolve'}
     padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
 
     Returns
@@ -338,11 +397,12 @@ def sobel(
     np.False_
     """
     smoothing, derivative = sobel_kernels1d(size)
-    return _gradient(image, smoothing, derivative, axis, mode, padding_mode)
+    return _gradient(image, smoothing, derivative, axis, operation, padding_mode)
 
 
+@_refuses_mode
 def scharr(
-    image: object, axis: int, *, mode: str = "correlate", padding_mode: str = "reflect"
+    image: object, axis: int, *, operation: str = "correlate", padding_mode: str = "reflect"
 ) -> np.ndarray:
     """Scharr derivative along ``axis`` (``cv2.Scharr``); smoothing ``[3, 10, 3]`` across it.
 
@@ -354,7 +414,7 @@ def scharr(
         Grayscale ``(H, W)`` or colour ``(H, W, C)``.
     axis : {0, 1}
         0 differentiates down the rows (horizontal edges), 1 across the columns.
-    mode : {'correlate', 'convolve'}
+    operation : {'correlate', 'convolve'}
     padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
 
     Returns
@@ -368,11 +428,12 @@ def scharr(
     >>> scharr(step, 1)[1].tolist()
     [0.0, 16.0, 16.0, 0.0]
     """
-    return _gradient(image, _SCHARR_SMOOTHING, _CENTRAL_DIFFERENCE, axis, mode, padding_mode)
+    return _gradient(image, _SCHARR_SMOOTHING, _CENTRAL_DIFFERENCE, axis, operation, padding_mode)
 
 
+@_refuses_mode
 def prewitt(
-    image: object, axis: int, *, mode: str = "correlate", padding_mode: str = "reflect"
+    image: object, axis: int, *, operation: str = "correlate", padding_mode: str = "reflect"
 ) -> np.ndarray:
     """Prewitt derivative along ``axis`` (``scipy.ndimage.prewitt``); smoothing ``[1, 1, 1]``.
 
@@ -384,7 +445,7 @@ def prewitt(
         Grayscale ``(H, W)`` or colour ``(H, W, C)``.
     axis : {0, 1}
         0 differentiates down the rows (horizontal edges), 1 across the columns.
-    mode : {'correlate', 'convolve'}
+    operation : {'correlate', 'convolve'}
     padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
 
     Returns
@@ -398,9 +459,10 @@ def prewitt(
     >>> prewitt(step, 1)[1].tolist()
     [0.0, 3.0, 3.0, 0.0]
     """
-    return _gradient(image, _PREWITT_SMOOTHING, _CENTRAL_DIFFERENCE, axis, mode, padding_mode)
+    return _gradient(image, _PREWITT_SMOOTHING, _CENTRAL_DIFFERENCE, axis, operation, padding_mode)
 
 
+@_refuses_mode
 def gaussian_blur(
     image: object,
     sigma: float | tuple[float, float],
@@ -451,6 +513,7 @@ def gaussian_blur(
     return _filter_separable(image, column, row, padding_mode=padding_mode)
 
 
+@_refuses_mode
 def box_blur(
     image: object, size: int | tuple[int, int] = 3, *, padding_mode: str = "reflect"
 ) -> np.ndarray:
@@ -483,6 +546,7 @@ def box_blur(
     )
 
 
+@_refuses_mode
 def edge_magnitude(
     image: object, *, size: int = 3, padding_mode: str = "reflect"
 ) -> np.ndarray:
@@ -513,6 +577,7 @@ def edge_magnitude(
     )
 
 
+@_refuses_mode
 def edge_orientation(
     image: object, *, size: int = 3, padding_mode: str = "reflect"
 ) -> np.ndarray:
@@ -548,6 +613,7 @@ def edge_orientation(
     )
 
 
+@_refuses_mode
 def sharpen(
     image: object, amount: float = 1.0, *, padding_mode: str = "reflect"
 ) -> np.ndarray:
@@ -577,6 +643,7 @@ def sharpen(
     return _filter(image, kernel=sharpen_kernel(amount), padding_mode=padding_mode)
 
 
+@_refuses_mode
 def laplacian(
     image: object, *, neighbours: int = 4, padding_mode: str = "reflect"
 ) -> np.ndarray:
@@ -604,52 +671,3 @@ def laplacian(
     [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
     """
     return _filter(image, kernel=laplacian_kernel(neighbours), padding_mode=padding_mode)
-
-
-# --- Display ---------------------------------------------------------------------------------
-
-
-def to_uint8(image: object, method: str = "rescale") -> np.ndarray:
-    """Turn a float image (a filter's output) into displayable 8-bit values.
-
-    Parameters
-    ----------
-    image : array_like
-        Any real array; values must be finite.
-    method : {'rescale', 'clip', 'abs'}
-        ``'rescale'`` maps the smallest value to 0 and the largest to 255 (a constant image
-        is clipped instead, as there is nothing to stretch); ``'clip'`` treats values as
-        brightness in [0, 1], cutting off what lies outside; ``'abs'`` maps ``|value|`` from 0
-        to its maximum onto 0..255 (edge strength regardless of sign).
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 array of the same shape, rounded to the nearest integer.
-
-    Examples
-    --------
-    >>> to_uint8([[-4.0, 0.0, 4.0]]).tolist()
-    [[0, 128, 255]]
-    >>> to_uint8([[-0.5, 0.5, 2.0]], "clip").tolist()
-    [[0, 128, 255]]
-    >>> to_uint8([[-4.0, 0.0, 2.0]], "abs").tolist()
-    [[255, 0, 128]]
-    """
-    array = as_float_array(image, "image", ndims=range(1, 8)).astype(np.float64)
-    check_choice(method, "method", TO_UINT8_METHODS)
-    if not np.all(np.isfinite(array)):
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise InvalidArgument(
-            f"image holds {bad} NaN or infinite values; cannot map them to 0..255"
-        )
-    if method == "abs":
-        array = np.abs(array)
-        peak = array.max()
-        unit = array / peak if peak > 0 else array
-    elif method == "rescale" and array.max() > array.min():
-        low, high = array.min(), array.max()
-        unit = (array - low) / (high - low)
-    else:
-        unit = np.clip(array, 0.0, 1.0)
-    return np.rint(unit * 255.0).astype(np.uint8)

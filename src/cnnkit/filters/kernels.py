@@ -1,4 +1,4 @@
-"""Named image kernels and kernels given by the user.
+"""Named image kernels, built in memory.
 
 Every named kernel is built from integer-valued (or exactly normalised) 1-D parts where it is
 separable, so that :mod:`cnnkit.filters.apply` can run it as two 1-D passes. Kernels are plain
@@ -7,34 +7,36 @@ float64 NumPy arrays indexed ``[row, column]``; applied as a *correlation* (the 
 kernel is laid over the image as drawn. A true convolution flips it first, which negates the
 antisymmetric derivative kernels (Sobel, Scharr, Prewitt).
 
-User kernels come from a nested list, a ``.npy`` file, a ``.csv``/``.txt`` file or text such as
-``"[[-1,0,1],[-2,0,2],[-1,0,1]]"`` or ``"1,2,1; 2,4,2; 1,2,1"`` (see :func:`parse_kernel`).
+Sizes are checked before anything is allocated: a kernel side may be at most
+:data:`MAX_KERNEL_SIDE` and a Gaussian radius at most :data:`MAX_GAUSSIAN_RADIUS`. Kernels
+given as text or files are read by :mod:`cnnkit.filters.kernel_text`.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import numbers
-import os
 from collections.abc import Callable
 
 import numpy as np
 
-from cnnkit._validate import as_float_array, check_choice, check_int
-from cnnkit.errors import InvalidArgument, InvalidType, NotFound
+from cnnkit._validate import check_choice, check_int
+from cnnkit.errors import InvalidArgument, InvalidType, TooLarge
 
 __all__ = [
     "KERNEL_NAMES",
+    "MAX_GAUSSIAN_RADIUS",
+    "MAX_KERNEL_SIDE",
     "binomial_kernel",
     "box_kernel",
+    "check_kernel_side",
     "emboss_kernel",
     "gaussian_kernel",
     "gaussian_kernel1d",
     "identity_kernel",
+    "kernel_parameters",
     "laplacian_kernel",
     "make_kernel",
-    "parse_kernel",
     "prewitt_kernel",
     "scharr_kernel",
     "sharpen_kernel",
@@ -45,6 +47,24 @@ __all__ = [
 #: The derivative axis of a gradient kernel: 0 differentiates down the rows (finds horizontal
 #: edges, "y"), 1 across the columns (finds vertical edges, "x").
 AXES = (0, 1)
+
+#: Largest Gaussian radius (sigma 256 at the default truncate 4): wider blurs are better done on
+#: a downscaled image, and the radius bounds the kernel's memory before it is built.
+MAX_GAUSSIAN_RADIUS = 1024
+
+#: Largest side of a 2-D kernel built here (a 2049 x 2049 float64 kernel takes 34 MB).
+MAX_KERNEL_SIDE = 2 * MAX_GAUSSIAN_RADIUS + 1
+
+
+def check_kernel_side(side: int, name: str) -> int:
+    """Refuse a kernel side above :data:`MAX_KERNEL_SIDE` before anything is allocated."""
+    if side > MAX_KERNEL_SIDE:
+        megabytes = side * side * 8 / 1e6
+        raise TooLarge(
+            f"{name}={side} gives a {side} x {side} kernel ({megabytes:,.0f} MB as float64), "
+            f"larger than the largest kernel side {MAX_KERNEL_SIDE}"
+        )
+    return side
 
 
 def _check_axis(axis: object) -> int:
@@ -232,11 +252,22 @@ def _gaussian_radius(
             f"give either radius or size, not both (got radius={radius!r}, size={size!r})"
         )
     if radius is not None:
-        return check_int(radius, "radius", minimum=0)
-    if size is not None:
-        return (_check_odd_size(size) - 1) // 2
-    truncate = _check_positive_float(truncate, "truncate")
-    return int(truncate * sigma + 0.5)
+        radius = check_int(radius, "radius", minimum=0)
+        how = f"radius={radius}"
+    elif size is not None:
+        radius = (_check_odd_size(size) - 1) // 2
+        how = f"size={size}"
+    else:
+        truncate = _check_positive_float(truncate, "truncate")
+        reach = truncate * sigma + 0.5
+        radius = int(min(reach, MAX_GAUSSIAN_RADIUS + 1))
+        how = f"sigma={sigma:g} with truncate={truncate:g}"
+    if radius > MAX_GAUSSIAN_RADIUS:
+        raise TooLarge(
+            f"gaussian {how} needs a radius above the largest allowed, {MAX_GAUSSIAN_RADIUS} "
+            f"(sigma {MAX_GAUSSIAN_RADIUS / 4:g} at truncate 4); blur a downscaled image instead"
+        )
+    return radius
 
 
 def gaussian_kernel1d(
@@ -249,8 +280,9 @@ def gaussian_kernel1d(
     """Sampled, normalised 1-D Gaussian: ``exp(-x²/(2σ²))`` at ``x = -r..r``, summing to 1.
 
     The radius is ``int(truncate*sigma + 0.5)`` (as ``scipy.ndimage.gaussian_filter``) unless
-    ``radius`` or an odd ``size = 2*radius + 1`` is given. With an explicit sigma and size the
-    weights are those of OpenCV's ``getGaussianKernel``.
+    ``radius`` or an odd ``size = 2*radius + 1`` is given; it may be at most
+    :data:`MAX_GAUSSIAN_RADIUS` (:class:`cnnkit.errors.TooLarge` otherwise). With an explicit
+    sigma and size the weights are those of OpenCV's ``getGaussianKernel``.
 
     For ``sigma=1, radius=1`` the weights are (rounded)::
 
@@ -356,6 +388,7 @@ def box_kernel(size: int | tuple[int, int] = 3) -> np.ndarray:
         rows, columns = (check_int(s, "size", minimum=1) for s in size)
     else:
         rows = columns = check_int(size, "size", minimum=1)
+    check_kernel_side(max(rows, columns), "size")
     return np.full((rows, columns), 1.0 / (rows * columns))
 
 
@@ -384,7 +417,7 @@ def binomial_kernel(size: int = 3) -> np.ndarray:
     >>> (binomial_kernel() * 16).astype(int).tolist()
     [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
     """
-    weights = _binomial1d(_check_odd_size(size))
+    weights = _binomial1d(check_kernel_side(_check_odd_size(size), "size"))
     weights /= weights.sum()
     return np.outer(weights, weights)
 
@@ -451,7 +484,7 @@ def identity_kernel(size: int = 3) -> np.ndarray:
     >>> identity_kernel(1).tolist()
     [[1.0]]
     """
-    size = _check_odd_size(size)
+    size = check_kernel_side(_check_odd_size(size), "size")
     kernel = np.zeros((size, size))
     kernel[size // 2, size // 2] = 1.0
     return kernel
@@ -511,44 +544,33 @@ def emboss_kernel() -> np.ndarray:
 
 # --- Kernels by name -------------------------------------------------------------------------
 
-
-def _float_param(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be a number, got {text!r}") from None
-
-
-def _int_param(text: str, name: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidArgument(f"{name} must be an integer, got {text!r}") from None
-
-
-#: name -> (constructor, {parameter: converter}). The converters read CLI text.
-_NAMED: dict[str, tuple[Callable[..., np.ndarray], dict[str, Callable[[str, str], object]]]] = {
-    "sobel-x": (lambda size=3: sobel_kernel(1, size), {"size": _int_param}),
-    "sobel-y": (lambda size=3: sobel_kernel(0, size), {"size": _int_param}),
-    "scharr-x": (lambda: scharr_kernel(1), {}),
-    "scharr-y": (lambda: scharr_kernel(0), {}),
-    "prewitt-x": (lambda: prewitt_kernel(1), {}),
-    "prewitt-y": (lambda: prewitt_kernel(0), {}),
-    "laplacian": (laplacian_kernel, {"neighbours": _int_param}),
+#: name -> (constructor, the keyword parameters it takes).
+_NAMED: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...]]] = {
+    "sobel-x": (lambda size=3: sobel_kernel(1, size), ("size",)),
+    "sobel-y": (lambda size=3: sobel_kernel(0, size), ("size",)),
+    "scharr-x": (lambda: scharr_kernel(1), ()),
+    "scharr-y": (lambda: scharr_kernel(0), ()),
+    "prewitt-x": (lambda: prewitt_kernel(1), ()),
+    "prewitt-y": (lambda: prewitt_kernel(0), ()),
+    "laplacian": (laplacian_kernel, ("neighbours",)),
     "gaussian": (
         lambda sigma=1.0, **options: gaussian_kernel(sigma, **options),
-        {"sigma": _float_param, "truncate": _float_param, "radius": _int_param,
-         "size": _int_param},
+        ("sigma", "truncate", "radius", "size"),
     ),
-    "box": (box_kernel, {"size": _int_param}),
-    "binomial": (binomial_kernel, {"size": _int_param}),
-    "sharpen": (sharpen_kernel, {"amount": _float_param}),
-    "emboss": (emboss_kernel, {}),
-    "identity": (identity_kernel, {"size": _int_param}),
+    "box": (box_kernel, ("size",)),
+    "binomial": (binomial_kernel, ("size",)),
+    "sharpen": (sharpen_kernel, ("amount",)),
+    "emboss": (emboss_kernel, ()),
+    "identity": (identity_kernel, ("size",)),
 }
 
 #: Names accepted by :func:`make_kernel` and by ``--kernel`` on the command line.
 KERNEL_NAMES = tuple(_NAMED)
+
+
+def kernel_parameters(name: str) -> tuple[str, ...]:
+    """The keyword parameters that the named kernel takes (checks the name)."""
+    return _NAMED[check_choice(name, "kernel name", KERNEL_NAMES)][1]
 
 
 def make_kernel(name: str, **params: object) -> np.ndarray:
@@ -575,144 +597,11 @@ def make_kernel(name: str, **params: object) -> np.ndarray:
     >>> make_kernel("box", size=3).shape
     (3, 3)
     """
-    name = check_choice(name, "kernel name", KERNEL_NAMES)
-    constructor, allowed = _NAMED[name]
+    allowed = kernel_parameters(name)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         accepted = ", ".join(allowed) if allowed else "none"
         raise InvalidArgument(
             f"kernel {name!r} takes no parameter {unknown[0]!r}; its parameters: {accepted}"
         )
-    return constructor(**params)
-
-
-def _named_from_text(spec: str) -> np.ndarray:
-    """``"gaussian:sigma=2,radius=5"`` -> make_kernel("gaussian", sigma=2.0, radius=5)."""
-    name, _, options = spec.partition(":")
-    name = check_choice(name.strip(), "kernel name", KERNEL_NAMES)
-    _, converters = _NAMED[name]
-    params: dict[str, object] = {}
-    for item in filter(None, (part.strip() for part in options.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or key not in converters:
-            accepted = ", ".join(f"{k}=..." for k in converters) or "no parameters"
-            raise InvalidArgument(
-                f"kernel {name!r} takes {accepted}; could not use {item!r} in {spec!r}"
-            )
-        params[key] = converters[key](value.strip(), key)
-    return make_kernel(name, **params)
-
-
-def _rows_from_text(text: str, source: str) -> np.ndarray:
-    """Parse a Python/JSON nested list or CSV-like rows (newline or ';' between rows)."""
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            value = ast.literal_eval(stripped)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            raise InvalidArgument(
-                f"kernel {source} is not a valid nested list of numbers, "
-                "e.g. [[-1,0,1],[-2,0,2],[-1,0,1]]"
-            ) from None
-        return _as_kernel_array(value, source)
-    rows = []
-    for line in stripped.replace(";", "\n").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        cells = line.replace(",", " ").split()
-        try:
-            rows.append([float(cell) for cell in cells])
-        except ValueError:
-            raise InvalidArgument(
-                f"kernel {source} must hold numbers separated by commas or spaces, one row per "
-                f"line (or ';'), got the row {line!r}"
-            ) from None
-    if not rows:
-        raise InvalidArgument(f"kernel {source} holds no numbers")
-    if len({len(row) for row in rows}) != 1:
-        lengths = [len(row) for row in rows]
-        raise InvalidArgument(f"kernel {source} has rows of different lengths {lengths}")
-    return _as_kernel_array(rows, source)
-
-
-def _as_kernel_array(value: object, source: str) -> np.ndarray:
-    try:
-        array = np.asarray(value)
-    except ValueError:
-        array = None
-    if array is None or array.dtype == object:
-        raise InvalidArgument(f"kernel {source} must be a rectangular 2-D array of numbers")
-    array = as_float_array(array, "kernel", ndims=(2,)).astype(np.float64, copy=False)
-    if not np.all(np.isfinite(array)):
-        raise InvalidArgument(f"kernel {source} must hold finite numbers, got {array.tolist()}")
-    return array
-
-
-def parse_kernel(spec: object) -> np.ndarray:
-    """Turn a kernel given in any accepted form into a 2-D float64 array.
-
-    Accepted forms:
-
-    - an array or nested list of numbers (2-D);
-    - a name with optional parameters: ``"sobel-x"``, ``"gaussian:sigma=2"``,
-      ``"gaussian:sigma=1.5,radius=4"``, ``"box:size=5"`` (see :func:`make_kernel`);
-    - text holding a nested list, ``"[[-1,0,1],[-2,0,2],[-1,0,1]]"``, or CSV-like rows,
-      ``"1,2,1; 2,4,2; 1,2,1"`` (rows separated by newlines or ';');
-    - the path of a ``.npy`` file (read without pickle) or of a ``.csv``/``.txt`` file of rows.
-
-    Parameters
-    ----------
-    spec : array_like, str or os.PathLike
-        The kernel.
-
-    Returns
-    -------
-    numpy.ndarray
-        The kernel as a finite, non-empty 2-D float64 array.
-
-    Examples
-    --------
-    >>> parse_kernel("[[1, 2], [3, 4]]").tolist()
-    [[1.0, 2.0], [3.0, 4.0]]
-    >>> parse_kernel("1 2 1; 2 4 2; 1 2 1").shape
-    (3, 3)
-    >>> parse_kernel("gaussian:sigma=1,radius=2").shape
-    (5, 5)
-    """
-    if isinstance(spec, os.PathLike) or (
-        isinstance(spec, str) and spec.lower().endswith((".npy", ".csv", ".txt"))
-    ):
-        return _kernel_from_file(os.fspath(spec))
-    if isinstance(spec, str):
-        stripped = spec.strip()
-        if stripped[:1].isalpha():
-            return _named_from_text(stripped)
-        return _rows_from_text(stripped, f"text {spec!r}")
-    if isinstance(spec, bytes):
-        raise InvalidType(f"kernel must be an array, a list, a name or a path, got bytes {spec!r}")
-    return _as_kernel_array(spec, "array")
-
-
-def _kernel_from_file(path: str) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise NotFound(f"kernel file {path!r} does not exist")
-    if path.lower().endswith(".npy"):
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (ValueError, EOFError) as exc:
-            raise InvalidArgument(
-                f"kernel file {path!r} is not a readable .npy array ({exc})"
-            ) from None
-        if not isinstance(value, np.ndarray):
-            raise InvalidArgument(
-                f"kernel file {path!r} must hold one array (.npy), not an archive"
-            )
-        return _as_kernel_array(value, f"file {path!r}")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except UnicodeDecodeError:
-        raise InvalidArgument(f"kernel file {path!r} is not a text file of numbers") from None
-    return _rows_from_text(text, f"file {path!r}")
+    return _NAMED[name][0](**params)

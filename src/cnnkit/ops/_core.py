@@ -9,40 +9,48 @@ Two algorithms:
 - **direct** (the default): the outputs are cut into tiles of whole output rows; each tile's
   columns (one row per tap and input channel, "im2col") are gathered tap by tap and multiplied
   with the weight matrix by BLAS. Tiles are sized so the column matrix stays under
-  ``BLOCK_BYTES``, which keeps it in cache and bounds the extra memory whatever the kernel.
+  :data:`cnnkit.ops._parallel.TILE_BYTES`, which keeps it in cache and bounds the extra memory
+  whatever the kernel.
 - **FFT**: for stride 1 when every output channel reads exactly one input channel (a single
   image, or a depthwise filter bank) and the kernel is large: the correlation is a product of
-  spectra. Chosen when it is predicted cheaper (:func:`prefers_fft`), and never when the data
-  holds NaN or inf, which an FFT would spread over the whole output.
+  spectra, computed as 1-D transforms over tiles of rows, then of columns. Chosen when it is
+  predicted cheaper (:func:`prefers_fft`), and never when the data holds NaN or inf, which an
+  FFT would spread over the whole output.
+
+Both paths run their tiles through :func:`cnnkit.ops._parallel.map_tiles` (a thread pool for
+large arrays, BLAS held to one thread), with results bit-identical for any thread count.
+
+**The cost model** (the one in cnnkit; the filters use it too): the direct path costs one unit
+per tap and output element (:func:`direct_cost`), the FFT path :func:`fft_cost` units. Its
+constants, ``FFT_COST`` and ``FFT_OVERHEAD``, are fitted by ``benchmarks/fit_constants.py``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 
 import numpy as np
 
 from cnnkit.errors import InvalidArgument
+from cnnkit.ops import _parallel
+from cnnkit.ops._parallel import map_tiles, row_tiles
 from cnnkit.ops.windows import pad, tap_windows, window_view
 
 __all__ = [
-    "BLOCK_BYTES",
     "FFT_COST",
     "FFT_OVERHEAD",
     "correlate",
     "correlate_backward",
+    "direct_cost",
     "fft_cost",
     "prefers_fft",
 ]
 
-#: Upper bound of one tile's column matrix, in bytes (measured best on 2 x86-64 cores).
-BLOCK_BYTES = 8 * 2**20
-
 #: Cost of one FFT "unit" (S log2 S for a transform of S points) relative to one multiply-add
-#: of the direct path. Fitted with ``benchmarks/bench_primitives.py`` on 2 x86-64 cores.
-FFT_COST = 2.0
+#: of the direct path. Fitted with ``benchmarks/fit_constants.py`` on 2 x86-64 cores (2.4 on
+#: 512² images to 4.4 on 2048², where the transforms leave the cache; see benchmarks/README.md).
+FFT_COST = 3.0
 
 #: Fixed cost of the FFT path (three transforms and their set-up), in the same units: below it
 #: the direct path always wins.
@@ -51,16 +59,21 @@ FFT_OVERHEAD = 50_000
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _tiles(n_batch: int, n_rows: int, row_bytes: int) -> Iterator[tuple[slice, int, int]]:
-    """Split (batch, output rows) into tiles whose column matrix fits in ``BLOCK_BYTES``."""
+def _tiles(n_batch: int, n_rows: int, row_bytes: int) -> list[tuple[slice, int, int]]:
+    """Split (batch, output rows) into tiles whose column matrix fits in ``TILE_BYTES``.
+
+    Small images are grouped by whole images; a large image is cut into tiles of rows
+    (:func:`cnnkit.ops._parallel.row_tiles`, the one tiling).
+    """
+    tile_bytes = _parallel.TILE_BYTES
     image_bytes = row_bytes * n_rows
-    if image_bytes <= BLOCK_BYTES:
-        batch_step, row_step = max(1, min(n_batch, BLOCK_BYTES // image_bytes)), n_rows
-    else:
-        batch_step, row_step = 1, max(1, BLOCK_BYTES // row_bytes)
-    for b0 in range(0, n_batch, batch_step):
-        for r0 in range(0, n_rows, row_step):
-            yield slice(b0, min(b0 + batch_step, n_batch)), r0, min(r0 + row_step, n_rows)
+    if image_bytes <= tile_bytes:
+        step = max(1, min(n_batch, tile_bytes // max(1, image_bytes)))
+        return [
+            (slice(b0, min(b0 + step, n_batch)), 0, n_rows) for b0 in range(0, n_batch, step)
+        ]
+    rows = row_tiles(n_rows, row_bytes)
+    return [(slice(b, b + 1), r0, r1) for b in range(n_batch) for r0, r1 in rows]
 
 
 def _zero_outside(plane: np.ndarray, target: tuple[slice, slice]) -> None:
@@ -77,38 +90,32 @@ def _zero_outside(plane: np.ndarray, target: tuple[slice, slice]) -> None:
         plane[..., rows, cols.stop :] = 0
 
 
-def _column_tiles(x, kernel_size, stride, dilation, pads, groups, out_shape):
-    """Yield ``(batch, r0, r1, columns)`` tiles of the im2col matrix of ``x``.
+def _columns(x, kernel_size, stride, dilation, pads, groups, tile, out_width) -> np.ndarray:
+    """The im2col matrix of one tile ``(batch, r0, r1)`` of the output of ``x``.
 
-    ``columns`` has shape ``(groups, C//groups * kh * kw, nb * (r1 - r0) * Wo)``: for each group,
-    one row per (input channel, tap) and one column per output position of output rows
-    ``r0:r1`` of the images in the batch slice, so that one matrix product per group serves the
-    whole tile. The buffer is reused between tiles.
+    Shape ``(groups, C//groups * kh * kw, nb * (r1 - r0) * Wo)``: for each group, one row per
+    (input channel, tap) and one column per output position of output rows ``r0:r1`` of the
+    images in the batch slice, so that one matrix product per group serves the whole tile.
     """
     n, c = x.shape[:2]
     cg = c // groups
     kh, kw = kernel_size
-    ho, wo = out_shape
+    batch, r0, r1 = tile
+    nb = batch.stop - batch.start
     grouped = x.reshape(n, groups, cg, *x.shape[2:])
-    buffer = None
-    for batch, r0, r1 in _tiles(n, ho, c * kh * kw * wo * x.itemsize):
-        nb = batch.stop - batch.start
-        shape = (groups, cg, kh, kw, nb, r1 - r0, wo)
-        if buffer is None:
-            buffer = np.empty(math.prod(shape), dtype=x.dtype)
-        columns = buffer[: math.prod(shape)].reshape(shape)
-        windows = tap_windows(
-            x.shape[2:], kernel_size, stride, dilation, pads, ((r0, r1), (0, wo))
-        )
-        for (i, j), target, source in windows:
-            plane = columns[:, :, i, j]
-            if target is None:
-                plane[...] = 0
-                continue
-            _zero_outside(plane, target)
-            taken = grouped[(batch, slice(None), slice(None), *source)]
-            plane[(Ellipsis, *target)] = taken.transpose(1, 2, 0, 3, 4)
-        yield batch, r0, r1, columns.reshape(groups, cg * kh * kw, nb * (r1 - r0) * wo)
+    columns = np.empty((groups, cg, kh, kw, nb, r1 - r0, out_width), dtype=x.dtype)
+    windows = tap_windows(
+        x.shape[2:], kernel_size, stride, dilation, pads, ((r0, r1), (0, out_width))
+    )
+    for (i, j), target, source in windows:
+        plane = columns[:, :, i, j]
+        if target is None:
+            plane[...] = 0
+            continue
+        _zero_outside(plane, target)
+        taken = grouped[(batch, slice(None), slice(None), *source)]
+        plane[(Ellipsis, *target)] = taken.transpose(1, 2, 0, 3, 4)
+    return columns.reshape(groups, cg * kh * kw, nb * (r1 - r0) * out_width)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,13 +143,18 @@ def _fft_lengths(in_shape, kernel_size, dilation, pads) -> tuple[int, ...]:
     )
 
 
+def direct_cost(taps: int, outputs: int) -> float:
+    """Predicted cost of the direct path: one unit per tap and output element."""
+    return float(taps) * outputs
+
+
 def fft_cost(
     in_shape: tuple[int, int],
     kernel_size: tuple[int, int],
     dilation: tuple[int, int] = (1, 1),
     pads: Pads = ((0, 0), (0, 0)),
 ) -> float:
-    """Predicted cost of the FFT path, in multiply-adds of the direct path.
+    """Predicted cost of the FFT path, in units of :func:`direct_cost`.
 
     About ``FFT_OVERHEAD + FFT_COST * S * log2(S)`` for transforms of ``S`` points, whatever
     the kernel's size.
@@ -158,14 +170,30 @@ def prefers_fft(
     dilation: tuple[int, int] = (1, 1),
     pads: Pads = ((0, 0), (0, 0)),
 ) -> bool:
-    """Predict whether the FFT path beats the direct one for a single-channel correlation.
-
-    The direct path costs one multiply-add per tap and output element; the FFT path
-    :func:`fft_cost`. On 2 x86-64 cores the crossover lies between 5×5 and 15×15 kernels on
-    512² to 2048² images.
-    """
-    direct = math.prod(kernel_size) * math.prod(out_shape)
+    """Predict whether the FFT path beats the direct one for a single-channel correlation."""
+    direct = direct_cost(math.prod(kernel_size), math.prod(out_shape))
     return fft_cost(in_shape, kernel_size, dilation, pads) < direct
+
+
+def _spectrum(planes: np.ndarray, lengths: tuple[int, int], work: float) -> np.ndarray:
+    """``rfft2(planes, s=lengths)`` over the last two axes, as tiles of rows, then of columns."""
+    count, height = planes.shape[:2]
+    length_rows, length_columns = lengths
+    half = length_columns // 2 + 1
+    rows = np.empty((count, height, half), dtype=np.complex128)
+    full = np.empty((count, length_rows, half), dtype=np.complex128)
+
+    def transform_rows(tile: tuple[int, int]) -> None:
+        r0, r1 = tile
+        rows[:, r0:r1] = np.fft.rfft(planes[:, r0:r1], n=length_columns, axis=-1)
+
+    def transform_columns(tile: tuple[int, int]) -> None:
+        c0, c1 = tile
+        full[..., c0:c1] = np.fft.fft(rows[..., c0:c1], n=length_rows, axis=-2)
+
+    map_tiles(transform_rows, row_tiles(height, count * half * 16), work)
+    map_tiles(transform_columns, row_tiles(half, count * length_rows * 16), work)
+    return full
 
 
 def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
@@ -173,18 +201,39 @@ def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
 
     Circular correlation ``c[m] = sum_t x[(m + t) mod S] k[t]`` is the inverse transform of
     ``X * conj(K)``; output ``o`` is ``c[o - before]``. With ``S >= n + max(before, after)`` every
-    read that wraps around lands on the zero extension, which is the zero padding.
+    read that wraps around lands on the zero extension, which is the zero padding. The 2-D
+    transforms are 1-D transforms over tiles of rows and of columns, so that large images use
+    the thread pool; only the output's rows are transformed back.
     """
+    n, c = x.shape[:2]
     dh, dw = dilation
     kh, kw = weight.shape[2:]
     kernel = np.zeros((weight.shape[0], dh * (kh - 1) + 1, dw * (kw - 1) + 1), dtype=x.dtype)
     kernel[:, ::dh, ::dw] = weight[:, 0]
     lengths = _fft_lengths(x.shape[2:], (kh, kw), dilation, pads)
-    spectrum = np.fft.rfft2(x, s=lengths) * np.conj(np.fft.rfft2(kernel, s=lengths))
-    circular = np.fft.irfft2(spectrum, s=lengths)
+    work = fft_cost(x.shape[2:], (kh, kw), dilation, pads) * n * c
+    spectrum = _spectrum(x.reshape(n * c, *x.shape[2:]), lengths, work).reshape(
+        n, c, lengths[0], -1
+    )
+    spectrum *= np.conj(_spectrum(kernel, lengths, 0))
+    spectrum = spectrum.reshape(n * c, lengths[0], -1)
     rows = (np.arange(out_shape[0]) - pads[0][0]) % lengths[0]
     cols = (np.arange(out_shape[1]) - pads[1][0]) % lengths[1]
-    return circular[..., rows[:, np.newaxis], cols[np.newaxis, :]].astype(x.dtype, copy=False)
+    wanted = np.empty((n * c, out_shape[0], spectrum.shape[2]), dtype=np.complex128)
+    out = np.empty((n * c, *out_shape), dtype=x.dtype)
+
+    def inverse_columns(tile: tuple[int, int]) -> None:
+        c0, c1 = tile
+        wanted[..., c0:c1] = np.fft.ifft(spectrum[..., c0:c1], axis=-2)[:, rows]
+
+    def inverse_rows(tile: tuple[int, int]) -> None:
+        r0, r1 = tile
+        out[:, r0:r1] = np.fft.irfft(wanted[:, r0:r1], n=lengths[1], axis=-1)[..., cols]
+
+    half = spectrum.shape[2]
+    map_tiles(inverse_columns, row_tiles(half, n * c * lengths[0] * 16), work)
+    map_tiles(inverse_rows, row_tiles(out_shape[0], n * c * half * 16), work)
+    return out.reshape(n, c, *out_shape)
 
 
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -234,15 +283,20 @@ def correlate(
     ho, wo = out_shape
     og = o // groups
     weight_matrix = weight.reshape(groups, og, -1)
-    if n * c == 1 and kh * kw * ho * wo * x.itemsize <= BLOCK_BYTES:
+    work = direct_cost(weight[0].size, n * o * ho * wo)
+    if n * c == 1 and kh * kw * ho * wo * x.itemsize <= _parallel.TILE_BYTES:
         # One small plane: copying all its windows at once costs fewer calls than tap by tap.
         windows = window_view(pad(x, pads), (kh, kw), stride, dilation, out_shape)
         columns = windows.reshape(1, kh * kw, ho * wo)
-        return _matmul(weight_matrix, columns).reshape(1, o, ho, wo)
+        return map_tiles(lambda _: _matmul(weight_matrix, columns), [None], work)[0].reshape(
+            1, o, ho, wo
+        )
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
-    tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, out_shape)
-    for batch, r0, r1, columns in tiles:
+
+    def run(tile: tuple[slice, int, int]) -> None:
+        batch, r0, r1 = tile
         nb = batch.stop - batch.start
+        columns = _columns(x, (kh, kw), stride, dilation, pads, groups, tile, wo)
         if nb == 1 and (r1 - r0 == ho or o == 1):
             # The tile's outputs are contiguous in ``out``: let BLAS write them in place.
             target = out[batch, :, r0:r1].reshape(groups, og, (r1 - r0) * wo)
@@ -250,6 +304,8 @@ def correlate(
         else:
             product = _matmul(weight_matrix, columns).reshape(o, nb, r1 - r0, wo)
             out[batch, :, r0:r1] = product.transpose(1, 0, 2, 3)
+
+    map_tiles(run, _tiles(n, ho, c * kh * kw * wo * x.itemsize), work)
     return out
 
 
@@ -267,7 +323,10 @@ def correlate_backward(
     The weight gradient is the grad-output matrix times the transposed columns; the input
     gradient multiplies the transposed weight matrix by the grad-output and scatters the resulting
     columns back tap by tap ("col2im"), the adjoint of gathering them. Reads of the zero padding
-    have no input to send their gradient to, and are skipped.
+    have no input to send their gradient to, and are skipped. Tiles of whole images write
+    separate parts of the input gradient and run in the thread pool; their weight gradients are
+    summed in tile order, so the result does not depend on the thread count. Tiles of rows of
+    one image overlap in the input and run one after the other.
     """
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
@@ -275,25 +334,34 @@ def correlate_backward(
     ho, wo = grad_output.shape[2:]
     weight_matrix = weight.reshape(groups, og, cg * kh * kw)
     weight_matrix_t = weight_matrix.transpose(0, 2, 1)
-    grad_weight = np.zeros_like(weight_matrix)
     grad_x = np.zeros_like(x)
     grad_grouped = grad_x.reshape(n, groups, cg, *x.shape[2:])
-    tiles = _column_tiles(x, (kh, kw), stride, dilation, pads, groups, (ho, wo))
-    for batch, r0, r1, columns in tiles:
+
+    def run(tile: tuple[slice, int, int]) -> np.ndarray:
+        batch, r0, r1 = tile
         nb = batch.stop - batch.start
+        columns = _columns(x, (kh, kw), stride, dilation, pads, groups, tile, wo)
         grad_tile = grad_output[batch, :, r0:r1].transpose(1, 0, 2, 3)
         grad_tile = grad_tile.reshape(groups, og, nb * (r1 - r0) * wo)
-        grad_weight += _matmul(grad_tile, columns.transpose(0, 2, 1))
-        grad_columns = _matmul(weight_matrix_t, grad_tile).reshape(
+        grad_weight = _matmul(grad_tile, columns.transpose(0, 2, 1))
+        # The columns are spent: the input gradient's columns reuse their memory.
+        grad_columns = np.matmul(weight_matrix_t, grad_tile, out=columns).reshape(
             groups, cg, kh, kw, nb, r1 - r0, wo
         )
         windows = tap_windows(
             x.shape[2:], (kh, kw), stride, dilation, pads, ((r0, r1), (0, wo))
         )
+        target_grad = grad_grouped[batch]
         for (i, j), target, source in windows:
             if target is not None:
                 taken = grad_columns[(slice(None), slice(None), i, j, slice(None), *target)]
-                grad_grouped[(batch, slice(None), slice(None), *source)] += taken.transpose(
-                    2, 0, 1, 3, 4
+                target_grad[(slice(None), slice(None), slice(None), *source)] += (
+                    taken.transpose(2, 0, 1, 3, 4)
                 )
+        return grad_weight
+
+    tiles = _tiles(n, ho, x.shape[1] * kh * kw * wo * x.itemsize)
+    whole_images = all(r0 == 0 and r1 == ho for _, r0, r1 in tiles)
+    work = 3 * direct_cost(weight[0].size, n * o * ho * wo) if whole_images else 0
+    grad_weight = functools.reduce(np.add, map_tiles(run, tiles, work))
     return grad_x, grad_weight.reshape(weight.shape)

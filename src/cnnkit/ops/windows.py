@@ -21,7 +21,7 @@ import numpy as np
 from cnnkit._validate import check_choice
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["PADDING_MODES", "pad", "pad_backward", "tap_windows"]
+__all__ = ["PADDING_MODES", "check_pad_width", "pad", "pad_backward", "tap_windows"]
 
 #: Names of the padding modes, as in CONVENTIONS.md (PyTorch's names plus 'symmetric').
 PADDING_MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
@@ -35,7 +35,7 @@ _NUMPY_MODE = {
 }
 
 
-def _check_pad_width(mode: str, size: int, before: int, after: int, axis: int) -> None:
+def check_pad_width(mode: str, size: int, before: int, after: int, axis: int) -> None:
     """Refuse a padding that the mode cannot produce from ``size`` elements without repeating."""
     widest = max(before, after)
     limit = {"reflect": size - 1, "symmetric": size, "circular": size}.get(mode)
@@ -69,7 +69,7 @@ def pad(
     check_choice(padding_mode, "padding_mode", PADDING_MODES)
     spatial = array.shape[array.ndim - len(pads) :]
     for axis, (size, (before, after)) in enumerate(zip(spatial, pads)):
-        _check_pad_width(padding_mode, size, before, after, axis)
+        check_pad_width(padding_mode, size, before, after, axis)
     if not any(before or after for before, after in pads):
         return array
     if padding_mode == "zeros":
