@@ -42,7 +42,7 @@ __all__ = ["LOCK_NAME", "PREVIOUS_NAME", "RunFolder"]
 
 LOCK_NAME = ".lock"
 #: The files a run writes; ``overwrite`` replaces these and leaves every other file alone.
-OWN_FILES = ("config.json", "metrics.csv", "curves.png", "report.html")
+OWN_FILES = ("config.json", "metrics.csv", "curves.png", "report.html", "model.onnx")
 OWN_PATTERNS = ("checkpoint.*", "best.*", "confusion-*.png")
 PREVIOUS_NAME = ".previous-run"
 

@@ -9,6 +9,7 @@ from cnnkit.commands import (
     edges,
     evaluate,
     explain,
+    export,
     filter,
     kernel,
     outsize,
@@ -33,4 +34,5 @@ COMMANDS = [
     explain.register,
     weights.register,
     report.register,
+    export.register,
 ]
