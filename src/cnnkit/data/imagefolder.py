@@ -136,7 +136,7 @@ def list_image_folder(root: str | os.PathLike) -> FolderListing:
     >>> root = Path(tempfile.mkdtemp())
     >>> for name in ("train/a", "train/b", "test/b"):
     ...     (root / name).mkdir(parents=True)
-    ...     (root / name / "x.png").write_bytes(b"")
+    ...     _ = (root / name / "x.png").write_bytes(b"")
     >>> listing = list_image_folder(root)
     >>> listing.presplit, listing.class_names, listing.files, listing.splits
     (True, ['a', 'b'], ['train/a/x.png', 'train/b/x.png', 'test/b/x.png'], ['train', 'train', 'test'])
