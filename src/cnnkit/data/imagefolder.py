@@ -138,8 +138,10 @@ def list_image_folder(root: str | os.PathLike) -> FolderListing:
     ...     (root / name).mkdir(parents=True)
     ...     _ = (root / name / "x.png").write_bytes(b"")
     >>> listing = list_image_folder(root)
-    >>> listing.presplit, listing.class_names, listing.files, listing.splits
-    (True, ['a', 'b'], ['train/a/x.png', 'train/b/x.png', 'test/b/x.png'], ['train', 'train', 'test'])
+    >>> listing.presplit, listing.class_names, listing.splits
+    (True, ['a', 'b'], ['train', 'train', 'test'])
+    >>> listing.files
+    ['train/a/x.png', 'train/b/x.png', 'test/b/x.png']
     """
     root = Path(root)
     if not root.is_dir():
@@ -328,7 +330,8 @@ def read_image_folder(
         workers=workers, progress=progress,
     )
     readable = settle_errors(listing, errors, on_error=on_error, report=report)
-    return images[readable], np.asarray(listing.labels, dtype=np.int64)[readable], listing.class_names
+    labels = np.asarray(listing.labels, dtype=np.int64)
+    return images[readable], labels[readable], listing.class_names
 
 
 def settle_errors(
