@@ -244,6 +244,8 @@ def batch_source(
     indices: np.ndarray | None = None,
     budget: int | None = None,
     read_ahead: int = 4,
+    block_size: int = 1024,
+    window_blocks: int = 16,
     shard: tuple[int, int] | None = None,
     report: Callable[[str], None] | None = None,
 ) -> BatchSource:
@@ -251,15 +253,18 @@ def batch_source(
 
     Resident: the rows are copied into memory once (in their order, so the batches are the
     same as streamed ones). Streamed: batches are read from ``images`` (a memory map) on a
-    background thread ``read_ahead`` batches ahead. ``report`` receives the decision.
+    background thread ``read_ahead`` batches ahead. ``report`` receives the decision. The
+    other arguments are :class:`BatchSource`'s.
     """
     rows = np.arange(len(images)) if indices is None else np.asarray(indices, dtype=np.int64)
     nbytes = len(rows) * int(np.prod(images.shape[1:]))
     decision = choose_residency(nbytes, budget=budget)
     if report is not None:
         report(decision.reason)
+    options = {"seed": seed, "block_size": block_size, "window_blocks": window_blocks,
+               "shard": shard}
     if decision.streaming:
-        return BatchSource(images, labels, batch_size, seed=seed, indices=rows,
-                           read_ahead=read_ahead, shard=shard)
+        return BatchSource(images, labels, batch_size, indices=rows, read_ahead=read_ahead,
+                           **options)
     resident = np.ascontiguousarray(images[rows])
-    return BatchSource(resident, np.asarray(labels)[rows], batch_size, seed=seed, shard=shard)
+    return BatchSource(resident, np.asarray(labels)[rows], batch_size, **options)
