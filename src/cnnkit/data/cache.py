@@ -484,6 +484,8 @@ def list_cache(cache_dir: str | os.PathLike | None = None) -> list[CacheEntry]:
     """The cached folders under ``cache_dir`` (default :func:`default_cache_dir`), with what
     is wrong with each (a damaged cache, a source folder that is gone), if anything."""
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise NotAFolder(f"cache_dir {cache_dir} exists and is not a folder")
     if not cache_dir.is_dir():
         return []
     entries = []
