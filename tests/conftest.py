@@ -21,3 +21,9 @@ settings.load_profile("cnnkit")
 def _no_downloads(monkeypatch):
     """Tests never reach the internet: data-set downloads are off unless a test serves them."""
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch, tmp_path_factory):
+    """Tests never write to the user's cache: image-folder caches go to a temporary folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

@@ -197,6 +197,7 @@ def read_image(
     color: str = "keep",
     size: int | tuple[int, int] | None = None,
     max_pixels: int | None = None,
+    draft: bool = False,
 ) -> np.ndarray:
     """Read an image file into a float64 array with values in [0, 1].
 
@@ -215,6 +216,12 @@ def read_image(
     max_pixels : int, optional
         Refuse images with more pixels than this, a guard against decompression bombs;
         default Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89 million).
+    draft : bool
+        With ``size``, let the JPEG decoder scale a large file down by 1/2, 1/4 or 1/8 while
+        it decodes (Pillow's ``draft`` mode), keeping at least ``max(size)`` pixels on each side
+        so that the final resize still only shrinks. Several times faster for photos much
+        larger than ``size``; the pixels differ slightly from a full decode followed by the
+        resize. Other formats ignore it.
 
     Returns
     -------
@@ -279,6 +286,11 @@ def read_image(
                     f"trust the file, raise it with max_pixels={rows * columns} "
                     f"(command line: --max-pixels {rows * columns})"
                 )
+            if draft and target is not None and pil_image.format == "JPEG":
+                # Square request: the EXIF rotation below may swap rows and columns.
+                side = max(target)
+                pil_image.draft(None, (side, side))
+                columns, rows = pil_image.size
             bands = len(pil_image.getbands()) + (pil_image.mode in ("P", "PA"))
             # Decoded pixels, their float64 copy and a converted copy: the peak of this reader.
             check_memory(

@@ -12,7 +12,11 @@ Names:
 - ``synthetic-digits``: 12,000 training and 2,000 test images drawn from a fixed seed
   (:mod:`cnnkit.data.synthetic`), no files needed;
 - ``imagefolder:PATH``: one sub-folder per class (:mod:`cnnkit.data.imagefolder`); all images
-  are training images.
+  are training images, unless the folder comes split into ``train/``, ``val/`` and ``test/``.
+  Decoded in parallel once, then opened from a memory-mapped cache (:mod:`cnnkit.data.cache`).
+  :func:`write_split_file` and :func:`read_split_file` keep a split
+  (:mod:`cnnkit.data.splits`); :mod:`cnnkit.data.stream` serves batches from data larger than
+  memory.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnkit._validate import check_int
+from cnnkit.data.cache import load_image_folder
 from cnnkit.data.idx import read_idx, write_idx
 from cnnkit.data.imagefolder import read_image_folder
 from cnnkit.data.registry import (
@@ -35,6 +40,7 @@ from cnnkit.data.registry import (
     locate,
     search_folders,
 )
+from cnnkit.data.splits import read_split_file, write_split_file
 from cnnkit.data.synthetic import make_digits
 from cnnkit.errors import BadFile, InvalidArgument, InvalidType
 
@@ -48,15 +54,18 @@ __all__ = [
     "check_labels",
     "fetch",
     "load_dataset",
+    "load_image_folder",
     "locate",
     "make_digits",
     "read_idx",
     "read_image_folder",
+    "read_split_file",
     "resolve_val_size",
     "search_folders",
     "split_train_validation",
     "stratified_sample",
     "write_idx",
+    "write_split_file",
 ]
 
 #: Names accepted by :func:`load_dataset` (plus ``imagefolder:PATH``).
@@ -81,10 +90,19 @@ class Dataset:
         As given to :func:`load_dataset`.
     train_images, test_images : numpy.ndarray
         uint8 ``(N, C, H, W)``; ``test_images`` is None when the data set has no test split.
+        A cached image folder gives read-only memory maps (indexing them with an index array
+        gives an ordinary array in memory).
     train_labels, test_labels : numpy.ndarray
         int64 ``(N,)``.
     class_names : list of str
         Index -> name.
+    val_images, val_labels : numpy.ndarray or None
+        A validation split that comes with the data (a ``val/`` folder, a split file); None
+        when the validation images are to be drawn from the training images
+        (:func:`split_train_validation`).
+    files : dict or None
+        Image folders: ``{'train': [...], 'validation': [...], 'test': [...]}``, the file
+        (relative to the folder) of each row of each split present.
     """
 
     name: str
@@ -93,6 +111,9 @@ class Dataset:
     test_images: np.ndarray | None
     test_labels: np.ndarray | None
     class_names: list[str]
+    val_images: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    files: dict[str, list[str]] | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -224,6 +245,9 @@ def load_dataset(
     progress: bool = False,
     on_error: str = "skip",
     report: Callable[[str], None] | None = None,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
 ) -> Dataset:
     """Load a data set by name.
 
@@ -239,11 +263,18 @@ def load_dataset(
     download : bool
         Allow downloading missing IDX files.
     progress : bool
-        Show a progress bar while downloading.
+        Show a progress bar while downloading or decoding.
     on_error : {'skip', 'raise'}
         Image folders: what to do with unreadable files.
     report : callable, optional
-        Receives a line for each skipped file or failed mirror.
+        Receives a line for each skipped file or failed mirror, and what the cache did.
+    cache : bool
+        Image folders: keep the decoded images in the cache and open them from there next time
+        (see :func:`cnnkit.data.cache.load_image_folder`).
+    cache_dir : path-like, optional
+        Image folders: where the cache lives (default the user's cache folder).
+    workers : int, optional
+        Image folders: decoding processes (default all the CPUs available).
 
     Returns
     -------
@@ -260,10 +291,11 @@ def load_dataset(
     if name.startswith("imagefolder:"):
         root = name[len("imagefolder:") :]
         shape = tuple(input_shape) if input_shape is not None else (1, 28, 28)
-        images, labels, class_names = read_image_folder(
-            root, shape, on_error=on_error, report=report
+        folder = load_image_folder(
+            root, shape, cache=cache, cache_dir=cache_dir, workers=workers, progress=progress,
+            on_error=on_error, report=report,
         )
-        return Dataset(name, images, labels, None, None, class_names)
+        return dataset_from_folder(name, folder)
     if name == "synthetic-digits":
         train_images, train_labels, test_images, test_labels = _synthetic(SYNTHETIC_SEED)
         data = Dataset(
@@ -300,6 +332,25 @@ def load_dataset(
             f"{'x'.join(map(str, input_shape))}; only image folders are resized"
         )
     return data
+
+
+def dataset_from_folder(name: str, folder) -> Dataset:
+    """A :class:`Dataset` over the rows of a loaded image folder, split as the folder is (slices
+    of a memory map stay memory maps)."""
+    parts = {}
+    for split in ("train", "validation", "test"):
+        rows = folder.splits.get(split)
+        parts[split] = (
+            (None, None, None) if rows is None
+            else (folder.images[rows], folder.labels[rows], folder.files[rows])
+        )
+    if parts["train"][0] is None:
+        raise BadFile(f"image folder {folder.listing.root} holds no readable training images")
+    return Dataset(
+        name, parts["train"][0], parts["train"][1], parts["test"][0], parts["test"][1],
+        list(folder.listing.class_names), parts["validation"][0], parts["validation"][1],
+        {split: part[2] for split, part in parts.items() if part[2] is not None},
+    )
 
 
 def resolve_val_size(val_size: int | float | None, count: int) -> int:
