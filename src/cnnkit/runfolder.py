@@ -4,8 +4,8 @@ A run folder holds::
 
     config.json      the full configuration
     metrics.csv      one row per epoch
-    checkpoint.*     the last complete epoch
-    best.*           the epoch with the best validation accuracy so far
+    checkpoint.safetensors   the last complete epoch (weights, optimizer, history, config)
+    best.safetensors         the epoch with the best validation accuracy so far
     curves.png       loss and accuracy curves
     .lock            while a process writes the run: its PID, host and start time
 
@@ -52,12 +52,9 @@ class RunFolder:
 
     >>> import tempfile
     >>> run = RunFolder(tempfile.mkdtemp())
-    >>> run.config.name, run.metrics.name, run.curves.name
-    ('config.json', 'metrics.csv', 'curves.png')
+    >>> run.config.name, run.metrics.name, run.checkpoint.name, run.best.name
+    ('config.json', 'metrics.csv', 'checkpoint.safetensors', 'best.safetensors')
     """
-
-    CHECKPOINT_STEM = "checkpoint"
-    BEST_STEM = "best"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -75,6 +72,25 @@ class RunFolder:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The last complete epoch (:class:`cnnkit.engines.checkpoint.Checkpoint`)."""
+        return self.path / "checkpoint.safetensors"
+
+    @property
+    def best(self) -> Path:
+        """The epoch with the best validation accuracy so far."""
+        return self.path / "best.safetensors"
+
+    @property
+    def legacy_checkpoint(self) -> Path:
+        """Where cnnkit 0.1 wrote the last checkpoint (``torch.save``; to be converted)."""
+        return self.path / "checkpoint.pt"
+
+    @property
+    def legacy_best(self) -> Path:
+        return self.path / "best.pt"
 
     @property
     def curves(self) -> Path:
@@ -177,7 +193,7 @@ class RunFolder:
         self._replaced = None
 
     def _remove_temporaries(self) -> None:
-        """Remove the half-written files a killed run left (``.checkpoint.pt.x1y2.pt``).
+        """Remove the half-written files a killed run left (``.best.safetensors.x1y2.safetensors``).
 
         Only the temporaries of the run's own files, and only while holding the lock.
         """

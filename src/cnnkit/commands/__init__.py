@@ -4,6 +4,7 @@ Each module provides ``register(subparsers)``; the order here is the order in ``
 """
 
 from cnnkit.commands import (
+    convert,
     data,
     demo,
     edges,
@@ -27,4 +28,5 @@ COMMANDS = [
     train.register,
     evaluate.register,
     predict.register,
+    convert.register,
 ]

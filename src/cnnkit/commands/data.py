@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 
-from cnnkit.commands.train import validation_size
 from cnnkit.data import DATASET_NAMES, fetch, load_dataset, locate, split_train_validation
+from cnnkit.engines.config import validation_size
 from cnnkit.errors import InvalidArgument
 
 
