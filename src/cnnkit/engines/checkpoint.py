@@ -142,6 +142,8 @@ class Checkpoint:
             parts = name.split(".")
             if len(parts) != 4 or parts[:2] != ["optimizer", "state"] or not parts[2].isdigit():
                 raise BadFile(f"{path} is not a cnnkit checkpoint: unexpected tensor {name!r}")
+            if parts[3] == "step" and value.size == 1:
+                value = value.reshape(())  # a scalar, as torch.optim keeps it
             state.setdefault(int(parts[2]), {})[parts[3]] = value
         optimizer = metadata.get("optimizer")
         if not isinstance(optimizer, dict) or not isinstance(
