@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnkit.cli import main
 from cnnkit.data import load_dataset, registry
-from cnnkit.engines.checkpoint import FORMAT
+from cnnkit.engines.legacy import LEGACY_FORMAT
 
 SMALL = {
     "name": "small",
@@ -109,7 +109,8 @@ def test_data_info_of_unknown_dataset_is_refused(capsys):
 def test_train_writes_a_run_folder(run_dir):
     """train writes checkpoints, metrics, config and curves."""
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["best.pt", "checkpoint.pt", "config.json", "curves.png", "metrics.csv"]
+    assert names == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
+                     "metrics.csv"]
 
 
 def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):
@@ -172,18 +173,21 @@ def test_evaluate_prints_report_and_saves_figure(capsys, run_dir, tmp_path):
 
 def test_evaluate_refusals(capsys, tmp_path, run_dir):
     """Bad, foreign and code-carrying checkpoints, and missing data, are refused in one line."""
-    text = tmp_path / "text.pt"
+    text = tmp_path / "text.safetensors"
     text.write_text("not a checkpoint")
-    _refused(capsys, ["evaluate", str(text)], "not a readable checkpoint")
+    _refused(capsys, ["evaluate", str(text)], "not a cnnkit checkpoint")
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     evil = tmp_path / "evil.pt"
-    torch.save({"format": FORMAT, "model": Payload()}, evil)
-    _refused(capsys, ["evaluate", str(evil)], "refused to load")
+    torch.save({"format": LEGACY_FORMAT, "model": Payload()}, evil)
+    _refused(capsys, ["evaluate", str(evil)], "earlier PyTorch format",
+             f"cnnkit convert-checkpoint {evil}")
+    _refused(capsys, ["convert-checkpoint", str(evil)], "refused to load", "could run code")
     assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "evil.safetensors").exists()
     _refused(capsys, ["evaluate", str(tmp_path / "missing.pt")], "no checkpoint")
     _refused(capsys, ["evaluate", str(run_dir), "--dataset", "mnist", "--figure",
                       str(tmp_path / "x.png")], "not found")
@@ -198,7 +202,7 @@ def _digit_png(path, index=0):
 def test_predict_text_and_json(capsys, run_dir, tmp_path):
     """predict prints top-k classes per image, and --json gives the same as data."""
     image = _digit_png(tmp_path / "d.png")
-    assert main(["predict", str(run_dir / "best.pt"), str(image), "--top", "2"]) == 0
+    assert main(["predict", str(run_dir / "best.safetensors"), str(image), "--top", "2"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image} (inverted): ") and line.count("%") == 2
     assert main(["predict", str(run_dir), str(image), "--json", "--invert", "no"]) == 0
@@ -214,7 +218,7 @@ def test_predict_refusals(capsys, run_dir, tmp_path):
     broken.write_bytes(b"garbage")
     _refused(capsys, ["predict", str(run_dir), str(broken)], "broken.png")
     _refused(capsys, ["predict", str(run_dir), str(tmp_path / "none.png")], "none.png")
-    _refused(capsys, ["predict", str(broken), str(broken)], "not a readable checkpoint")
+    _refused(capsys, ["predict", str(broken), str(broken)], "not a cnnkit checkpoint")
     _refused(capsys, ["predict", str(run_dir), str(broken), "--top", "0"], "top_k")
 
 

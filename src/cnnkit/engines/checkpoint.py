@@ -194,15 +194,15 @@ def _read_header(path: Path) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as stream:
         start = stream.read(8)
-        if start.startswith(b"PK\x03\x04") or start[:1] == b"\x80":
-            raise BadFile(
-                f"{path} is a checkpoint in the earlier PyTorch format (torch.save), which "
-                f"cnnkit no longer reads directly; " + _CONVERT_HINT.format(path=path)
-            )
-        if len(start) < 8:
-            raise BadFile(f"{path} is not a cnnkit checkpoint: {size} bytes is too short")
         length = int.from_bytes(start, "little")
-        if length > min(size - 8, MAX_HEADER_BYTES):
+        # torch.save wrote a zip archive (or, long ago, a bare pickle); read as safetensors its
+        # first bytes claim an impossible header, or one that is not JSON.
+        legacy = start.startswith(b"PK\x03\x04") or start[:1] == b"\x80"
+        if len(start) < 8 or length > min(size - 8, MAX_HEADER_BYTES):
+            if legacy:
+                raise _legacy(path)
+            if len(start) < 8:
+                raise BadFile(f"{path} is not a cnnkit checkpoint: {size} bytes is too short")
             raise BadFile(
                 f"{path} is not a cnnkit checkpoint (or is truncated): its header claims "
                 f"{length:,} bytes, the file has {size:,}"
@@ -211,6 +211,8 @@ def _read_header(path: Path) -> dict:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
+        if legacy:
+            raise _legacy(path) from None
         raise BadFile(f"{path} is not a cnnkit checkpoint: its header is not JSON") from None
     if not isinstance(header, dict):
         raise BadFile(f"{path} is not a cnnkit checkpoint: its header is not an object")
@@ -233,6 +235,13 @@ def _read_header(path: Path) -> dict:
                 f"{begin:,}..{end:,}, the file holds {data_bytes:,} bytes of data"
             )
     return header
+
+
+def _legacy(path: Path) -> BadFile:
+    return BadFile(
+        f"{path} is a checkpoint in the earlier PyTorch format (torch.save), which cnnkit no "
+        "longer reads directly; " + _CONVERT_HINT.format(path=path)
+    )
 
 
 def _metadata(header: dict, path: Path) -> dict:
