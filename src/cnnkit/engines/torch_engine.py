@@ -126,8 +126,10 @@ class TorchEngine:
         if saved_groups:
             group.update({key: tuple(value) if isinstance(value, list) else value
                           for key, value in saved_groups[0].items() if key in _HYPERPARAMETERS})
+        parameters = list(self.model.parameters())
         state = {
-            index: {key: torch.from_numpy(np.array(value)) for key, value in entries.items()}
+            index: {key: _like(value, parameters[index] if index < len(parameters) else None)
+                    for key, value in entries.items()}
             for index, entries in checkpoint.optimizer["state"].items()
         }
         try:
@@ -224,6 +226,15 @@ class TorchEngine:
                 f"{(high - low).max().item():.3g}); the run is not trustworthy"
             )
         return f"weights identical on all {self.context.world} processes"
+
+
+def _like(array: np.ndarray, parameter: torch.Tensor | None) -> torch.Tensor:
+    """A saved state array as a tensor laid out like its parameter (channels-last included:
+    the fused Adam walks the moments and the parameter in the same memory order)."""
+    tensor = torch.from_numpy(np.array(array))
+    if parameter is None or tensor.shape != parameter.shape:
+        return tensor
+    return torch.empty_like(parameter, dtype=tensor.dtype).copy_(tensor)
 
 
 def evaluate_loader(
