@@ -242,3 +242,62 @@ def test_image_folder_training(capsys, tmp_path):
     assert "skipped" in out and "bad.png" in out and "is not an image file" in out
     _refused(capsys, ["train", "--dataset", f"imagefolder:{tmp_path / 'imgs'}", "--on-error",
                       "raise", "--out", str(tmp_path / "run2")], "bad.png")
+
+
+def test_numpy_engine_refuses_torch_only_options(capsys, tmp_path):
+    """--engine numpy with bf16, --compile, a GPU or several processes is refused in one line
+    before anything is written."""
+    out = str(tmp_path / "run")
+    for extra, fragment in ((["--precision", "bf16"], "--precision bf16"),
+                            (["--compile"], "--compile"),
+                            (["--device", "cuda"], "--device cuda"),
+                            (["--nproc", "2"], "numpy engine runs in one process")):
+        _refused(capsys, ["train", "--engine", "numpy", *extra, "--out", out], fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_options_come_from_the_config_fields(capsys):
+    """Every TrainConfig field has its option in train --help, and the flags set the fields."""
+    import argparse
+    import dataclasses
+
+    from cnnkit.commands.train import add_config_options, build_config
+    from cnnkit.engines.config import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    flags = {action.dest: action.option_strings[0] for action in parser._actions
+             if action.option_strings and action.dest != "help"}
+    assert set(flags) == {item.name for item in dataclasses.fields(TrainConfig)}
+    assert flags["fused_optimizer"] == "--no-fused" and flags["input_shape"] == "--input"
+    args = parser.parse_args(["--no-fused", "--no-channels-last", "--input", "3x8x8",
+                              "--val-size", "0.25", "--engine", "numpy", "--epochs", "4"])
+    args.resume, args.config = None, None
+    config = build_config(args)
+    assert (config.fused_optimizer, config.channels_last, config.input_shape) == (
+        False, False, (3, 8, 8))
+    assert (config.val_size, config.engine, config.epochs, config.lr) == (0.25, "numpy", 4, 1e-3)
+
+
+def test_train_reads_a_saved_config(capsys, tmp_path, run_dir):
+    """--config CONFIG.json starts from a run's saved configuration; flags override it."""
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["engine"] in ("numpy", "torch")
+    status = main(["train", "--config", str(run_dir / "config.json"), "--engine", "numpy",
+                   "--train-limit", "300", "--val-size", "50", "--quiet", "--out",
+                   str(tmp_path / "again")])
+    assert status == 0
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["arch"] == config["arch"] and saved["engine"] == "numpy"
+    assert saved["train_limit"] == 300
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": 2, "colour": "red"}')
+    _refused(capsys, ["train", "--config", str(bad), "--out", str(tmp_path / "x")],
+             "unknown keys ['colour']")
+
+
+def test_summary_of_a_run_names_its_engine(capsys, run_dir):
+    """summary --run prints the run's layers and the engine that trained it."""
+    assert main(["summary", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "total parameters" in out and "trained by the torch engine" in out

@@ -40,6 +40,21 @@ def test_tutorial_cnn_reaches_85_percent_on_fashion_mnist(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    locate("fashion-mnist") is None,
+    reason="Fashion-MNIST files not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_numpy_engine_lands_in_the_pytorch_engines_band_on_fashion_mnist(tmp_path):
+    """The NumPy engine, on the same 12,000 Fashion-MNIST images and settings as the PyTorch
+    test above, scores >= 85% on the 10,000 test images (PyTorch: 86.1% to 86.7%)."""
+    config = TrainConfig(dataset="fashion-mnist", epochs=2, val_size=1000, train_limit=12000,
+                         seed=1, schedule="cosine", engine="numpy")
+    result = train(config, tmp_path / "run")
+    assert result.engine == "numpy" and result.history[-1]["epoch"] == 2
+    assert result.test_accuracy >= 0.85, result.test_accuracy
+
+
+@pytest.mark.slow
 def test_cnn_beats_a_linear_model_on_synthetic_digits(tmp_path, small_arch):
     """On synthetic digits a small CNN clearly beats a linear classifier trained the same way."""
     linear = tmp_path / "linear.json"
