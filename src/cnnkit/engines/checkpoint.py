@@ -73,7 +73,8 @@ class Checkpoint:
     >>> info = {"arch": "tutorial", "input_shape": [1, 28, 28], "num_classes": 10,
     ...         "class_names": list("0123456789"), "mean": 0.1, "std": 0.3}
     >>> Checkpoint(model={"0.bias": np.zeros(3, np.float32)}, epoch=1, config={},
-    ...            model_info=info).save(path)
+    ...            model_info=info).save(path).name
+    'c.safetensors'
     >>> Checkpoint.load(path).model["0.bias"]
     array([0., 0., 0.], dtype=float32)
     """
