@@ -230,3 +230,18 @@ def test_torch_engine_run_converts_from_the_earlier_format(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     original = evaluate(tmp_path / "run", engine="numpy")
     assert evaluate(legacy, engine="numpy").accuracy == original.accuracy
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_misshapen_optimizer_state_is_refused_by_name(tmp_path, engine):
+    """A checkpoint whose Adam moments do not fit the model is refused naming the entry."""
+    from cnnkit.errors import StateDictError
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(NO_DROPOUT))
+    train(_config(str(spec), engine), tmp_path / "run", evaluate_test=False)
+    checkpoint = load_checkpoint(tmp_path / "run")
+    checkpoint.optimizer["state"][0]["exp_avg"] = np.zeros((1, 2), np.float32)
+    checkpoint.save(tmp_path / "run" / "checkpoint.safetensors")
+    with pytest.raises(StateDictError, match="exp_avg"):
+        train(_config(str(spec), engine, epochs=2), tmp_path / "run", resume=True)

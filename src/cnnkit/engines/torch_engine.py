@@ -27,7 +27,7 @@ from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.engines.loaders import BatchLoader
 from cnnkit.engines.model import autocast_dtype, build_model, choose_device, resolve_precision
-from cnnkit.errors import InvalidArgument, TrainingError
+from cnnkit.errors import InvalidArgument, StateDictError, TrainingError
 from cnnkit.nn.optim import from_torch_optimizer_state
 
 __all__ = ["ENGINE", "TorchEngine", "evaluate_loader"]
@@ -127,6 +127,7 @@ class TorchEngine:
             group.update({key: tuple(value) if isinstance(value, list) else value
                           for key, value in saved_groups[0].items() if key in _HYPERPARAMETERS})
         parameters = list(self.model.parameters())
+        _check_optimizer_state(checkpoint.optimizer["state"], parameters, where)
         state = {
             index: {key: _like(value, parameters[index] if index < len(parameters) else None)
                     for key, value in entries.items()}
@@ -226,6 +227,21 @@ class TorchEngine:
                 f"{(high - low).max().item():.3g}); the run is not trustworthy"
             )
         return f"weights identical on all {self.context.world} processes"
+
+
+def _check_optimizer_state(state: dict, parameters: list, where: str) -> None:
+    """Refuse optimizer state that does not fit the model (PyTorch would fail at the first step)."""
+    for index, entries in state.items():
+        if not 0 <= index < len(parameters):
+            raise StateDictError(f"the optimizer state in {where} is for parameter {index}; "
+                                 f"the model has {len(parameters)}")
+        for name, value in entries.items():
+            expected = () if name == "step" else tuple(parameters[index].shape)
+            if tuple(np.shape(value)) != expected:
+                raise StateDictError(
+                    f"the optimizer state {name!r} of parameter {index} in {where} has shape "
+                    f"{tuple(np.shape(value))}, expected {expected}"
+                )
 
 
 def _like(array: np.ndarray, parameter: torch.Tensor | None) -> torch.Tensor:
