@@ -301,3 +301,17 @@ def test_summary_of_a_run_names_its_engine(capsys, run_dir):
     assert main(["summary", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "total parameters" in out and "trained by the torch engine" in out
+
+
+def test_run_folder_of_the_earlier_format_names_the_conversion(capsys, tmp_path):
+    """A run folder holding only checkpoint.pt is refused by evaluate, predict, summary and
+    train --resume with the command that converts it; nothing in it changes."""
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04" + bytes(64))
+    hint = f"cnnkit convert-checkpoint {run}"
+    _refused(capsys, ["evaluate", str(run), "--figure", str(tmp_path / "cm.png")], hint)
+    _refused(capsys, ["predict", str(run), str(tmp_path / "x.png")], hint)
+    _refused(capsys, ["summary", "--run", str(run)], hint)
+    _refused(capsys, ["train", "--resume", str(run), "--epochs", "2"], hint)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
