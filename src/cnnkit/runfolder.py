@@ -119,10 +119,7 @@ class RunFolder:
         self.check_not_busy()
         if self.path.exists() and not self.path.is_dir():
             raise NotAFolder(f"output {self.path} exists and is not a folder")
-        if self.path.is_dir() and not overwrite and any(
-            entry.name != LOCK_NAME and not self._is_temporary(entry)
-            for entry in self.path.iterdir()
-        ):
+        if self.path.is_dir() and not overwrite and self._holds_files():
             raise AlreadyExists(
                 f"output folder {self.path} exists and is not empty; choose another folder, "
                 "resume it with --resume, or pass --overwrite"
@@ -153,15 +150,24 @@ class RunFolder:
                 "replacing; move them back into the run folder, or delete that folder, first"
             )
 
-    def open(self, *, overwrite: bool) -> None:
+    def open(self, *, overwrite: bool, resume: bool = False) -> None:
         """Create and lock the folder; with ``overwrite`` set the earlier run aside.
 
         Call :meth:`check_new` (or :meth:`check_resumable`) first, and :meth:`commit` once the
-        first checkpoint is written.
+        first checkpoint is written. A new run (neither ``overwrite`` nor ``resume``) checks
+        again under the lock that the folder is still empty, so that of two runs started into
+        one folder at once only one writes there.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock()
         self._remove_temporaries()
+        if not overwrite and not resume and self._holds_files():
+            # Another run wrote here between check_new and the lock: refuse, touch nothing.
+            self.unlock()
+            raise AlreadyExists(
+                f"output folder {self.path} was filled by another run while this one started; "
+                "choose another folder, resume it with --resume, or pass --overwrite"
+            )
         if not overwrite:
             return
         earlier = [entry for entry in self.path.iterdir() if self.is_own(entry.name)]
@@ -170,6 +176,11 @@ class RunFolder:
             for entry in earlier:
                 entry.rename(self.previous / entry.name)
             self._replaced = self.previous
+
+    def _holds_files(self) -> bool:
+        """Whether anything but the lock and half-written temporaries is in the folder."""
+        return any(entry.name != LOCK_NAME and not self._is_temporary(entry)
+                   for entry in self.path.iterdir())
 
     def commit(self) -> None:
         """The new run has a checkpoint: the run it replaced may go."""

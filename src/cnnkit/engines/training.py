@@ -184,7 +184,7 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
     # Phase 2: the run folder: locked against a second writer; an earlier run set aside with
     # overwrite, removed only once this run's first checkpoint is written.
     if context.is_main:
-        run.open(overwrite=overwrite and not resume)
+        run.open(overwrite=overwrite and not resume, resume=resume)
     try:
         return _fit(config, run, engine, context, arch=arch, saved=saved,
                     model_info=model_info, data=data, train=train, validation=validation,
