@@ -45,12 +45,8 @@ from cnnkit.arch import load_architecture  # noqa: E402
 from cnnkit.data import load_dataset, locate  # noqa: E402
 from cnnkit.engines.loaders import BatchLoader  # noqa: E402
 from cnnkit.engines.model import build_model, choose_device  # noqa: E402
-from cnnkit.engines.training import (  # noqa: E402
-    TrainConfig,
-    evaluate_loader,
-    pixel_statistics,
-    train,
-)
+from cnnkit.engines.torch_engine import evaluate_loader  # noqa: E402
+from cnnkit.engines.training import TrainConfig, pixel_statistics, train  # noqa: E402
 
 
 def textbook_run(data, train_count, batch_size, epochs, device, mean, std, seed):

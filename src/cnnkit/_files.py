@@ -82,8 +82,10 @@ def atomic_write(
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=folder)
     os.close(handle)
     try:
-        os.chmod(temporary, file_mode())  # mkstemp makes 0600; follow the umask as open() does
         write(Path(temporary))
+        # mkstemp makes 0600 (and some writers create the file anew): follow the umask as
+        # open() does.
+        os.chmod(temporary, file_mode())
         # Make the bytes durable before the rename makes them visible under the real name.
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())

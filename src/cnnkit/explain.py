@@ -402,8 +402,8 @@ def explain_images(
     top_k = check_int(top_k, "top_k", minimum=1)
     if isinstance(images, (str, os.PathLike)) or not images:
         raise InvalidArgument("images must be a non-empty list of image files")
-    model, state = load_model(source, device=device)
-    info = state["model_info"]
+    model, state = load_model(source, engine="torch", device=device)
+    info = state.model_info
     if layer is not None:
         layer = _check_layer(model, layer)
     prepared = [prepare_for_model(path, info, invert=invert) for path in images]

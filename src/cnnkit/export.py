@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._files import atomic_write
+from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, CnnkitError, InvalidArgument
 
 __all__ = ["EXPORT_PACKAGES", "ExportCheck", "MissingPackage", "export_onnx"]
@@ -113,8 +114,8 @@ def export_onnx(
     if not target.parent.is_dir():
         raise InvalidArgument(f"the folder of {target} does not exist")
     _require_packages()
-    model, state = load_model(run, device="cpu", best=best)
-    info = state["model_info"]
+    model, state = load_model(run, engine="torch", device="cpu", best=best)
+    info = state.model_info
     images, source = _check_batch(state, info, check_images, data_dir)
     wrapped = _with_normalisation(model, info["mean"], info["std"])
     expected = _engine_logits(wrapped, images)
@@ -136,7 +137,7 @@ def export_onnx(
                        target.stat().st_size)
 
 
-def _check_batch(state: dict, info: dict, count: int, data_dir) -> tuple[np.ndarray, str]:
+def _check_batch(state: Checkpoint, info: dict, count: int, data_dir) -> tuple[np.ndarray, str]:
     """Up to ``count`` test images in [0, 1], or seeded random pixels without the data."""
     from cnnkit.engines.evaluation import load_split
 

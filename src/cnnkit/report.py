@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._files import atomic_write
+from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, NotAFolder
 
 __all__ = ["REPORT_NAME", "build_report", "write_report"]
@@ -95,16 +96,16 @@ def build_report(
     from cnnkit.engines.evaluation import load_model, load_split, model_input
     from cnnkit.explain import predict_with_features
 
-    model, state = load_model(run_dir, device=device)
+    model, state = load_model(run_dir, engine="torch", device=device)
     # oneDNN's fast convolutions want channels-last weights; the values stay the same.
     model = model.to(memory_format=torch.channels_last)
-    info = state["model_info"]
+    info = state.model_info
     page = _Page(Path(run_dir).resolve().name, list(info["class_names"]))
     try:
         dataset, split, images, labels = load_split(
             state, f"the model in {run_dir}", data_dir=data_dir, download=download)
     except (DatasetNotFoundError, DownloadError) as exc:
-        dataset, split, images, labels = state["config"]["dataset"], "", None, None
+        dataset, split, images, labels = state.config["dataset"], "", None, None
         page.missing_data = f"The {dataset} images are not available ({exc})."
     test = None
     if images is not None:
@@ -112,7 +113,7 @@ def build_report(
         test = _TestResults(images, labels, probabilities, features, split)
     page.add("data", "Data and configuration", _data_section(state, dataset, test))
     page.add("architecture", "Architecture", _architecture_section(info))
-    page.add("curves", "Learning curves", _curves_section(state["history"]))
+    page.add("curves", "Learning curves", _curves_section(state.history))
     if test is not None:
         page.add("metrics", "Precision, recall and F1", _metrics_section(page, test))
         page.add("confusion", "Confusion matrix", _confusion_section(page, test))
@@ -238,15 +239,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: 
 # --- Sections --------------------------------------------------------------------------------
 
 
-def _data_section(state: dict, dataset: str, test: _TestResults | None) -> str:
-    info, config, history = state["model_info"], state["config"], state["history"]
+def _data_section(state: Checkpoint, dataset: str, test: _TestResults | None) -> str:
+    info, config, history = state.model_info, state.config, state.history
     shape = "×".join(map(str, info["input_shape"]))
     facts = [
         ("data set", dataset),
         ("input", f"{shape} (channels × height × width)"),
         ("classes", ", ".join(info["class_names"])),
         ("normalisation", f"(pixel/255 − {info['mean']:.4f}) / {info['std']:.4f}"),
-        ("epochs trained", state.get("epoch", len(history))),
+        ("epochs trained", state.epoch),
     ]
     if history:
         last = history[-1]

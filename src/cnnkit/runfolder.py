@@ -4,8 +4,8 @@ A run folder holds::
 
     config.json      the full configuration
     metrics.csv      one row per epoch
-    checkpoint.*     the last complete epoch
-    best.*           the epoch with the best validation accuracy so far
+    checkpoint.safetensors   the last complete epoch (weights, optimizer, history, config)
+    best.safetensors         the epoch with the best validation accuracy so far
     curves.png       loss and accuracy curves
     .lock            while a process writes the run: its PID, host and start time
 
@@ -52,12 +52,9 @@ class RunFolder:
 
     >>> import tempfile
     >>> run = RunFolder(tempfile.mkdtemp())
-    >>> run.config.name, run.metrics.name, run.curves.name
-    ('config.json', 'metrics.csv', 'curves.png')
+    >>> run.config.name, run.metrics.name, run.checkpoint.name, run.best.name
+    ('config.json', 'metrics.csv', 'checkpoint.safetensors', 'best.safetensors')
     """
-
-    CHECKPOINT_STEM = "checkpoint"
-    BEST_STEM = "best"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -75,6 +72,25 @@ class RunFolder:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The last complete epoch (:class:`cnnkit.engines.checkpoint.Checkpoint`)."""
+        return self.path / "checkpoint.safetensors"
+
+    @property
+    def best(self) -> Path:
+        """The epoch with the best validation accuracy so far."""
+        return self.path / "best.safetensors"
+
+    @property
+    def legacy_checkpoint(self) -> Path:
+        """Where cnnkit 0.1 wrote the last checkpoint (``torch.save``; to be converted)."""
+        return self.path / "checkpoint.pt"
+
+    @property
+    def legacy_best(self) -> Path:
+        return self.path / "best.pt"
 
     @property
     def curves(self) -> Path:
@@ -103,10 +119,7 @@ class RunFolder:
         self.check_not_busy()
         if self.path.exists() and not self.path.is_dir():
             raise NotAFolder(f"output {self.path} exists and is not a folder")
-        if self.path.is_dir() and not overwrite and any(
-            entry.name != LOCK_NAME and not self._is_temporary(entry)
-            for entry in self.path.iterdir()
-        ):
+        if self.path.is_dir() and not overwrite and self._holds_files():
             raise AlreadyExists(
                 f"output folder {self.path} exists and is not empty; choose another folder, "
                 "resume it with --resume, or pass --overwrite"
@@ -137,15 +150,24 @@ class RunFolder:
                 "replacing; move them back into the run folder, or delete that folder, first"
             )
 
-    def open(self, *, overwrite: bool) -> None:
+    def open(self, *, overwrite: bool, resume: bool = False) -> None:
         """Create and lock the folder; with ``overwrite`` set the earlier run aside.
 
         Call :meth:`check_new` (or :meth:`check_resumable`) first, and :meth:`commit` once the
-        first checkpoint is written.
+        first checkpoint is written. A new run (neither ``overwrite`` nor ``resume``) checks
+        again under the lock that the folder is still empty, so that of two runs started into
+        one folder at once only one writes there.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock()
         self._remove_temporaries()
+        if not overwrite and not resume and self._holds_files():
+            # Another run wrote here between check_new and the lock: refuse, touch nothing.
+            self.unlock()
+            raise AlreadyExists(
+                f"output folder {self.path} was filled by another run while this one started; "
+                "choose another folder, resume it with --resume, or pass --overwrite"
+            )
         if not overwrite:
             return
         earlier = [entry for entry in self.path.iterdir() if self.is_own(entry.name)]
@@ -154,6 +176,11 @@ class RunFolder:
             for entry in earlier:
                 entry.rename(self.previous / entry.name)
             self._replaced = self.previous
+
+    def _holds_files(self) -> bool:
+        """Whether anything but the lock and half-written temporaries is in the folder."""
+        return any(entry.name != LOCK_NAME and not self._is_temporary(entry)
+                   for entry in self.path.iterdir())
 
     def commit(self) -> None:
         """The new run has a checkpoint: the run it replaced may go."""
@@ -177,7 +204,7 @@ class RunFolder:
         self._replaced = None
 
     def _remove_temporaries(self) -> None:
-        """Remove the half-written files a killed run left (``.checkpoint.pt.x1y2.pt``).
+        """Remove the half-written files a killed run left (``.best.safetensors.x1y2.safetensors``).
 
         Only the temporaries of the run's own files, and only while holding the lock.
         """

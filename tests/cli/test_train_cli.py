@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnkit.cli import main
 from cnnkit.data import load_dataset, registry
-from cnnkit.engines.checkpoint import FORMAT
+from cnnkit.engines.legacy import LEGACY_FORMAT
 
 SMALL = {
     "name": "small",
@@ -109,7 +109,8 @@ def test_data_info_of_unknown_dataset_is_refused(capsys):
 def test_train_writes_a_run_folder(run_dir):
     """train writes checkpoints, metrics, config and curves."""
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["best.pt", "checkpoint.pt", "config.json", "curves.png", "metrics.csv"]
+    assert names == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
+                     "metrics.csv"]
 
 
 def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):
@@ -172,18 +173,21 @@ def test_evaluate_prints_report_and_saves_figure(capsys, run_dir, tmp_path):
 
 def test_evaluate_refusals(capsys, tmp_path, run_dir):
     """Bad, foreign and code-carrying checkpoints, and missing data, are refused in one line."""
-    text = tmp_path / "text.pt"
+    text = tmp_path / "text.safetensors"
     text.write_text("not a checkpoint")
-    _refused(capsys, ["evaluate", str(text)], "not a readable checkpoint")
+    _refused(capsys, ["evaluate", str(text)], "not a cnnkit checkpoint")
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     evil = tmp_path / "evil.pt"
-    torch.save({"format": FORMAT, "model": Payload()}, evil)
-    _refused(capsys, ["evaluate", str(evil)], "refused to load")
+    torch.save({"format": LEGACY_FORMAT, "model": Payload()}, evil)
+    _refused(capsys, ["evaluate", str(evil)], "earlier PyTorch format",
+             f"cnnkit convert-checkpoint {evil}")
+    _refused(capsys, ["convert-checkpoint", str(evil)], "refused to load", "could run code")
     assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "evil.safetensors").exists()
     _refused(capsys, ["evaluate", str(tmp_path / "missing.pt")], "no checkpoint")
     _refused(capsys, ["evaluate", str(run_dir), "--dataset", "mnist", "--figure",
                       str(tmp_path / "x.png")], "not found")
@@ -198,7 +202,7 @@ def _digit_png(path, index=0):
 def test_predict_text_and_json(capsys, run_dir, tmp_path):
     """predict prints top-k classes per image, and --json gives the same as data."""
     image = _digit_png(tmp_path / "d.png")
-    assert main(["predict", str(run_dir / "best.pt"), str(image), "--top", "2"]) == 0
+    assert main(["predict", str(run_dir / "best.safetensors"), str(image), "--top", "2"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{image} (inverted): ") and line.count("%") == 2
     assert main(["predict", str(run_dir), str(image), "--json", "--invert", "no"]) == 0
@@ -214,7 +218,7 @@ def test_predict_refusals(capsys, run_dir, tmp_path):
     broken.write_bytes(b"garbage")
     _refused(capsys, ["predict", str(run_dir), str(broken)], "broken.png")
     _refused(capsys, ["predict", str(run_dir), str(tmp_path / "none.png")], "none.png")
-    _refused(capsys, ["predict", str(broken), str(broken)], "not a readable checkpoint")
+    _refused(capsys, ["predict", str(broken), str(broken)], "not a cnnkit checkpoint")
     _refused(capsys, ["predict", str(run_dir), str(broken), "--top", "0"], "top_k")
 
 
@@ -238,3 +242,76 @@ def test_image_folder_training(capsys, tmp_path):
     assert "skipped" in out and "bad.png" in out and "is not an image file" in out
     _refused(capsys, ["train", "--dataset", f"imagefolder:{tmp_path / 'imgs'}", "--on-error",
                       "raise", "--out", str(tmp_path / "run2")], "bad.png")
+
+
+def test_numpy_engine_refuses_torch_only_options(capsys, tmp_path):
+    """--engine numpy with bf16, --compile, a GPU or several processes is refused in one line
+    before anything is written."""
+    out = str(tmp_path / "run")
+    for extra, fragment in ((["--precision", "bf16"], "--precision bf16"),
+                            (["--compile"], "--compile"),
+                            (["--device", "cuda"], "--device cuda"),
+                            (["--nproc", "2"], "numpy engine runs in one process")):
+        _refused(capsys, ["train", "--engine", "numpy", *extra, "--out", out], fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_options_come_from_the_config_fields(capsys):
+    """Every TrainConfig field has its option in train --help, and the flags set the fields."""
+    import argparse
+    import dataclasses
+
+    from cnnkit.commands.train import add_config_options, build_config
+    from cnnkit.engines.config import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser)
+    flags = {action.dest: action.option_strings[0] for action in parser._actions
+             if action.option_strings and action.dest != "help"}
+    assert set(flags) == {item.name for item in dataclasses.fields(TrainConfig)}
+    assert flags["fused_optimizer"] == "--no-fused" and flags["input_shape"] == "--input"
+    args = parser.parse_args(["--no-fused", "--no-channels-last", "--input", "3x8x8",
+                              "--val-size", "0.25", "--engine", "numpy", "--epochs", "4"])
+    args.resume, args.config = None, None
+    config = build_config(args)
+    assert (config.fused_optimizer, config.channels_last, config.input_shape) == (
+        False, False, (3, 8, 8))
+    assert (config.val_size, config.engine, config.epochs, config.lr) == (0.25, "numpy", 4, 1e-3)
+
+
+def test_train_reads_a_saved_config(capsys, tmp_path, run_dir):
+    """--config CONFIG.json starts from a run's saved configuration; flags override it."""
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["engine"] in ("numpy", "torch")
+    status = main(["train", "--config", str(run_dir / "config.json"), "--engine", "numpy",
+                   "--train-limit", "300", "--val-size", "50", "--quiet", "--out",
+                   str(tmp_path / "again")])
+    assert status == 0
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["arch"] == config["arch"] and saved["engine"] == "numpy"
+    assert saved["train_limit"] == 300
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": 2, "colour": "red"}')
+    _refused(capsys, ["train", "--config", str(bad), "--out", str(tmp_path / "x")],
+             "unknown keys ['colour']")
+
+
+def test_summary_of_a_run_names_its_engine(capsys, run_dir):
+    """summary --run prints the run's layers and the engine that trained it."""
+    assert main(["summary", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "total parameters" in out and "trained by the torch engine" in out
+
+
+def test_run_folder_of_the_earlier_format_names_the_conversion(capsys, tmp_path):
+    """A run folder holding only checkpoint.pt is refused by evaluate, predict, summary and
+    train --resume with the command that converts it; nothing in it changes."""
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04" + bytes(64))
+    hint = f"cnnkit convert-checkpoint {run}"
+    _refused(capsys, ["evaluate", str(run), "--figure", str(tmp_path / "cm.png")], hint)
+    _refused(capsys, ["predict", str(run), str(tmp_path / "x.png")], hint)
+    _refused(capsys, ["summary", "--run", str(run)], hint)
+    _refused(capsys, ["train", "--resume", str(run), "--epochs", "2"], hint)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]

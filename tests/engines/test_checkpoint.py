@@ -1,32 +1,16 @@
-"""Checkpoints: atomic writes, safe loading, and refusal of foreign or mismatched files."""
+"""Checkpoints: safetensors round trip, atomic writes, refusal of damaged or foreign files."""
 
 from __future__ import annotations
 
 import json
-import os
-import pickle
+import struct
 
+import numpy as np
 import pytest
-import torch
 
 from cnnkit.arch import load_architecture
-from cnnkit.engines.checkpoint import (
-    FORMAT,
-    check_compatible,
-    load_checkpoint,
-    save_checkpoint,
-)
-from cnnkit.errors import CnnkitError
-
-
-class _Payload:
-    """An object whose unpickling runs a shell command (creates a marker file)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
+from cnnkit.errors import BadFile, CnnkitError
 
 
 def _info(**changes):
@@ -37,18 +21,45 @@ def _info(**changes):
     return {**info, **changes}
 
 
-def _state(**changes):
-    return {"model": {"w": torch.arange(4.0)}, "optimizer": {}, "epoch": 1,
-            "config": "{}", "model_info": json.dumps(_info(**changes)), "history": "[]"}
+def _checkpoint(**changes):
+    weight = np.arange(8, dtype=np.float32).reshape(2, 4)
+    optimizer = {"state": {0: {"step": np.array(3.0, np.float32),
+                               "exp_avg": weight * 0.5, "exp_avg_sq": weight * 0.25}},
+                 "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), "eps": 1e-8,
+                                   "weight_decay": 0.0, "amsgrad": False, "params": [0, 1]}]}
+    return Checkpoint(model={"1.weight": weight, "1.bias": np.zeros(2, np.float32)},
+                      optimizer=optimizer, epoch=1, config={"dataset": "x"},
+                      model_info=_info(**changes), history=[{"epoch": 1, "lr": 0.001}],
+                      best_accuracy=0.5, engine="numpy")
 
 
 def test_round_trip(tmp_path):
-    """A saved checkpoint loads back with its tensors and decoded JSON parts."""
-    save_checkpoint(tmp_path / "c.pt", _state())
-    state = load_checkpoint(tmp_path / "c.pt")
-    assert torch.equal(state["model"]["w"], torch.arange(4.0))
-    assert state["epoch"] == 1 and state["history"] == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    """Weights, optimizer state and metadata come back equal; no temporary file remains."""
+    original = _checkpoint()
+    original.save(tmp_path / "c.safetensors")
+    loaded = Checkpoint.load(tmp_path / "c.safetensors")
+    np.testing.assert_array_equal(loaded.model["1.weight"], original.model["1.weight"])
+    state = loaded.optimizer["state"][0]
+    expected = original.optimizer["state"][0]
+    np.testing.assert_array_equal(state["exp_avg_sq"], expected["exp_avg_sq"])
+    assert state["step"].shape == () and state["step"] == 3.0
+    assert loaded.optimizer["param_groups"][0]["betas"] == [0.9, 0.999]
+    assert (loaded.epoch, loaded.engine, loaded.best_accuracy) == (1, "numpy", 0.5)
+    assert loaded.history == original.history and loaded.model_info == original.model_info
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
+
+
+def test_file_holds_tensors_under_torch_names_and_json_metadata(tmp_path):
+    """The file is plain safetensors: model.<key>, optimizer.state.<i>.<name>, JSON metadata."""
+    from safetensors import safe_open
+
+    _checkpoint().save(tmp_path / "c.safetensors")
+    with safe_open(str(tmp_path / "c.safetensors"), framework="numpy") as handle:
+        keys = sorted(handle.keys())
+        metadata = json.loads(handle.metadata()["cnnkit"])
+    assert keys == ["model.1.bias", "model.1.weight", "optimizer.state.0.exp_avg",
+                    "optimizer.state.0.exp_avg_sq", "optimizer.state.0.step"]
+    assert metadata["format"] == "cnnkit-checkpoint" and metadata["version"] == 2
 
 
 @pytest.mark.parametrize(
@@ -67,62 +78,82 @@ def test_round_trip(tmp_path):
 )
 def test_damaged_model_description_is_refused(tmp_path, changes, message):
     """A checkpoint whose model description cannot work is refused by name when loaded."""
-    save_checkpoint(tmp_path / "c.pt", _state(**changes))
+    _checkpoint(**changes).save(tmp_path / "c.safetensors")
     with pytest.raises(CnnkitError, match=message):
-        load_checkpoint(tmp_path / "c.pt")
+        Checkpoint.load(tmp_path / "c.safetensors")
 
 
-def test_code_running_checkpoint_is_refused(tmp_path):
-    """A file crafted to run code when unpickled is refused and the code does not run."""
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    torch.save({"format": FORMAT, "model": _Payload(marker)}, path)
-    with pytest.raises(ValueError, match=r"refused to load .*could run code"):
-        load_checkpoint(path)
-    assert not marker.exists()
+def _header_file(path, header: dict, data: bytes = b"") -> None:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
 
 
-def test_plain_pickle_with_code_is_refused(tmp_path):
-    """A bare pickle (not torch's zip format) with a code payload is refused too."""
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps(_Payload(marker)))
-    with pytest.raises(ValueError):
-        load_checkpoint(path)
-    assert not marker.exists()
+def _damaged(tmp_path):
+    """Foreign and damaged files, each with the words its refusal must contain."""
+    good = tmp_path / "good.safetensors"
+    _checkpoint().save(good)
+    rng = np.random.default_rng(0)
+    cases = {
+        "random": (rng.integers(0, 256, 5000, dtype=np.uint8).tobytes(), "header claims"),
+        "empty": (b"", "too short"),
+        "truncated": (good.read_bytes()[:-40], "truncated"),
+        "header-only": (good.read_bytes()[:300], "truncated"),
+    }
+    for name, (content, _) in cases.items():
+        (tmp_path / f"{name}.safetensors").write_bytes(content)
+    _header_file(tmp_path / "huge.safetensors",
+                 {"model.w": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 16]},
+                  "__metadata__": {"cnnkit": "{}"}}, b"\0" * 16)
+    cases["huge"] = (None, "claims 4,000,000,000,000 bytes")
+    _header_file(tmp_path / "foreign.safetensors",
+                 {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)
+    cases["foreign"] = (None, "not a cnnkit checkpoint")
+    _header_file(tmp_path / "future.safetensors", {"__metadata__": {"cnnkit": json.dumps(
+        {"format": "cnnkit-checkpoint", "version": 99})}})
+    cases["future"] = (None, "of version 99")
+    _header_file(tmp_path / "notjson.safetensors", {"__metadata__": {"cnnkit": "{oops"}})
+    cases["notjson"] = (None, "metadata is not JSON")
+    (tmp_path / "old.pt").write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    cases["old"] = (None, "cnnkit convert-checkpoint")
+    return cases
 
 
-def test_foreign_files_are_refused(tmp_path):
-    """A text file, a truncated checkpoint and a torch file of another format are refused."""
-    text = tmp_path / "notes.pt"
-    text.write_text("hello")
-    with pytest.raises(ValueError, match=r"not a readable checkpoint|refused"):
-        load_checkpoint(text)
-    save_checkpoint(tmp_path / "good.pt", _state())
-    cut = tmp_path / "cut.pt"
-    cut.write_bytes((tmp_path / "good.pt").read_bytes()[:300])
-    with pytest.raises(ValueError):
-        load_checkpoint(cut)
-    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a cnnkit checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
+def test_damaged_and_foreign_files_are_refused_in_one_line(tmp_path):
+    """Random bytes, truncated files, huge tensor claims, foreign safetensors, other versions
+    and old .pt files: each a BadFile with a one-line message, nothing allocated first."""
+    for name, (_, words) in _damaged(tmp_path).items():
+        path = tmp_path / (f"{name}.pt" if name == "old" else f"{name}.safetensors")
+        with pytest.raises(BadFile) as caught:
+            Checkpoint.load(path)
+        message = str(caught.value)
+        assert words in message, (name, message)
+        assert "\n" not in message, name
+
+
+def test_run_folder_with_an_old_checkpoint_says_how_to_convert(tmp_path):
+    """A run folder that holds only checkpoint.pt is refused with the conversion command."""
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04")
+    with pytest.raises(BadFile, match=f"cnnkit convert-checkpoint {tmp_path}"):
+        load_checkpoint(tmp_path)
 
 
 def test_missing_checkpoint_is_reported(tmp_path):
-    """A run folder without a checkpoint is an OSError naming the path."""
+    """A run folder without a checkpoint is a FileNotFoundError naming the path."""
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path)
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
     """If writing fails half-way, the old checkpoint stays intact and no temporary remains."""
-    path = tmp_path / "c.pt"
-    save_checkpoint(path, _state())
+    path = tmp_path / "c.safetensors"
+    _checkpoint().save(path)
     before = path.read_bytes()
-    with pytest.raises((pickle.PicklingError, AttributeError)):
-        save_checkpoint(path, {**_state(), "bad": lambda: 0})
+    broken = _checkpoint()
+    broken.history = [{"bad": object()}]  # not JSON: the write fails
+    with pytest.raises(TypeError):
+        broken.save(path)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
 
 
 def test_differences_are_named():

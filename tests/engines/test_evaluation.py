@@ -29,7 +29,7 @@ def trained(tmp_path_factory, small_arch_spec):
 def _direct(run, images):
     """Probabilities of the checkpoint's model on uint8 images, computed here step by step."""
     model, state = load_model(run)
-    info = state["model_info"]
+    info = state.model_info
     x = (torch.from_numpy(images).float() / 255 - info["mean"]) / info["std"]
     with torch.no_grad():
         return torch.softmax(model(x), dim=1).numpy()

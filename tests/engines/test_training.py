@@ -6,6 +6,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,11 +22,11 @@ def _config(arch, **kw):
 
 
 def _weights(run_dir):
-    return load_checkpoint(run_dir)["model"]
+    return load_checkpoint(run_dir).model
 
 
 def _equal(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_same_seed_gives_identical_weights(small_arch, tmp_path):
@@ -43,15 +44,15 @@ def test_run_folder_holds_metrics_config_checkpoints_and_curves(small_arch, tmp_
     result = train(_config(small_arch, epochs=3), tmp_path / "run")
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.pt", "checkpoint.pt", "config.json", "curves.png", "metrics.csv"]
+        "best.safetensors", "checkpoint.safetensors", "config.json", "curves.png", "metrics.csv"]
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
     assert json.loads((run / "config.json").read_text())["epochs"] == 3
     state = load_checkpoint(run)
-    assert state["epoch"] == 3 and len(state["history"]) == 3
+    assert state.epoch == 3 and len(state.history) == 3 and state.engine == "torch"
     best = load_checkpoint(run, best=True)
-    assert best["best_accuracy"] == max(r["val_accuracy"] for r in result.history)
+    assert best.best_accuracy == max(r["val_accuracy"] for r in result.history)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.test_accuracy is not None and 0 <= result.test_accuracy <= 1
 
@@ -88,7 +89,7 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(small_arch, tmp
                                             r"epoch 1 .* is kept"):
         train(_config(small_arch, epochs=2, lr=1e30), run, resume=True)
     state = load_checkpoint(run)
-    assert state["epoch"] == 1 and _equal(state["model"], before)
+    assert state.epoch == 1 and _equal(state.model, before)
 
 
 def test_resume_continues_exactly(small_arch, tmp_path):
@@ -171,7 +172,7 @@ def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
     first = train(_config(small_arch, epochs=1, precision="fp16"), run, evaluate_test=False)
     assert first.precision == "fp16"
     state = load_checkpoint(run)
-    assert state["scaler"]["scale"] > 0
+    assert state.extra["scaler"]["scale"] > 0
     result = train(_config(small_arch, epochs=2, precision="fp16"), run, resume=True)
     assert len(result.history) == 2
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
@@ -196,7 +197,11 @@ def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, t
 
 def test_learning_rate_schedule_by_hand():
     """Scaling, warm-up and cosine decay give the hand-computed learning rates."""
-    from cnnkit.engines.training import _lr_at
+    from cnnkit.schedule import lr_at
+
+    def _lr_at(config, step, steps):
+        return lr_at(step, steps, base_lr=config.base_lr, epochs=config.epochs,
+                     warmup_epochs=config.warmup_epochs, schedule=config.schedule)
 
     config = TrainConfig(batch_size=256, lr=1e-3, lr_scaling="sqrt", warmup_epochs=1.0,
                          schedule="cosine", epochs=3)
@@ -229,7 +234,7 @@ def test_resume_does_not_need_the_spec_file(small_arch, tmp_path):
     architecture."""
     train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
     os.remove(small_arch)
-    saved = load_checkpoint(tmp_path / "run")["config"]
+    saved = load_checkpoint(tmp_path / "run").config
     result = train(TrainConfig(**{**saved, "epochs": 2}), tmp_path / "run", resume=True,
                    evaluate_test=False)
     assert [row["epoch"] for row in result.history] == [1, 2]

@@ -69,8 +69,8 @@ def earlier_run(tmp_path) -> Path:
     """A folder holding the files of an earlier run (and a note of the user's)."""
     run = tmp_path / "run"
     run.mkdir()
-    for name, content in [("checkpoint.pt", b"weights of the earlier run"),
-                          ("best.pt", b"best weights"), ("metrics.csv", b"epoch\n1\n"),
+    for name, content in [("checkpoint.safetensors", b"weights of the earlier run"),
+                          ("best.safetensors", b"best weights"), ("metrics.csv", b"epoch\n1\n"),
                           ("config.json", b"{}"), ("curves.png", b"png"),
                           ("notes.txt", b"the user's own notes")]:
         (run / name).write_bytes(content)
@@ -168,7 +168,7 @@ def test_successful_overwrite_replaces_only_the_runs_own_files(tmp_path, earlier
                          cwd=tmp_path)
     assert outcome.status == 0, outcome.stderr
     assert (earlier_run / "notes.txt").read_bytes() == b"the user's own notes"
-    assert (earlier_run / "checkpoint.pt").read_bytes() != b"weights of the earlier run"
+    assert (earlier_run / "checkpoint.safetensors").read_bytes() != b"weights of the earlier run"
     assert not (earlier_run / ".previous-run").exists()
     assert not (earlier_run / ".lock").exists()
 
@@ -292,17 +292,64 @@ def test_crafted_checkpoint_is_refused_by_evaluate(tmp_path, trained_run, change
     """A checkpoint whose model description cannot work is refused, not used or crashed on."""
     import shutil
 
-    import torch
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
 
     shutil.copytree(trained_run, tmp_path / "run")
-    path = tmp_path / "run" / "checkpoint.pt"
-    state = torch.load(path, weights_only=True)
-    info = json.loads(state["model_info"])
-    change(info)
-    state["model_info"] = json.dumps(info)
-    torch.save(state, path)
-    outcome = run_cnnkit("evaluate", "run", cwd=tmp_path)
-    assert_refused(outcome, message)
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = json.loads(handle.metadata()["cnnkit"])
+    change(metadata["model_info"])
+    save_file(load_file(str(path)), str(path), metadata={"cnnkit": json.dumps(metadata)})
+    for engine in ("numpy", "torch"):
+        outcome = run_cnnkit("evaluate", "run", "--engine", engine, cwd=tmp_path)
+        assert_refused(outcome, message)
+
+
+def _safetensors_header(header: dict, data: bytes = b"") -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+         "header claims"),
+        (_safetensors_header({"model.0.weight": {"dtype": "F32", "shape": [2**40, 2**20],
+                                                 "data_offsets": [0, 8]}}, b"\0" * 8),
+         "claims 4,611,686,018,427,387,904 bytes"),
+        (_safetensors_header({"__metadata__": {"cnnkit": "[" * 100_000}}), "not JSON"),
+        (b"PK\x03\x04" + bytes(200), "cnnkit convert-checkpoint"),
+    ],
+    ids=["random-bytes", "huge-tensor-claim", "deep-json", "old-pt"],
+)
+def test_damaged_safetensors_checkpoint_is_refused(tmp_path, content, message):
+    """Random bytes, a header claiming huge tensors, deeply nested metadata and an earlier
+    torch.save file under the new name: one line, within the NumPy memory bound."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.safetensors").write_bytes(content)
+    before = snapshot(run)
+    for command in (("evaluate", "run", "--engine", "numpy"), ("summary", "--run", "run"),
+                    ("train", "--resume", "run", "--engine", "numpy")):
+        outcome = run_cnnkit(*command, cwd=tmp_path, memory=NUMPY_MEMORY)
+        assert_refused(outcome, message)
+    assert snapshot(run) == before
+
+
+def test_truncated_checkpoint_is_refused_and_the_run_kept(tmp_path, trained_run):
+    """A checkpoint cut short is refused in one line by evaluate and by resume."""
+    import shutil
+
+    shutil.copytree(trained_run, tmp_path / "run")
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    path.write_bytes(path.read_bytes()[:-100])
+    before = snapshot(tmp_path / "run")
+    assert_refused(run_cnnkit("evaluate", "run", cwd=tmp_path), "truncated")
+    assert_refused(run_cnnkit("train", "--resume", "run", "--epochs", "2", cwd=tmp_path),
+                   "truncated")
+    assert snapshot(tmp_path / "run") == before
 
 
 # -- signals ---------------------------------------------------------------------------------
@@ -325,7 +372,7 @@ def test_stopped_training_keeps_its_checkpoint_and_resumes(tmp_path, spec, kind)
          "--quiet"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "CNNKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    _wait_for(tmp_path / "run" / "checkpoint.pt", process)
+    _wait_for(tmp_path / "run" / "checkpoint.safetensors", process)
     process.send_signal(getattr(signal, kind))
     _, stderr = process.communicate(timeout=60)
     if kind == "SIGTERM":
@@ -334,11 +381,11 @@ def test_stopped_training_keeps_its_checkpoint_and_resumes(tmp_path, spec, kind)
         assert _hidden_files(tmp_path / "run") == []  # no lock, no temporary checkpoint
     else:
         assert process.returncode == -signal.SIGKILL
-    epoch = load_checkpoint(tmp_path / "run")["epoch"]
+    epoch = load_checkpoint(tmp_path / "run").epoch
     outcome = run_cnnkit("train", "--resume", "run", "--epochs", str(epoch + 1), "--threads",
                          "1", "--quiet", cwd=tmp_path)
     assert outcome.status == 0, outcome.stderr
-    assert load_checkpoint(tmp_path / "run")["epoch"] == epoch + 1
+    assert load_checkpoint(tmp_path / "run").epoch == epoch + 1
     assert _hidden_files(tmp_path / "run") == []  # a killed run's temporaries are cleared
 
 

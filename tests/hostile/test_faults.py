@@ -45,7 +45,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
     line = _one_error_line(capsys)
     assert status == 2
     assert line.startswith("cnnkit: error: the disk is full:") and "could not be written" in line
-    assert load_checkpoint(tmp_path / "run")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "run").epoch == 1
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")) == []
 
 
@@ -86,7 +86,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
         assert process.returncode == 2, stderr.decode()
         assert len(lines) == 1 and lines[0].startswith("cnnkit: error: the disk is full")
         (disk / "filler").unlink()
-        assert load_checkpoint(disk / "run")["epoch"] >= 1
+        assert load_checkpoint(disk / "run").epoch >= 1
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 

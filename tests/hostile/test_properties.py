@@ -126,11 +126,14 @@ def test_random_bytes_as_an_image(content, magic):
 
 
 @settings(max_examples=150)
-@given(st.binary(max_size=400), st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02"]))
-def test_random_bytes_as_a_checkpoint(content, magic):
-    """Random bytes (bare, zip-like or pickle-like) as a checkpoint: always a cnnkit error."""
+@given(st.binary(max_size=400),
+       st.sampled_from([b"", b"PK\x03\x04", b"\x80\x02", struct.pack("<Q", 60) + b'{"a":']),
+       st.sampled_from(["checkpoint.safetensors", "checkpoint.pt"]))
+def test_random_bytes_as_a_checkpoint(content, magic, name):
+    """Random bytes (bare, zip-like, pickle-like or behind a safetensors header length) as a
+    checkpoint of either format: always a cnnkit error."""
     folder = _scratch()
-    (folder / "checkpoint.pt").write_bytes(magic + content)
+    (folder / name).write_bytes(magic + content)
     try:
         load_checkpoint(folder)
     except CnnkitError:

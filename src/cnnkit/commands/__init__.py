@@ -4,6 +4,7 @@ Each module provides ``register(subparsers)``; the order here is the order in ``
 """
 
 from cnnkit.commands import (
+    convert,
     data,
     demo,
     edges,
@@ -35,4 +36,6 @@ COMMANDS = [
     weights.register,
     report.register,
     export.register,
+
+    convert.register,
 ]

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 
-from cnnkit.commands.train import validation_size
 from cnnkit.data import (
     DATASET_NAMES,
     fetch,
@@ -20,6 +19,7 @@ from cnnkit.data import (
     write_split_file,
 )
 from cnnkit.data.cache import clear_cache, default_cache_dir, list_cache
+from cnnkit.engines.config import validation_size
 from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 
 #: Files whose size and mode ``data info`` reads from the header, at most.

@@ -24,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", help="a folder searched first for data files")
     parser.add_argument("--split", choices=("test", "train"), default="test")
     parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--engine", choices=("numpy", "torch"),
+                        help="which engine computes (default: torch where it imports, numpy "
+                        "otherwise); either runs a model trained by either")
+    parser.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N, mps")
     parser.add_argument("--figure", help="confusion-matrix PNG (default: in the run folder, "
                         "or next to the checkpoint)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing figure")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         raise PermissionError(f"cannot write the figure into {figure.parent}")
     result = evaluate(source, args.dataset, split=args.split, data_dir=args.data_dir,
-                      device=args.device, best=args.best)
+                      device=args.device, best=args.best, engine=args.engine)
     print(result.format())
     save_confusion_matrix(result.confusion, result.class_names, figure,
                           title=f"{result.dataset} ({result.split}): "

@@ -1,42 +1,51 @@
-"""``cnnkit train``: train an architecture on a data set, with checkpoints and resume."""
+"""``cnnkit train``: train an architecture on a data set, with checkpoints and resume.
+
+The options are derived from the fields of :class:`cnnkit.engines.config.TrainConfig` (their
+metadata holds the help text, group and flag), so the configuration is defined in one place.
+With ``--nproc``/``--nnodes`` the command starts itself under torchrun; the started processes
+read the configuration this process validated from a JSON file (``--config``) instead of
+re-spelling its flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
+import tempfile
+import typing
+from pathlib import Path
 
-from cnnkit.errors import InvalidArgument
+from cnnkit.engines.config import TrainConfig
+from cnnkit.errors import BadFile, InvalidArgument, NotFound
 
-# Options forwarded to every process when --nproc/--nnodes start torchrun: (flag, dest).
-_VALUE_OPTIONS = (
-    ("--dataset", "dataset"), ("--arch", "arch"), ("--input", "input"),
-    ("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--lr", "lr"),
-    ("--lr-scaling", "lr_scaling"), ("--warmup-epochs", "warmup_epochs"),
-    ("--schedule", "schedule"), ("--val-size", "val_size"), ("--train-limit", "train_limit"),
-    ("--seed", "seed"), ("--device", "device"), ("--precision", "precision"),
-    ("--loader", "loader"), ("--data-dir", "data_dir"), ("--on-error", "on_error"),
-    ("--out", "out"), ("--resume", "resume"), ("--threads", "threads"),
-)
-_SWITCHES = (
-    ("--no-channels-last", "no_channels_last"), ("--no-fused", "no_fused"),
-    ("--compile", "compile"), ("--no-deterministic", "no_deterministic"),
-    ("--overwrite", "overwrite"), ("--quiet", "quiet"),
-)
+#: Options of the configuration that only the PyTorch engine uses; a resumed run that switches to
+#: the NumPy engine drops the saved values it did not give again.
+_TORCH_ONLY = ("device", "precision", "loader", "compile")
 
 
-def validation_size(text: str) -> int | float:
-    """A count (``10000``) or a fraction (``0.1``)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a count such as 10000 or a fraction such as 0.1, got {text!r}"
-        ) from None
+def _flag(item: dataclasses.Field) -> str:
+    if item.metadata["flag"]:
+        return item.metadata["flag"]
+    name = item.name.replace("_", "-")
+    return f"--no-{name}" if item.default is True else f"--{name}"
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`TrainConfig` field; unset options stay None (keep the default)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    hints = typing.get_type_hints(TrainConfig)
+    for item in dataclasses.fields(TrainConfig):
+        meta = item.metadata
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        if hints[item.name] is bool:
+            group.add_argument(_flag(item), dest=item.name, action="store_const",
+                               const=not item.default, help=meta["help"])
+            continue
+        group.add_argument(_flag(item), dest=item.name, type=meta["parse"], help=meta["help"],
+                           choices=meta["choices"], metavar=meta["metavar"])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,57 +53,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a CNN (the tutorial's by default) with checkpoints, metrics and resume",
         description=(
-            "Train an architecture on a data set; defaults are the tutorial's (its CNN, 20 "
-            "epochs, batch 64, Adam lr 1e-3, a sixth of the training images held out for "
-            "validation, drawn per class). Example: cnnkit train --dataset fashion-mnist "
-            "--epochs 5 --out runs/fashion"
+            "Train an architecture on a data set with the PyTorch or the NumPy engine; defaults "
+            "are the tutorial's (its CNN, 20 epochs, batch 64, Adam lr 1e-3, a sixth of the "
+            "training images held out for validation, drawn per class). Example: cnnkit train "
+            "--dataset fashion-mnist --epochs 5 --out runs/fashion"
         ),
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="mnist, fashion-mnist, synthetic-digits (default) or "
-                      "imagefolder:PATH")
-    data.add_argument("--data-dir", help="a folder searched first for data files")
-    data.add_argument("--input", metavar="CxHxW", help="image folders: resize to this shape")
-    data.add_argument("--val-size", type=validation_size,
-                      help="validation images: a count or a fraction (default: a sixth, "
-                      "10000 of 60000)")
-    data.add_argument("--train-limit", type=int, help="use at most this many training images")
-    data.add_argument("--on-error", choices=("skip", "raise"),
-                      help="image folders: skip (default) or refuse unreadable files")
-    model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--arch", help="'tutorial' (default) or a JSON spec file")
-    model.add_argument("--epochs", type=int, help="passes over the training set (default 20)")
-    model.add_argument("--batch-size", type=int, help="global batch size (default 64)")
-    model.add_argument("--lr", type=float, help="Adam learning rate at batch 64 (default 1e-3)")
-    model.add_argument("--lr-scaling", choices=("none", "linear", "sqrt"),
-                       help="scale lr with batch-size/64 (default none)")
-    model.add_argument("--warmup-epochs", type=float,
-                       help="linear learning-rate warm-up, in epochs (default 0)")
-    model.add_argument("--schedule", choices=("constant", "cosine"),
-                       help="learning rate after the warm-up (default constant)")
-    model.add_argument("--seed", type=int, help="random seed (default 1)")
-    speed = parser.add_argument_group("hardware and speed")
-    speed.add_argument("--device", help="auto (default: CUDA, MPS, then CPU), cpu, cuda, cuda:N")
-    speed.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                       help="autocast precision (default auto: bf16 where the hardware has it)")
-    speed.add_argument("--loader", choices=("auto", "resident", "stream"),
-                       help="keep the data on the device or stream it (default auto)")
-    speed.add_argument("--no-channels-last", action="store_true",
-                       help="keep the default NCHW memory format")
-    speed.add_argument("--no-fused", action="store_true", help="do not use the fused Adam")
-    speed.add_argument("--compile", action="store_true",
-                       help="torch.compile the model (costs compile time; pays on long runs)")
-    speed.add_argument("--no-deterministic", action="store_true",
-                       help="allow non-deterministic GPU kernels")
-    speed.add_argument("--threads", type=int, help="CPU threads per process")
+    parser.add_argument("--config", metavar="CONFIG.json",
+                        help="start from a saved configuration (a run's config.json); the "
+                        "options given on the command line override it")
+    add_config_options(parser)
+    parser.add_argument("--threads", type=int, help="torch: CPU threads per process")
     runs = parser.add_argument_group("run folder")
     runs.add_argument("--out", help="run folder for checkpoints, metrics and curves")
     runs.add_argument("--resume", metavar="RUN_DIR",
-                      help="continue a run after its last complete epoch")
+                      help="continue a run after its last complete epoch (with either engine)")
     runs.add_argument("--overwrite", action="store_true",
                       help="replace the files of an earlier run in --out")
     runs.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
-    multi = parser.add_argument_group("several processes (started through torchrun)")
+    multi = parser.add_argument_group("several processes (torch engine, through torchrun)")
     multi.add_argument("--nproc", type=int, default=1, help="processes on this machine")
     multi.add_argument("--nnodes", type=int, default=1, help="machines taking part")
     multi.add_argument("--node-rank", type=int, default=0, help="this machine's index")
@@ -103,69 +80,89 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _forward_argv(args: argparse.Namespace) -> list[str]:
-    argv = []
-    for flag, dest in _VALUE_OPTIONS:
-        value = getattr(args, dest)
-        if value is not None:
-            argv += [flag, str(value)]
-    for flag, dest in _SWITCHES:
-        if getattr(args, dest):
-            argv.append(flag)
-    return argv
+def _read_config_file(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise NotFound(f"no configuration file at {file}")
+    if file.stat().st_size > 2**20:
+        raise BadFile(f"{file} is larger than 1 MiB; it is not a training configuration")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadFile(f"{file} is not a JSON training configuration") from None
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's configuration: a resumed run's or ``--config``'s, overridden by the options."""
+    from cnnkit.engines.checkpoint import load_checkpoint
+
+    given = {item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)
+             if getattr(args, item.name) is not None}
+    base = dict(load_checkpoint(args.resume).config) if args.resume else {}
+    if args.config:
+        saved = _read_config_file(args.config)
+        if not isinstance(saved, dict):
+            raise BadFile(f"{args.config} must hold a JSON object (a run's config.json)")
+        base.update(saved)
+    if given.get("engine") == "numpy":
+        base = {key: value for key, value in base.items() if key not in _TORCH_ONLY}
+    return TrainConfig.from_dict({**base, **given})
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.engines import distributed
-
     if args.nproc < 1 or args.nnodes < 1:
         raise InvalidArgument(f"--nproc and --nnodes must be at least 1, got {args.nproc}, "
-                           f"{args.nnodes}")
-    if (args.nproc > 1 or args.nnodes > 1) and "WORLD_SIZE" not in os.environ:
-        return distributed.launch(
-            _forward_argv(args), args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
-            master_addr=args.master_addr, master_port=args.master_port,
-        )
+                              f"{args.nnodes}")
+    if args.threads is not None and args.threads < 1:
+        raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
+    if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise InvalidArgument("--resume continues the run in its own folder; leave out --out")
+    if not args.resume and not args.out:
+        raise InvalidArgument("--out RUN_DIR is needed (or --resume RUN_DIR)")
+    config = build_config(args)
+    several = args.nproc > 1 or args.nnodes > 1
+    if several and config.engine == "numpy":
+        raise InvalidArgument("the numpy engine runs in one process; leave out --nproc/--nnodes "
+                              "or use --engine torch")
+    if several and "WORLD_SIZE" not in os.environ:
+        return _launch(args, config)
 
-    import torch
+    from cnnkit.engines.training import train
 
-    from cnnkit.engines.checkpoint import load_checkpoint
-    from cnnkit.engines.training import TrainConfig, train
+    if args.threads is not None and config.engine != "numpy":
+        import torch
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    given = {
-        "dataset": args.dataset, "arch": args.arch, "input_shape": args.input,
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "lr_scaling": args.lr_scaling, "warmup_epochs": args.warmup_epochs,
-        "schedule": args.schedule, "val_size": args.val_size, "train_limit": args.train_limit,
-        "seed": args.seed, "device": args.device, "precision": args.precision,
-        "loader": args.loader, "data_dir": args.data_dir, "on_error": args.on_error,
-        "channels_last": False if args.no_channels_last else None,
-        "fused_optimizer": False if args.no_fused else None,
-        "compile": True if args.compile else None,
-        "deterministic": False if args.no_deterministic else None,
-    }
-    given = {key: value for key, value in given.items() if value is not None}
-    if args.resume:
-        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
-            raise InvalidArgument("--resume continues the run in its own folder; leave out --out")
-        config = TrainConfig.from_dict({**load_checkpoint(args.resume)["config"], **given})
-        run_dir = args.resume
-    else:
-        if not args.out:
-            raise InvalidArgument("--out RUN_DIR is needed (or --resume RUN_DIR)")
-        config = TrainConfig(**given)
-        run_dir = args.out
     quiet = args.quiet
     result = train(
-        config, run_dir, resume=bool(args.resume), overwrite=args.overwrite,
+        config, args.resume or args.out, resume=bool(args.resume), overwrite=args.overwrite,
         progress=not quiet and sys.stderr.isatty(),
         log=None if quiet else (lambda line: print(line, flush=True)),
     )
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not quiet:
-        print(f"run folder: {result.run_dir} (checkpoint.pt, best.pt, metrics.csv, curves.png)")
+        print(f"run folder: {result.run_dir} (trained by the {result.engine} engine: "
+              "checkpoint.safetensors, best.safetensors, metrics.csv, curves.png)")
     return 0
+
+
+def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
+    """Start this command under torchrun; each process reads ``config`` from a JSON file."""
+    from cnnkit.engines import distributed
+
+    with tempfile.TemporaryDirectory(prefix="cnnkit-train-") as folder:
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(config.to_dict()), encoding="utf-8")
+        argv = ["--config", str(path)]
+        if args.resume:
+            argv += ["--resume", args.resume]
+        else:
+            argv += ["--out", args.out]
+        if args.threads is not None:
+            argv += ["--threads", str(args.threads)]
+        argv += [flag for flag, on in (("--overwrite", args.overwrite),
+                                       ("--quiet", args.quiet)) if on]
+        return distributed.launch(
+            argv, args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+            master_addr=args.master_addr, master_port=args.master_port,
+        )

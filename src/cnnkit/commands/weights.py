@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         source if source.is_dir() else source.parent) / "weights.png"
     if path.exists() and not args.overwrite:
         raise AlreadyExists(f"{path} exists; pass --overwrite or choose -o")
-    model, _ = load_model(source, best=args.best)
+    model, _ = load_model(source, engine="torch", best=args.best)
     layers = conv_weights(model)
     if layers:
         index, weights = layers[0]

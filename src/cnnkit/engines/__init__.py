@@ -1,4 +1,8 @@
-"""Training, evaluating and using architecture specs with PyTorch (CPU, CUDA, MPS, DDP).
+"""Training, evaluating and using architecture specs with either engine.
+
+The PyTorch engine (CPU, CUDA, MPS, DDP) or the NumPy engine (:mod:`cnnkit.nn`), behind one
+training loop (:mod:`cnnkit.engines.training`) and one checkpoint format
+(:mod:`cnnkit.engines.checkpoint`).
 
 The names below are loaded on first use, so that importing this package does not import torch.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
+    "Checkpoint",
     "TrainConfig",
     "TrainResult",
     "TrainingError",
@@ -22,7 +27,8 @@ __all__ = [
 ]
 
 _HOMES = {
-    "TrainConfig": "training",
+    "TrainConfig": "config",
+    "Checkpoint": "checkpoint",
     "TrainResult": "training",
     "TrainingError": "training",
     "train": "training",

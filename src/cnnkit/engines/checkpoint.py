@@ -1,120 +1,302 @@
-"""Checkpoints: one dict of tensors and plain values, written atomically, loaded safely.
+"""Checkpoints without pickle: tensors in a safetensors file, everything else as JSON.
 
-A checkpoint holds the model weights, the optimizer state, the number of completed epochs, the
-metric history, the training configuration and a description of the model (architecture, input
-shape, classes, normalisation), the last three as JSON text. It is written with ``torch.save``
-to a temporary file in the same folder and renamed into place, so a crash never leaves a
-half-written checkpoint under the real name. It is read with ``torch.load(weights_only=True)``,
-which refuses any pickled object that is not a tensor or a plain container: a file crafted to
-run code when unpickled is rejected before anything in it runs.
+A checkpoint (:class:`Checkpoint`) holds the model weights, the optimizer state, the number of
+completed epochs, the metric history, the training configuration and a description of the model
+(architecture, input shape, classes, normalisation). It is one safetensors file:
+
+- tensors ``model.<key>``: the weights under PyTorch's state-dict names (``model.0.weight``);
+- tensors ``optimizer.state.<index>.<name>``: the optimizer's per-parameter state in
+  ``torch.optim.Adam``'s layout (``step``, ``exp_avg``, ``exp_avg_sq``);
+- the metadata entry ``cnnkit``: a JSON object with the format version, ``epoch``,
+  ``best_accuracy``, ``config``, ``model_info``, ``history``, the engine that wrote it, the
+  optimizer's parameter groups and engine-specific scalars (PyTorch's fp16 gradient scaler).
+
+Either engine reads and writes it, and reading needs neither PyTorch nor pickle: a file is data
+only, so a crafted one cannot run code. The header is checked against the file's size before
+any tensor is read, so a damaged or foreign file is refused in one line and never makes cnnkit
+allocate what its header claims. Nothing random needs saving for an exact resume: every epoch
+draws its shuffling order and dropout masks from ``(seed, epoch)`` alone.
+
+Files are written through :func:`cnnkit._files.atomic_write` (a temporary file in the same
+folder, then a rename), so a crash never leaves a half-written checkpoint under the real name.
+Earlier cnnkit versions wrote ``checkpoint.pt`` with ``torch.save``; ``cnnkit convert-checkpoint``
+turns such a file into this format (:mod:`cnnkit.engines.legacy`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import pickle
-import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit._validate import check_int
 from cnnkit.arch import load_architecture, parse_input_shape, trace
 from cnnkit.budget import FLOAT32_BYTES, check_memory
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
+from cnnkit.runfolder import RunFolder
 
 __all__ = [
-    "CHECKPOINT_NAME",
     "FORMAT",
+    "VERSION",
+    "Checkpoint",
     "check_compatible",
-    "check_state",
     "load_checkpoint",
     "resolve_checkpoint",
-    "save_checkpoint",
 ]
 
-FORMAT = "cnnkit-checkpoint-1"
-CHECKPOINT_NAME = "checkpoint.pt"
-BEST_NAME = "best.pt"
+FORMAT = "cnnkit-checkpoint"
+#: Version 1 was the ``torch.save`` file; version 2 is this safetensors layout.
+VERSION = 2
+#: The header of a checkpoint is JSON describing tensors plus the metadata; a larger one is not
+#: a cnnkit checkpoint (a million-epoch history still takes a few hundred megabytes less).
+MAX_HEADER_BYTES = 256 * 2**20
+_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+           "U8": 1, "BOOL": 1}
+_CONVERT_HINT = "convert it with: cnnkit convert-checkpoint {path}"
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    atomic_write(path, lambda temporary: torch.save({"format": FORMAT, **state}, temporary),
-                 overwrite=True)
+@dataclass
+class Checkpoint:
+    """One training run's state after a complete epoch (see the module's notes for the file).
+
+    ``model`` maps PyTorch's state-dict names to arrays; ``optimizer`` is a state dict in
+    ``torch.optim``'s layout with NumPy arrays (:meth:`cnnkit.nn.Optimizer.state_dict`).
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "c.safetensors"
+    >>> info = {"arch": "tutorial", "input_shape": [1, 28, 28], "num_classes": 10,
+    ...         "class_names": list("0123456789"), "mean": 0.1, "std": 0.3}
+    >>> Checkpoint(model={"0.bias": np.zeros(3, np.float32)}, epoch=1, config={},
+    ...            model_info=info).save(path).name
+    'c.safetensors'
+    >>> Checkpoint.load(path).model["0.bias"]
+    array([0., 0., 0.], dtype=float32)
+    """
+
+    model: dict[str, np.ndarray]
+    epoch: int
+    config: dict
+    model_info: dict
+    history: list[dict] = field(default_factory=list)
+    optimizer: dict = field(default_factory=lambda: {"state": {}, "param_groups": []})
+    best_accuracy: float = -1.0
+    engine: str = "torch"
+    world_size: int = 1
+    extra: dict = field(default_factory=dict)
+    version: int = VERSION
+
+    # -- writing ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the checkpoint to ``path`` atomically; returns ``path``."""
+        from safetensors.numpy import save_file
+
+        tensors = {f"model.{key}": np.ascontiguousarray(value)
+                   for key, value in self.model.items()}
+        for index, entries in self.optimizer.get("state", {}).items():
+            for name, value in entries.items():
+                tensors[f"optimizer.state.{int(index)}.{name}"] = np.ascontiguousarray(value)
+        metadata = {
+            "format": FORMAT,
+            "version": self.version,
+            "epoch": self.epoch,
+            "best_accuracy": self.best_accuracy,
+            "engine": self.engine,
+            "world_size": self.world_size,
+            "config": self.config,
+            "model_info": self.model_info,
+            "history": self.history,
+            "optimizer": {"param_groups": _json_groups(self.optimizer.get("param_groups", []))},
+            "extra": self.extra,
+        }
+        text = json.dumps(metadata)
+        return atomic_write(
+            path, lambda temporary: save_file(tensors, str(temporary), metadata={"cnnkit": text}),
+            overwrite=True,
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Checkpoint:
+        """Read and check a checkpoint file; any damage is a :class:`~cnnkit.errors.BadFile`."""
+        path = Path(path)
+        header = _read_header(path)
+        metadata = _metadata(header, path)
+        check_memory(path.stat().st_size, f"the checkpoint {path}")
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(str(path))
+        except SafetensorError as exc:
+            raise BadFile(f"{path} is damaged: {_first_line(exc)}") from None
+        model, state = {}, {}
+        for name, value in tensors.items():
+            if name.startswith("model."):
+                model[name[len("model."):]] = value
+                continue
+            parts = name.split(".")
+            if len(parts) != 4 or parts[:2] != ["optimizer", "state"] or not parts[2].isdigit():
+                raise BadFile(f"{path} is not a cnnkit checkpoint: unexpected tensor {name!r}")
+            if parts[3] == "step" and value.size == 1:
+                value = value.reshape(())  # a scalar, as torch.optim keeps it
+            state.setdefault(int(parts[2]), {})[parts[3]] = value
+        optimizer = metadata.get("optimizer")
+        if not isinstance(optimizer, dict) or not isinstance(
+            optimizer.get("param_groups"), list
+        ):
+            raise BadFile(f"{path} is damaged: its 'optimizer' entry is not an object")
+        checkpoint = cls(
+            model=model,
+            epoch=metadata.get("epoch"),
+            config=metadata.get("config"),
+            model_info=metadata.get("model_info"),
+            history=metadata.get("history"),
+            optimizer={"state": dict(sorted(state.items())),
+                       "param_groups": optimizer["param_groups"]},
+            best_accuracy=metadata.get("best_accuracy", -1.0),
+            engine=metadata.get("engine", "torch"),
+            world_size=metadata.get("world_size", 1),
+            extra=metadata.get("extra") or {},
+            version=metadata["version"],
+        )
+        checkpoint.check(str(path))
+        return checkpoint
+
+    def check(self, where: str) -> None:
+        """Refuse a checkpoint whose entries cannot describe a usable model, naming the entry.
+
+        Everything later code indexes is checked here, so that a crafted or damaged file is a
+        :class:`~cnnkit.errors.BadFile` and never a ``KeyError`` deep in training or evaluation:
+        the architecture (and that it fits in memory), input shape, classes, the normalisation
+        (a standard deviation of zero would turn every pixel into NaN), epoch, history, config.
+        """
+        check_state(dataclasses.asdict(self), where)
+
+
+def _json_groups(groups: list[dict]) -> list[dict]:
+    """Parameter groups as JSON values (tuples become lists)."""
+    return [{key: list(value) if isinstance(value, tuple) else value
+             for key, value in group.items()} for group in groups]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_header(path: Path) -> dict:
+    """The safetensors header of ``path``, checked against the file's size before any read."""
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        start = stream.read(8)
+        length = int.from_bytes(start, "little")
+        # torch.save wrote a zip archive (or, long ago, a bare pickle); read as safetensors its
+        # first bytes claim an impossible header, or one that is not JSON.
+        legacy = start.startswith(b"PK\x03\x04") or start[:1] == b"\x80"
+        if len(start) < 8 or length > min(size - 8, MAX_HEADER_BYTES):
+            if legacy:
+                raise _legacy(path)
+            if len(start) < 8:
+                raise BadFile(f"{path} is not a cnnkit checkpoint: {size} bytes is too short")
+            raise BadFile(
+                f"{path} is not a cnnkit checkpoint (or is truncated): its header claims "
+                f"{length:,} bytes, the file has {size:,}"
+            )
+        raw = stream.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        if legacy:
+            raise _legacy(path) from None
+        raise BadFile(f"{path} is not a cnnkit checkpoint: its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise BadFile(f"{path} is not a cnnkit checkpoint: its header is not an object")
+    data_bytes = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and entry.get("dtype") in _DTYPES
+                and isinstance(entry.get("shape"), list)
+                and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+                and isinstance(entry.get("data_offsets"), list)
+                and len(entry["data_offsets"]) == 2
+                and all(isinstance(n, int) for n in entry["data_offsets"])):
+            raise BadFile(f"{path} is damaged: the header entry of tensor {name!r} is malformed")
+        begin, end = entry["data_offsets"]
+        needed = math.prod(entry["shape"]) * _DTYPES[entry["dtype"]]
+        if not 0 <= begin <= end <= data_bytes or end - begin != needed:
+            raise BadFile(
+                f"{path} is damaged or truncated: tensor {name!r} claims {needed:,} bytes at "
+                f"{begin:,}..{end:,}, the file holds {data_bytes:,} bytes of data"
+            )
+    return header
+
+
+def _legacy(path: Path) -> BadFile:
+    return BadFile(
+        f"{path} is a checkpoint in the earlier PyTorch format (torch.save), which cnnkit no "
+        "longer reads directly; " + _CONVERT_HINT.format(path=path)
+    )
+
+
+def _metadata(header: dict, path: Path) -> dict:
+    """The ``cnnkit`` metadata entry, decoded; a file without one is not a cnnkit checkpoint."""
+    entries = header.get("__metadata__")
+    text = entries.get("cnnkit") if isinstance(entries, dict) else None
+    if not isinstance(text, str):
+        raise BadFile(f"{path} is a safetensors file but not a cnnkit checkpoint "
+                      "(no 'cnnkit' metadata)")
+    try:
+        metadata = json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadFile(f"{path} is damaged: its metadata is not JSON") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise BadFile(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
+    if metadata.get("version") != VERSION:
+        raise BadFile(
+            f"{path} is a cnnkit checkpoint of version {metadata.get('version')!r}; this cnnkit "
+            f"reads version {VERSION}"
+        )
+    return metadata
 
 
 def resolve_checkpoint(source: str | os.PathLike, *, best: bool = False) -> Path:
-    """The checkpoint file for a run folder (its last or best checkpoint) or a file path."""
+    """The checkpoint file of a run folder (its last or best checkpoint), or a file path.
+
+    A folder that holds only an earlier ``checkpoint.pt`` is refused with the command that
+    converts it.
+    """
     path = Path(source)
     if path.is_dir():
-        path = path / (BEST_NAME if best else CHECKPOINT_NAME)
+        run = RunFolder(path)
+        path = run.best if best else run.checkpoint
+        legacy = run.legacy_best if best else run.legacy_checkpoint
+        if not path.is_file() and legacy.is_file():
+            raise BadFile(
+                f"{legacy} is a checkpoint in the earlier PyTorch format; "
+                + _CONVERT_HINT.format(path=run.path)
+            )
     if not path.is_file():
         raise NotFound(f"no checkpoint at {path}")
     return path
 
 
-def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> dict:
-    """Load a checkpoint safely (``weights_only=True``) and decode its JSON parts.
-
-    Parameters
-    ----------
-    source : path-like
-        A checkpoint file, or a run folder (its ``checkpoint.pt``, or ``best.pt`` with ``best``).
-
-    Returns
-    -------
-    dict
-        With ``model`` (state dict), ``optimizer``, ``epoch``, and the decoded ``config``,
-        ``model_info`` and ``history``.
-
-    Raises
-    ------
-    ValueError
-        When the file is not a cnnkit checkpoint, or holds objects other than tensors and plain
-        values (such a file is refused without running anything in it).
-    """
-    path = resolve_checkpoint(source, best=best)
-    try:
-        with warnings.catch_warnings():
-            # torch warns about foreign pickle protocols; such files are refused below anyway.
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = _unpickling_reason(str(exc))
-        if "GLOBAL" in reason:
-            raise BadFile(
-                f"refused to load {path}: it holds objects other than weights and plain "
-                f"values, which could run code when loaded ({reason})"
-            ) from None
-        raise BadFile(f"{path} is not a readable checkpoint ({reason})") from None
-    except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
-        detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
-        raise BadFile(
-            f"{path} is not a readable checkpoint: the file is damaged or was not written by "
-            f"cnnkit train (torch.load: {detail})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise BadFile(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
-    for key in ("config", "model_info", "history"):
-        try:
-            state[key] = json.loads(state[key])
-        except (KeyError, TypeError, ValueError, RecursionError):
-            raise BadFile(f"{path} is damaged: its {key!r} entry is missing or not JSON") from None
-    check_state(state, str(path))
-    return state
+def load_checkpoint(source: str | os.PathLike, *, best: bool = False) -> Checkpoint:
+    """The checkpoint of a file or run folder (its last, or best with ``best``), checked."""
+    return Checkpoint.load(resolve_checkpoint(source, best=best))
 
 
 def check_state(state: dict, where: str) -> None:
-    """Refuse a checkpoint whose entries cannot describe a usable model, naming the entry.
+    """Refuse checkpoint contents that cannot describe a usable model, naming the entry.
 
-    Everything later code indexes is checked here, so that a crafted or damaged file is a
-    :class:`~cnnkit.errors.BadFile` and never a ``KeyError`` deep in training or evaluation:
-    the architecture (and that it fits in memory), input shape, classes, the normalisation
-    (a standard deviation of zero would turn every pixel into NaN), epoch, history and config.
+    ``state`` has the fields of :class:`Checkpoint` (``model``, ``model_info``, ``epoch``,
+    ``history``, ``config``, ...).
     """
     def bad(what: str) -> BadFile:
         return BadFile(f"{where} is damaged or not a cnnkit checkpoint: {what}")
@@ -150,17 +332,15 @@ def check_state(state: dict, where: str) -> None:
         raise bad(f"'epoch' is {epoch!r}, not a whole number")
     if not isinstance(state.get("history"), list) or not isinstance(state.get("config"), dict):
         raise bad("'history' must be a list and 'config' an object")
-    if not isinstance(state.get("model"), dict):
+    if not isinstance(state.get("model"), dict) or not state["model"]:
         raise bad("'model' (the weights) is missing")
-
-
-def _unpickling_reason(message: str) -> str:
-    """The specific line of torch's weights-only refusal (its other lines are boilerplate)."""
-    for line in message.splitlines()[1:]:
-        line = line.strip()
-        if line and not line.startswith(("Please file", "Check the documentation")):
-            return line
-    return "unsupported content"
+    if state.get("engine") not in ("numpy", "torch"):
+        raise bad(f"'engine' is {state.get('engine')!r}, not 'numpy' or 'torch'")
+    best = state.get("best_accuracy")
+    if isinstance(best, bool) or not isinstance(best, (int, float)):
+        raise bad(f"'best_accuracy' is {best!r}, not a number")
+    if not isinstance(state.get("extra"), dict):
+        raise bad("'extra' must be an object")
 
 
 def check_compatible(model_info: dict, expected: dict, where: str) -> None:

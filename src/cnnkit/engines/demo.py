@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnkit._validate import check_int
 from cnnkit.data import locate
+from cnnkit.runfolder import RunFolder
 
 __all__ = ["demo_training"]
 
@@ -64,7 +65,7 @@ def demo_training(
         "train_seconds": result.train_seconds,
         "epochs": epochs,
         "run_dir": run_dir,
-        "checkpoint": run_dir / "checkpoint.pt",
-        "metrics": run_dir / "metrics.csv",
-        "curves": run_dir / "curves.png",
+        "checkpoint": RunFolder(run_dir).checkpoint,
+        "metrics": RunFolder(run_dir).metrics,
+        "curves": RunFolder(run_dir).curves,
     }

@@ -17,35 +17,17 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from cnnkit.engines.base import Context
 from cnnkit.errors import InvalidArgument
 
 __all__ = ["Context", "all_reduce_sum", "launch", "setup", "shutdown"]
 
 #: How long a collective waits for the other processes before failing.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Context:
-    """Where this process stands: its rank, the number of processes, its rank on this machine."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that prints, writes metrics and checkpoints."""
-        return self.rank == 0
 
 
 def _env_int(name: str, default: int) -> int:

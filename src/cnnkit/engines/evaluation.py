@@ -1,4 +1,7 @@
-"""Using a trained model: evaluation on a data set, and prediction for image files."""
+"""Using a trained model: evaluation on a data set, and prediction for image files.
+
+Either engine runs a checkpoint of either engine (``engine='numpy'`` needs no PyTorch).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture
 from cnnkit.data import load_dataset
 from cnnkit.data.imagefolder import load_image
-from cnnkit.engines.checkpoint import check_compatible, load_checkpoint
-from cnnkit.engines.loaders import BatchLoader
-from cnnkit.engines.model import build_model, choose_device
+from cnnkit.engines.base import engine_class
+from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
+from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument
 
 __all__ = [
@@ -32,24 +34,41 @@ __all__ = [
 ]
 
 
+def open_model(
+    source: str | os.PathLike, *, engine: str | None = None, device: str = "cpu",
+    best: bool = False,
+):
+    """An engine holding the model of a checkpoint (or run folder), and the checkpoint.
+
+    ``engine`` is ``'numpy'``, ``'torch'`` or None/``'auto'`` (PyTorch where it imports); either
+    reads a checkpoint written by either. The model is in evaluation mode, computing in fp32.
+    """
+    checkpoint = load_checkpoint(source, best=best)
+    config = TrainConfig(device=device, precision="fp32", channels_last=False,
+                         fused_optimizer=False)
+    runner = engine_class(engine)(config)
+    info = checkpoint.model_info
+    runner.build(load_architecture(info["arch"]), info["input_shape"], info["num_classes"],
+                 seed=0)
+    runner.load_weights(checkpoint.model, str(source))
+    return runner, checkpoint
+
+
 def load_model(
-    source: str | os.PathLike, *, device: str = "cpu", best: bool = False
-) -> tuple[torch.nn.Module, dict]:
-    """The model of a checkpoint (or run folder) in eval mode, and the checkpoint's contents."""
-    state = load_checkpoint(source, best=best)
-    info = state["model_info"]
-    model = build_model(load_architecture(info["arch"]), info["input_shape"], info["num_classes"])
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise InvalidArgument(
-            f"the weights in {source} do not fit its architecture: {str(exc).splitlines()[-1]}"
-        ) from None
-    return model.to(choose_device(device)).eval(), state
+    source: str | os.PathLike, *, engine: str | None = None, device: str = "cpu",
+    best: bool = False,
+) -> tuple[object, Checkpoint]:
+    """The model of a checkpoint (or run folder) in eval mode, and the checkpoint.
+
+    The model is a ``torch.nn.Module`` with ``engine='torch'`` and a :class:`cnnkit.nn.Module`
+    with ``engine='numpy'``.
+    """
+    runner, checkpoint = open_model(source, engine=engine, device=device, best=best)
+    return runner.model.eval(), checkpoint
 
 
 def load_split(
-    state: dict,
+    checkpoint: Checkpoint,
     where: str,
     dataset: str | None = None,
     *,
@@ -64,8 +83,8 @@ def load_split(
     shape or class count differs from the model's is refused, naming ``where``.
     """
     check_choice(split, "split", ("test", "train"))
-    info = state["model_info"]
-    name = dataset or state["config"]["dataset"]
+    info = checkpoint.model_info
+    name = dataset or checkpoint.config.get("dataset", "synthetic-digits")
     input_shape = tuple(info["input_shape"]) if name.startswith("imagefolder:") else None
     data = load_dataset(name, data_dir=data_dir, input_shape=input_shape, download=download)
     expected = {"input_shape": data.input_shape, "num_classes": data.num_classes}
@@ -76,9 +95,11 @@ def load_split(
     return name, split, data.train_images, data.train_labels
 
 
-def model_input(pixels: np.ndarray, model_info: dict) -> torch.Tensor:
-    """uint8 images ``(N, C, H, W)`` as the float32 tensor a model takes: scaled to [0, 1] and
-    standardised with the training split's mean and standard deviation (``model_info``)."""
+def model_input(pixels: np.ndarray, model_info: dict):
+    """uint8 images ``(N, C, H, W)`` as the float32 tensor a PyTorch model takes: scaled to
+    [0, 1] and standardised with the training split's mean and standard deviation."""
+    import torch
+
     batch = torch.from_numpy(np.ascontiguousarray(pixels)).float()
     return (batch / 255.0 - model_info["mean"]) / model_info["std"]
 
@@ -143,6 +164,7 @@ def evaluate(
     device: str = "auto",
     best: bool = False,
     batch_size: int = 1000,
+    engine: str | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint (or a run folder's last or best checkpoint) on a data set.
 
@@ -156,7 +178,9 @@ def evaluate(
         Which split; a data set without a test split (an image folder) is evaluated on all of
         its images.
     device : str
-        As in :func:`cnnkit.engines.choose_device`.
+        As in :func:`cnnkit.engines.choose_device` (PyTorch engine).
+    engine : {'numpy', 'torch'}, optional
+        Which engine computes (default: PyTorch where it imports, NumPy otherwise).
 
     Returns
     -------
@@ -164,15 +188,13 @@ def evaluate(
     """
     check_choice(split, "split", ("test", "train"))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    model, state = load_model(source, device=device, best=best)
-    info = state["model_info"]
-    name, split, images, labels = load_split(state, f"the model in {source}", dataset,
+    runner, checkpoint = open_model(source, engine=engine, device=device, best=best)
+    info = checkpoint.model_info
+    name, split, images, labels = load_split(checkpoint, f"the model in {source}", dataset,
                                              split=split, data_dir=data_dir)
-    loader = BatchLoader(images, labels, batch_size=batch_size, device=next(
-        model.parameters()).device, mean=info["mean"], std=info["std"])
-    from cnnkit.engines.training import evaluate_loader
-
-    result = evaluate_loader(model, loader, collect=True)
+    loader = runner.loader(images, labels, batch_size=batch_size, mean=info["mean"],
+                           std=info["std"])
+    result = runner.evaluate(loader, collect=True)
     confusion = confusion_matrix(result["labels"], result["predictions"], info["num_classes"])
     predicted_counts = confusion.sum(axis=0)
     true_counts = confusion.sum(axis=1)
@@ -239,6 +261,7 @@ def predict(
     top_k: int = 3,
     invert: str = "auto",
     device: str = "cpu",
+    engine: str | None = None,
 ) -> list[Prediction]:
     """Classify image files with a checkpoint; the ``top_k`` classes with their probabilities.
 
@@ -247,8 +270,8 @@ def predict(
     top_k = check_int(top_k, "top_k", minimum=1)
     if isinstance(images, (str, os.PathLike)) or not images:
         raise InvalidArgument("images must be a non-empty list of image files")
-    model, state = load_model(source, device=device)
-    info = state["model_info"]
+    runner, checkpoint = open_model(source, engine=engine, device=device)
+    info = checkpoint.model_info
     shape = tuple(info["input_shape"])
     arrays, flags = [], []
     for path in images:
@@ -256,12 +279,14 @@ def predict(
         plain = load_image(path, shape)
         arrays.append(array)
         flags.append(not np.array_equal(array, plain))
-    batch = model_input(np.stack(arrays), info)
-    device_of_model = next(model.parameters()).device
-    with torch.inference_mode():
-        probabilities = torch.softmax(model(batch.to(device_of_model)).float(), dim=1).cpu()
+    batch = np.stack(arrays).astype(np.float32) * np.float32(1.0 / (255.0 * info["std"])) - (
+        np.float32(info["mean"] / info["std"]))
+    logits = runner.logits(batch).astype(np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
     k = min(top_k, info["num_classes"])
-    values, indices = probabilities.topk(k, dim=1)
+    indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(probabilities, indices, axis=1)
     names = info["class_names"]
     return [
         Prediction(str(Path(path)), [names[i] for i in row_indices.tolist()],

@@ -7,8 +7,9 @@ the whole uint8 data set is put on the device once when it fits (*resident*): sh
 device. When the data set does not fit, the *streaming* path keeps it in (pinned) host memory,
 gathers each batch there and copies it asynchronously while the previous batch computes.
 
-Shuffling is seeded by ``(seed, epoch)`` alone, so every process draws the same order and a
-resumed run draws the orders an uninterrupted one would. With several processes (``world`` > 1)
+Shuffling is seeded by ``(seed, epoch)`` alone (:func:`cnnkit.engines.base.epoch_order`, the
+order the NumPy engine uses too), so every process draws the same order and a resumed run draws
+the orders an uninterrupted one would. With several processes (``world`` > 1)
 each global batch is split between them: process ``rank`` takes positions ``rank, rank + world,
 ...`` of it, so the shards are disjoint and together cover the data.
 """
@@ -22,12 +23,11 @@ import numpy as np
 import torch
 
 from cnnkit._validate import check_choice, check_int
+from cnnkit.engines.base import epoch_order
+from cnnkit.engines.config import LOADER_MODES
 from cnnkit.errors import InvalidArgument
 
 __all__ = ["LOADER_MODES", "Batch", "BatchLoader"]
-
-#: Accepted values of ``mode``.
-LOADER_MODES = ("auto", "resident", "stream")
 
 # The resident path may use at most this share of the free device memory.
 _RESIDENT_SHARE = 0.5
@@ -122,10 +122,7 @@ class BatchLoader:
 
     def order(self, seed: int | None, epoch: int) -> torch.Tensor:
         """The permutation of epoch ``epoch`` (the identity when ``seed`` is None)."""
-        if seed is None:
-            return torch.arange(self.count)
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        return torch.randperm(self.count, generator=generator)
+        return torch.from_numpy(epoch_order(seed, epoch, self.count))
 
     def batches(self, seed: int | None = None, epoch: int = 0) -> Iterator[Batch]:
         """One epoch of this process's batches, shuffled by ``(seed, epoch)`` when seeded."""

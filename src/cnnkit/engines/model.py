@@ -9,13 +9,11 @@ from torch import nn
 
 from cnnkit._validate import check_choice
 from cnnkit.arch import Architecture, trace
+from cnnkit.engines.config import PRECISIONS
 from cnnkit.errors import InvalidArgument, InvalidType
 from cnnkit.layers import LAYER_TYPES
 
 __all__ = ["PRECISIONS", "autocast_dtype", "build_model", "choose_device", "resolve_precision"]
-
-#: Accepted values of ``precision``.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def build_model(

@@ -1,0 +1,209 @@
+"""The training configuration: one dataclass that is also the ``cnnkit train`` option list.
+
+Every field carries its command-line option in its metadata (:func:`option`): the help text, the
+group it is listed under, and where needed the flag, choices and value parser. ``cnnkit train``
+builds its parser by looping over the fields, so adding a setting is one edit here. Torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cnnkit._validate import check_choice, check_int
+from cnnkit.arch import parse_input_shape
+from cnnkit.errors import BadFile, InvalidArgument
+from cnnkit.schedule import SCHEDULES
+
+__all__ = [
+    "BASE_BATCH_SIZE",
+    "ENGINES",
+    "LOADER_MODES",
+    "LR_SCALINGS",
+    "PRECISIONS",
+    "TrainConfig",
+    "option",
+    "validation_size",
+]
+
+#: ``auto`` is PyTorch where it imports, NumPy otherwise.
+ENGINES = ("auto", "numpy", "torch")
+LR_SCALINGS = ("none", "linear", "sqrt")
+#: Accepted values of ``precision`` (PyTorch's autocast; the NumPy engine computes in fp32).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Accepted values of ``loader`` (PyTorch engine: data on the device, or streamed to it).
+LOADER_MODES = ("auto", "resident", "stream")
+#: The batch size the tutorial's learning rate was chosen for; ``lr_scaling`` is relative to it.
+BASE_BATCH_SIZE = 64
+
+
+def validation_size(text: str) -> int | float:
+    """A count (``10000``) or a fraction (``0.1``), as ``--val-size`` takes it.
+
+    >>> validation_size("0.1"), validation_size("500")
+    (0.1, 500)
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"--val-size must be a count such as 10000 or a fraction such as 0.1, got {text!r}"
+        ) from None
+
+
+def option(
+    help: str,
+    *,
+    group: str,
+    flag: str | None = None,
+    parse: Callable[[str], object] | None = None,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+) -> dict:
+    """The metadata of a :class:`TrainConfig` field: how ``cnnkit train`` offers it.
+
+    ``flag`` defaults to the field's name with dashes (``--batch-size``); a boolean field whose
+    default is true is offered as ``--no-...``. ``parse`` turns the text into the value
+    (default: the field's type).
+    """
+    return {"help": help, "group": group, "flag": flag, "parse": parse, "choices": choices,
+            "metavar": metavar}
+
+
+_DATA, _MODEL, _SPEED = "data", "model and optimisation", "hardware and speed"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; it travels inside every checkpoint.
+
+    The defaults are the tutorial's: its CNN, 20 epochs, batch 64, Adam with learning rate 1e-3,
+    a sixth of the training images (10,000 of MNIST's 60,000) held out for validation, drawn
+    at random within each class (seeded).
+    """
+
+    dataset: str = field(default="synthetic-digits", metadata=option(
+        "mnist, fashion-mnist, synthetic-digits (default) or imagefolder:PATH", group=_DATA))
+    data_dir: str | None = field(default=None, metadata=option(
+        "a folder searched first for data files", group=_DATA))
+    input_shape: tuple[int, int, int] | None = field(default=None, metadata=option(
+        "image folders: resize to this shape", group=_DATA, flag="--input", metavar="CxHxW",
+        parse=parse_input_shape))
+    val_size: int | float | None = field(default=None, metadata=option(
+        "validation images: a count or a fraction (default: a sixth, 10000 of 60000)",
+        group=_DATA, parse=validation_size))
+    train_limit: int | None = field(default=None, metadata=option(
+        "use at most this many training images (after the split)", group=_DATA, parse=int))
+    on_error: str = field(default="skip", metadata=option(
+        "image folders: skip (default) or refuse unreadable files", group=_DATA,
+        choices=("skip", "raise")))
+    arch: str = field(default="tutorial", metadata=option(
+        "'tutorial' (default) or a JSON spec file", group=_MODEL))
+    epochs: int = field(default=20, metadata=option(
+        "passes over the training set (default 20)", group=_MODEL, parse=int))
+    batch_size: int = field(default=64, metadata=option(
+        "global batch size, summed over processes (default 64)", group=_MODEL, parse=int))
+    lr: float = field(default=1e-3, metadata=option(
+        "Adam learning rate at batch 64 (default 1e-3)", group=_MODEL, parse=float))
+    lr_scaling: str = field(default="none", metadata=option(
+        "scale lr with batch-size/64 (default none)", group=_MODEL, choices=LR_SCALINGS))
+    warmup_epochs: float = field(default=0.0, metadata=option(
+        "linear learning-rate warm-up from lr/10, in epochs (default 0)", group=_MODEL,
+        parse=float))
+    schedule: str = field(default="constant", metadata=option(
+        "learning rate after the warm-up: constant (default) or cosine decay to zero",
+        group=_MODEL, choices=SCHEDULES))
+    seed: int = field(default=1, metadata=option(
+        "random seed of weights, split, shuffling and dropout (default 1)", group=_MODEL,
+        parse=int))
+    engine: str = field(default="auto", metadata=option(
+        "numpy or torch (default: torch where it imports, numpy otherwise)", group=_SPEED,
+        choices=ENGINES))
+    device: str = field(default="auto", metadata=option(
+        "torch: auto (default: CUDA, MPS, then CPU), cpu, cuda, cuda:N", group=_SPEED))
+    precision: str = field(default="auto", metadata=option(
+        "torch: autocast precision (default auto: bf16 where the hardware has it)",
+        group=_SPEED, choices=PRECISIONS))
+    loader: str = field(default="auto", metadata=option(
+        "torch: keep the data on the device or stream it (default auto)", group=_SPEED,
+        choices=LOADER_MODES))
+    channels_last: bool = field(default=True, metadata=option(
+        "torch: keep the default NCHW memory format", group=_SPEED))
+    fused_optimizer: bool = field(default=True, metadata=option(
+        "torch: do not use the fused Adam", group=_SPEED, flag="--no-fused"))
+    compile: bool = field(default=False, metadata=option(
+        "torch: torch.compile the model (costs compile time; pays on long runs)",
+        group=_SPEED))
+    deterministic: bool = field(default=True, metadata=option(
+        "torch: allow non-deterministic GPU kernels", group=_SPEED))
+
+    def __post_init__(self) -> None:
+        if self.input_shape is not None:
+            self.input_shape = parse_input_shape(self.input_shape)
+        check_int(self.epochs, "epochs", minimum=1)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.seed, "seed", minimum=0)
+        if self.train_limit is not None:
+            check_int(self.train_limit, "train_limit", minimum=1)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise InvalidArgument(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:
+            raise InvalidArgument(
+                "warmup_epochs must be a number "
+                f">= 0, got {self.warmup_epochs!r}"
+            )
+        check_choice(self.lr_scaling, "lr_scaling", LR_SCALINGS)
+        check_choice(self.schedule, "schedule", SCHEDULES)
+        check_choice(self.precision, "precision", PRECISIONS)
+        check_choice(self.loader, "loader", LOADER_MODES)
+        check_choice(self.on_error, "on_error", ("skip", "raise"))
+        check_choice(self.engine, "engine", ENGINES)
+        if self.engine == "numpy":
+            self.check_numpy()
+
+    def check_numpy(self) -> None:
+        """Refuse, in one line, the options that only the PyTorch engine has."""
+        refused = []
+        if self.precision not in ("auto", "fp32"):
+            refused.append(f"--precision {self.precision} (it computes in fp32)")
+        if self.compile:
+            refused.append("--compile")
+        if self.device not in ("auto", "cpu"):
+            refused.append(f"--device {self.device} (it runs on the CPU)")
+        if self.loader == "stream":
+            refused.append("--loader stream")
+        if refused:
+            raise InvalidArgument(
+                f"the numpy engine does not support {', '.join(refused)}; leave it out or use "
+                "--engine torch"
+            )
+
+    @property
+    def base_lr(self) -> float:
+        """The learning rate after scaling for the batch size."""
+        ratio = self.batch_size / BASE_BATCH_SIZE
+        factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[self.lr_scaling]
+        return self.lr * factor
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """A configuration from its saved form; unknown keys are refused by name."""
+        if not isinstance(data, dict):
+            raise BadFile(f"a training configuration must be an object, got {type(data).__name__}")
+        known = {item.name for item in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadFile(f"the saved training configuration has unknown keys {unknown}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        if data["input_shape"] is not None:
+            data["input_shape"] = list(data["input_shape"])
+        return data

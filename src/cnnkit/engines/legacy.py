@@ -1,0 +1,137 @@
+"""Converting the ``checkpoint.pt`` files of cnnkit 0.1 (``torch.save``) to safetensors.
+
+The old file is read with ``torch.load(weights_only=True)``, which refuses any pickled object
+that is not a tensor or a plain container: a file crafted to run code when unpickled is rejected
+before anything in it runs. Its contents are checked as a new checkpoint's are, and written as a
+:class:`~cnnkit.engines.checkpoint.Checkpoint` beside it (``checkpoint.pt`` becomes
+``checkpoint.safetensors``, ``best.pt`` becomes ``best.safetensors``). Needs PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+from cnnkit.engines.checkpoint import Checkpoint
+from cnnkit.errors import AlreadyExists, BadFile, InvalidArgument, NotFound
+from cnnkit.nn.optim import from_torch_optimizer_state
+from cnnkit.runfolder import RunFolder
+
+__all__ = ["LEGACY_FORMAT", "convert_checkpoint", "read_legacy_checkpoint"]
+
+LEGACY_FORMAT = "cnnkit-checkpoint-1"
+
+
+def read_legacy_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """A cnnkit 0.1 ``torch.save`` checkpoint as a :class:`Checkpoint`, read without code."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"no checkpoint at {path}")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about foreign pickle protocols; such files are refused below anyway.
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickling_reason(str(exc))
+        if "GLOBAL" in reason:
+            raise BadFile(
+                f"refused to load {path}: it holds objects other than weights and plain "
+                f"values, which could run code when loaded ({reason})"
+            ) from None
+        raise BadFile(f"{path} is not a readable checkpoint ({reason})") from None
+    except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
+        detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+        raise BadFile(
+            f"{path} is not a readable checkpoint: the file is damaged or was not written by "
+            f"cnnkit train (torch.load: {detail})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != LEGACY_FORMAT:
+        raise BadFile(f"{path} is not a cnnkit 0.1 checkpoint (format {LEGACY_FORMAT!r} "
+                      "expected)")
+    decoded = {}
+    for key in ("config", "model_info", "history"):
+        try:
+            decoded[key] = json.loads(state[key])
+        except (KeyError, TypeError, ValueError, RecursionError):
+            raise BadFile(f"{path} is damaged: its {key!r} entry is missing or not JSON") from None
+    model, optimizer = state.get("model"), state.get("optimizer")
+    if not isinstance(model, dict) or not all(
+        isinstance(value, torch.Tensor) for value in model.values()
+    ):
+        raise BadFile(f"{path} is damaged: its 'model' entry is not a dict of tensors")
+    if not isinstance(optimizer, dict) or set(optimizer) != {"state", "param_groups"}:
+        raise BadFile(f"{path} is damaged: its 'optimizer' entry is not an optimizer state")
+    optimizer = from_torch_optimizer_state(optimizer)
+    optimizer["param_groups"] = [
+        {key: value for key, value in group.items()
+         if key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "params")}
+        for group in optimizer["param_groups"]
+    ]
+    extra = {"scaler": state["scaler"]} if isinstance(state.get("scaler"), dict) else {}
+    checkpoint = Checkpoint(
+        model={key: value.detach().cpu().numpy() for key, value in model.items()},
+        optimizer=optimizer, epoch=state.get("epoch"), config=decoded["config"],
+        model_info=decoded["model_info"], history=decoded["history"],
+        best_accuracy=state.get("best_accuracy", -1.0), engine="torch",
+        world_size=state.get("world_size", 1), extra=_plain(extra),
+    )
+    checkpoint.check(str(path))
+    return checkpoint
+
+
+def _plain(value: object) -> object:
+    """Tensors in the gradient scaler's state as plain numbers (JSON)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value.item() if hasattr(value, "item") else value
+
+
+def convert_checkpoint(
+    source: str | os.PathLike, output: str | os.PathLike | None = None, *,
+    overwrite: bool = False,
+) -> list[tuple[Path, Path]]:
+    """Convert a cnnkit 0.1 checkpoint file, or a run folder's ``checkpoint.pt`` and
+    ``best.pt``, to safetensors; returns the (old, new) pairs.
+
+    Every source is read and checked before anything is written; an existing output is
+    refused unless ``overwrite``. ``output`` names the new file (single file only); the default
+    is the file's run-folder name, or the same name with ``.safetensors``.
+    """
+    source = Path(source)
+    if source.is_dir():
+        if output is not None:
+            raise InvalidArgument("--out names one file; leave it out to convert a run folder")
+        run = RunFolder(source)
+        pairs = [(old, new) for old, new in ((run.legacy_checkpoint, run.checkpoint),
+                                             (run.legacy_best, run.best)) if old.is_file()]
+        if not pairs:
+            raise NotFound(f"{source} holds no checkpoint.pt or best.pt to convert")
+    else:
+        if output is None:
+            run = RunFolder(source.parent)
+            names = {run.legacy_checkpoint.name: run.checkpoint,
+                     run.legacy_best.name: run.best}
+            output = names.get(source.name, source.with_suffix(".safetensors"))
+        pairs = [(source, Path(output))]
+    converted = [(old, new, read_legacy_checkpoint(old)) for old, new in pairs]
+    for _, new, _ in converted:
+        if new.exists() and not overwrite:
+            raise AlreadyExists(f"{new} exists; pass --overwrite to replace it")
+    for _, new, checkpoint in converted:
+        checkpoint.save(new)
+    return [(old, new) for old, new, _ in converted]
+
+
+def _unpickling_reason(message: str) -> str:
+    """The specific line of torch's weights-only refusal (its other lines are boilerplate)."""
+    for line in message.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith(("Please file", "Check the documentation")):
+            return line
+    return "unsupported content"

@@ -1,0 +1,196 @@
+"""The NumPy engine: the same training step as PyTorch's, written with :mod:`cnnkit.nn`.
+
+Forward pass, cross-entropy, backward pass and an Adam step, in float32 on the CPU, one process.
+Batches come in the order the PyTorch engine uses (:func:`cnnkit.engines.base.epoch_order`) and
+are normalised by the same formula; weights and optimizer state are NumPy arrays under PyTorch's
+names, so a checkpoint written here is read by the PyTorch engine and the other way round.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit._validate import check_int
+from cnnkit.arch import Architecture
+from cnnkit.engines.base import Context, epoch_order
+from cnnkit.engines.checkpoint import Checkpoint
+from cnnkit.engines.config import TrainConfig
+from cnnkit.errors import InvalidArgument, InvalidType, StateDictError
+from cnnkit.nn import Adam, Dropout, build_model, cross_entropy
+
+__all__ = ["ENGINE", "NumpyBatch", "NumpyBatches", "NumpyEngine"]
+
+_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+
+
+@dataclass
+class NumpyBatch:
+    """One batch: normalised float32 images, int64 labels, and the global batch size."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    global_size: int
+
+
+class NumpyBatches:
+    """Normalised float32 batches of a uint8 image array, in the shared shuffling order.
+
+    A batch is ``images * (1 / (255 std)) - mean / std`` in float32, the PyTorch loader's
+    formula.
+    """
+
+    mode = "resident"
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean: float,
+                 std: float) -> None:
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+            raise InvalidType(f"images must be a uint8 (N, C, H, W) array, got "
+                              f"{getattr(images, 'dtype', type(images))} "
+                              f"{getattr(images, 'shape', '')}")
+        if len(images) != len(labels):
+            raise InvalidArgument(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+        self.count = len(images)
+        self._scale = np.float32(1.0 / (255.0 * std))
+        self._shift = np.float32(mean / std)
+
+    def __len__(self) -> int:
+        return -(-self.count // self.batch_size)
+
+    def batches(self, seed: int | None = None, epoch: int = 0) -> Iterator[NumpyBatch]:
+        order = epoch_order(seed, epoch, self.count)
+        for start in range(0, self.count, self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            images = self.images[chunk].astype(np.float32) * self._scale - self._shift
+            yield NumpyBatch(images, self.labels[chunk], len(chunk))
+
+
+class NumpyEngine:
+    """Training and inference with :mod:`cnnkit.nn` for one run (or one loaded model)."""
+
+    name = "numpy"
+    precision = "fp32"
+    device = "cpu"
+
+    def __init__(self, config: TrainConfig) -> None:
+        config.check_numpy()
+        self.config = config
+        self.context = Context()
+        self.model = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Context]:
+        """One process on the CPU: nothing to set up."""
+        yield self.context
+
+    def loader(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean: float,
+               std: float) -> NumpyBatches:
+        return NumpyBatches(images, labels, batch_size=batch_size, mean=mean, std=std)
+
+    def describe(self, loader: NumpyBatches) -> str:
+        return "engine numpy, device cpu, 1 process, precision fp32"
+
+    # -- model and optimizer ------------------------------------------------------------------
+    def build(self, arch: Architecture, input_shape, num_classes: int, *, seed: int,
+              lr: float = 1e-3) -> None:
+        """The model (PyTorch's initialisation drawn from ``seed``) and its Adam optimizer."""
+        self.model = build_model(arch, input_shape, num_classes, seed=seed, dtype=np.float32)
+        self.optimizer = Adam(self.model.parameters(), lr=lr)
+
+    def load_weights(self, weights: dict[str, np.ndarray], where: str) -> None:
+        try:
+            self.model.load_state_dict(weights)
+        except StateDictError as exc:
+            raise StateDictError(f"the weights in {where} do not fit its architecture: {exc}") \
+                from None
+
+    def restore(self, checkpoint: Checkpoint, where: str) -> None:
+        """Weights and optimizer state from a checkpoint of either engine."""
+        self.load_weights(checkpoint.model, where)
+        group = dict(self.optimizer.state_dict()["param_groups"][0])
+        saved_groups = checkpoint.optimizer["param_groups"]
+        if saved_groups:
+            group.update({key: value for key, value in saved_groups[0].items()
+                          if key in _HYPERPARAMETERS})
+        try:
+            self.optimizer.load_state_dict({"state": checkpoint.optimizer["state"],
+                                            "param_groups": [group]})
+        except StateDictError as exc:
+            raise StateDictError(f"the optimizer state in {where} does not fit: {exc}") from None
+
+    def state(self) -> tuple[dict, dict, dict]:
+        """Weights, optimizer state (PyTorch's layout) and engine extras (none)."""
+        return self.model.state_dict(), self.optimizer.state_dict(), {}
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def seed_epoch(self, seed: int, epoch: int) -> None:
+        """Dropout masks of this epoch drawn from (seed, epoch) alone."""
+        generator = np.random.default_rng([seed, epoch])
+        for module in self.model.modules():
+            if isinstance(module, Dropout):
+                module.generator = generator
+
+    def start_epoch(self) -> None:
+        self.model.train()
+        self._totals = [0.0, 0, 0]
+
+    def train_step(self, batch: NumpyBatch, lr: float) -> None:
+        """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""
+        self.optimizer.param_groups[0]["lr"] = lr
+        logits = self.model(batch.images)
+        loss, grad = cross_entropy(logits, batch.labels)
+        self.optimizer.zero_grad()
+        self.model.backward(grad)
+        self.optimizer.step()
+        self._totals[0] += loss * len(batch.labels)
+        self._totals[1] += int((logits.argmax(1) == batch.labels).sum())
+        self._totals[2] += len(batch.labels)
+
+    def totals(self, *, gather: bool = False) -> list[float]:
+        return list(self._totals)
+
+    def loss_is_finite(self) -> bool:
+        return math.isfinite(self._totals[0])
+
+    def synchronize(self) -> None:
+        """Nothing runs asynchronously here."""
+
+    def evaluate(self, loader: NumpyBatches, *, collect: bool = False) -> dict:
+        """Loss and accuracy of the model over every batch of ``loader``."""
+        was_training = self.model.training
+        self.model.eval()
+        loss_sum, correct, predictions = 0.0, 0, []
+        for batch in loader.batches():
+            logits = self.model(batch.images)
+            loss, _ = cross_entropy(logits, batch.labels, reduction="sum")
+            predicted = logits.argmax(1)
+            loss_sum += loss
+            correct += int((predicted == batch.labels).sum())
+            predictions.append(predicted)
+        self.model.train(was_training)
+        count = loader.count
+        result = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1),
+                  "count": count}
+        if collect:
+            result["predictions"] = (np.concatenate(predictions) if predictions
+                                     else np.array([], np.int64))
+            result["labels"] = loader.labels
+        return result
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Class scores of normalised float images ``(N, C, H, W)``, in evaluation mode."""
+        self.model.eval()
+        return self.model(np.ascontiguousarray(images, np.float32))
+
+    def finish(self) -> str | None:
+        return None
+
+
+ENGINE = NumpyEngine
