@@ -315,3 +315,31 @@ def test_run_folder_of_the_earlier_format_names_the_conversion(capsys, tmp_path)
     _refused(capsys, ["summary", "--run", str(run)], hint)
     _refused(capsys, ["train", "--resume", str(run), "--epochs", "2"], hint)
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
+
+
+def test_split_file_and_cache_reach_training(capsys, tmp_path):
+    """A split file written by `data split` fixes train's validation and test images, and a
+    second run reads the decoded cache instead of the files."""
+    rng = np.random.default_rng(1)
+    for name, level in (("bright", 200), ("dark", 40)):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for index in range(24):
+            pixels = np.clip(rng.normal(level, 20, (10, 10)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / name / f"{index}.png")
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    dataset = f"imagefolder:{tmp_path / 'imgs'}"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(["data", "split", dataset, str(tmp_path / "split.json"), "--input", "1x8x8",
+                 "--val-size", "6", "--test-size", "8", *cache]) == 0
+    lists = json.loads((tmp_path / "split.json").read_text())
+    capsys.readouterr()
+    for run in ("one", "two"):
+        assert main(["train", "--dataset", dataset, "--input", "1x8x8", "--arch", str(spec),
+                     "--epochs", "1", "--split-file", str(tmp_path / "split.json"), *cache,
+                     "--out", str(tmp_path / run)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("validation images as given (6)") == 2
+    assert "test accuracy" in out and "on 8 images" in out
+    assert len(lists["validation"]) == 6 and len(lists["test"]) == 8
+    assert any((tmp_path / "cache").rglob("manifest.json"))

@@ -103,6 +103,18 @@ class TrainConfig:
     on_error: str = field(default="skip", metadata=option(
         "image folders: skip (default) or refuse unreadable files", group=_DATA,
         choices=("skip", "raise")))
+    split_file: str | None = field(default=None, metadata=option(
+        "image folders: a split file (cnnkit data split) naming the exact training, validation "
+        "and test images", group=_DATA, metavar="SPLIT.json"))
+    cache: bool = field(default=True, metadata=option(
+        "image folders: decode every file again instead of using the decoded cache",
+        group=_DATA))
+    cache_dir: str | None = field(default=None, metadata=option(
+        "image folders: where the decoded cache lives (default: the user cache)",
+        group=_DATA))
+    workers: int | None = field(default=None, metadata=option(
+        "image folders: processes decoding the images (default: the available cores)",
+        group=_DATA, parse=int))
     arch: str = field(default="tutorial", metadata=option(
         "'tutorial' (default) or a JSON spec file", group=_MODEL))
     epochs: int = field(default=20, metadata=option(
@@ -151,6 +163,12 @@ class TrainConfig:
         check_int(self.seed, "seed", minimum=0)
         if self.train_limit is not None:
             check_int(self.train_limit, "train_limit", minimum=1)
+        if self.workers is not None:
+            check_int(self.workers, "workers", minimum=1)
+        if self.split_file is not None and not self.dataset.startswith("imagefolder:"):
+            raise InvalidArgument(
+                f"split_file is for image folders (imagefolder:PATH), not {self.dataset!r}"
+            )
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise InvalidArgument(f"lr must be a positive number, got {self.lr!r}")
         if not isinstance(self.warmup_epochs, (int, float)) or self.warmup_epochs < 0:

@@ -39,7 +39,13 @@ import numpy as np
 
 from cnnkit.arch import Architecture, load_architecture, trace
 from cnnkit.budget import FLOAT32_BYTES, check_disk, check_memory, training_memory
-from cnnkit.data import Dataset, load_dataset, split_train_validation
+from cnnkit.data import (
+    Dataset,
+    load_dataset,
+    read_split_file,
+    split_train_validation,
+    stratified_sample,
+)
 from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -217,7 +223,18 @@ def _load_data(config: TrainConfig, *, progress: bool, say: Callable[[str], None
     """The data set, and its training and validation images (seeded, stratified split)."""
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         input_shape=config.input_shape, progress=progress,
-                        on_error=config.on_error, report=say)
+                        on_error=config.on_error, report=say, cache=config.cache,
+                        cache_dir=config.cache_dir, workers=config.workers)
+    if config.split_file is not None:
+        data = read_split_file(config.split_file, data, report=say)
+    if data.val_images is not None:
+        # A split file, or a folder with train/ and val/: the validation images are given.
+        rows = np.arange(len(data.train_labels))
+        if config.train_limit is not None and config.train_limit < len(rows):
+            rows = stratified_sample(data.train_labels, config.train_limit, config.seed + 1)
+        say(f"validation images as given ({len(data.val_labels)})")
+        return data, (data.train_images[rows], data.train_labels[rows]), (
+            data.val_images, data.val_labels)
     split = split_train_validation(data.train_labels, config.val_size, seed=config.seed,
                                    train_limit=config.train_limit)
     validation = data.train_images[split.validation], data.train_labels[split.validation]
