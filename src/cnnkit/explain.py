@@ -50,6 +50,7 @@ __all__ = [
     "KernelMatch",
     "PreparedImage",
     "attribute",
+    "attribute_numpy",
     "classic_kernels",
     "conv_weights",
     "default_gradcam_layer",
@@ -297,6 +298,142 @@ def _integrated_gradients(model, inputs, targets, baseline, steps: int, chunk: i
         gradients.append(gradient)
     mean_gradient = torch.cat(gradients).view(steps, *inputs.shape).mean(dim=0)
     return ((inputs - baseline) * mean_gradient).sum(dim=1)
+
+
+# --- The same attributions with the NumPy engine's own backward pass -----------------------
+
+
+def attribute_numpy(
+    model,
+    inputs: np.ndarray,
+    targets: Sequence[int] | np.ndarray,
+    *,
+    method: str = "saliency",
+    layer: int | None = None,
+    baseline: np.ndarray | None = None,
+    steps: int = 16,
+) -> np.ndarray:
+    """:func:`attribute` for a :class:`cnnkit.nn.Sequential`, with its hand-written backward.
+
+    The same three methods with the same definitions: the gradient of the target class's score
+    comes from running the layers' ``backward`` from a one-hot gradient of the logits, so no
+    PyTorch is involved. Grad-CAM's map is brought to the input size with bilinear
+    interpolation as ``torch.nn.functional.interpolate(mode='bilinear', align_corners=False)``
+    does it.
+
+    Parameters
+    ----------
+    model : cnnkit.nn.Sequential
+        Put in eval mode for the computation.
+    inputs : numpy.ndarray
+        ``(N, C, H, W)``, normalised as the model expects.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, H, W)``.
+    """
+    from cnnkit.nn import Sequential
+
+    if not isinstance(model, Sequential):
+        raise InvalidType(f"model must be a cnnkit.nn.Sequential, got {type(model).__name__}")
+    method = check_choice(method, "method", METHODS)
+    steps = check_int(steps, "steps", minimum=1)
+    layers = [model[index] for index in range(len(model))]
+    kinds = [type(module).__name__.lower() for module in layers]
+    inputs = np.asarray(inputs, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.int64)
+    if targets.shape != (len(inputs),):
+        raise InvalidArgument(
+            f"targets must hold one class per input ({len(inputs)}), got shape {targets.shape}"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        if method == "saliency":
+            return np.abs(_input_gradient(model, inputs, targets)).max(axis=1)
+        if method == "gradcam":
+            spatial = _numpy_spatial_layers(kinds)
+            index = _numpy_gradcam_layer(kinds) if layer is None else layer
+            if index not in spatial:
+                choices = ", ".join(map(str, spatial))
+                raise InvalidArgument(
+                    f"layer must be the index of a layer with feature maps ({choices}), got "
+                    f"{layer!r}"
+                )
+            return _gradcam_numpy(layers, inputs, targets, index)
+        base = np.zeros_like(inputs) if baseline is None else np.broadcast_to(
+            np.asarray(baseline, np.float32), inputs.shape)
+        total = np.zeros_like(inputs)
+        for step in range(steps):
+            alpha = np.float32((step + 0.5) / steps)
+            total += _input_gradient(model, base + alpha * (inputs - base), targets)
+        return ((inputs - base) * (total / steps)).sum(axis=1)
+    finally:
+        model.train(was_training)
+
+
+def _one_hot(targets: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    grad = np.zeros_like(logits)
+    grad[np.arange(len(targets)), targets] = 1.0
+    return grad
+
+
+def _input_gradient(model, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """d(score of each input's target class) / d(input), by the layers' backward passes."""
+    logits = model(inputs)
+    return model.backward(_one_hot(targets, logits))
+
+
+def _numpy_spatial_layers(kinds: list[str]) -> list[int]:
+    indices = []
+    for index, kind in enumerate(kinds):
+        if kind in ("flatten", "linear"):
+            break
+        indices.append(index)
+    return indices
+
+
+def _numpy_gradcam_layer(kinds: list[str]) -> int:
+    convolutions = [index for index, kind in enumerate(kinds) if kind == "conv2d"]
+    if not convolutions:
+        raise InvalidArgument("Grad-CAM needs a convolution layer; this model has none")
+    last = convolutions[-1]
+    if last + 1 < len(kinds) and kinds[last + 1] in _ACTIVATIONS:
+        return last + 1
+    return last
+
+
+def _gradcam_numpy(layers: list, inputs: np.ndarray, targets: np.ndarray,
+                   index: int) -> np.ndarray:
+    value = inputs
+    for module in layers[:index + 1]:
+        value = module.forward(value)
+    activation = value
+    for module in layers[index + 1:]:
+        value = module.forward(value)
+    grad = _one_hot(targets, value)
+    for module in reversed(layers[index + 1:]):
+        grad = module.backward(grad)
+    weights = grad.mean(axis=(2, 3), keepdims=True)
+    cam = np.maximum((weights * activation).sum(axis=1), 0.0)
+    return _bilinear_resize(cam, inputs.shape[2:]).astype(np.float32)
+
+
+def _bilinear_resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(N, h, w)`` to ``(N, H, W)`` as PyTorch's bilinear interpolation with
+    ``align_corners=False``: sample points at ``(i + 0.5) * h / H - 0.5``, clamped at 0."""
+    def weights(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        position = np.maximum((np.arange(target) + 0.5) * source / target - 0.5, 0.0)
+        low = np.minimum(np.floor(position).astype(np.int64), source - 1)
+        high = np.minimum(low + 1, source - 1)
+        return low, high, (position - low).astype(maps.dtype)
+
+    rows_low, rows_high, row_weight = weights(maps.shape[1], size[0])
+    columns_low, columns_high, column_weight = weights(maps.shape[2], size[1])
+    rows = (maps[:, rows_low] * (1 - row_weight)[:, None]
+            + maps[:, rows_high] * row_weight[:, None])
+    return rows[:, :, columns_low] * (1 - column_weight) + rows[:, :, columns_high] * column_weight
 
 
 # --- Images brought to the model -------------------------------------------------------------
