@@ -343,3 +343,19 @@ def test_split_file_and_cache_reach_training(capsys, tmp_path):
     assert "test accuracy" in out and "on 8 images" in out
     assert len(lists["validation"]) == 6 and len(lists["test"]) == 8
     assert any((tmp_path / "cache").rglob("manifest.json"))
+
+
+def test_training_writes_the_run_report(run_dir):
+    """A finished `cnnkit train` leaves the run's self-contained report beside its checkpoint."""
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert report.startswith("<!DOCTYPE html>") and "Confusion matrix" in report
+    assert "<script src=" not in report and "http://" not in report and "https://" not in report
+
+
+def test_no_report_skips_it(capsys, tmp_path):
+    """--no-report trains without writing report.html."""
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    assert main(["train", "--arch", str(spec), "--epochs", "1", "--train-limit", "200",
+                 "--val-size", "50", "--quiet", "--no-report", "--out", str(tmp_path / "r")]) == 0
+    assert not (tmp_path / "r" / "report.html").exists()

@@ -44,7 +44,7 @@ TINY_ARCH = {
 }
 #: A quick training run on the built-in synthetic digits.
 QUICK = ("--epochs", "1", "--train-limit", "256", "--val-size", "64", "--threads", "1",
-         "--quiet")
+         "--quiet", "--no-report")
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     status = main(["train", "--out", str(tmp_path / "run"), "--arch", str(tmp_path / "tiny.json"),
-                   *QUICK[:-1], "--epochs", "3"])
+                   *QUICK, "--epochs", "3"])
     monkeypatch.setattr(os, "fsync", real_fsync)
     line = _one_error_line(capsys)
     assert status == 2

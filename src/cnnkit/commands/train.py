@@ -71,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runs.add_argument("--overwrite", action="store_true",
                       help="replace the files of an earlier run in --out")
     runs.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    runs.add_argument("--no-report", action="store_true",
+                      help="do not write report.html at the end (cnnkit report RUN writes it)")
     multi = parser.add_argument_group("several processes (torch engine, through torchrun)")
     multi.add_argument("--nproc", type=int, default=1, help="processes on this machine")
     multi.add_argument("--nnodes", type=int, default=1, help="machines taking part")
@@ -140,10 +142,27 @@ def run(args: argparse.Namespace) -> int:
         log=None if quiet else (lambda line: print(line, flush=True)),
     )
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main and not args.no_report:
+        _write_report(result.run_dir, quiet)
     if is_main and not quiet:
         print(f"run folder: {result.run_dir} (trained by the {result.engine} engine: "
-              "checkpoint.safetensors, best.safetensors, metrics.csv, curves.png)")
+              "checkpoint.safetensors, best.safetensors, metrics.csv, curves.png"
+              f"{'' if args.no_report else ', report.html'})")
     return 0
+
+
+def _write_report(run_dir: Path, quiet: bool) -> None:
+    """The run's HTML report, which draws with PyTorch: said and skipped where it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        if not quiet:
+            print("report.html not written: the report needs PyTorch (pip install torch), then "
+                  f"cnnkit report {run_dir}")
+        return
+    from cnnkit.report import write_report
+
+    write_report(run_dir)
 
 
 def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
@@ -161,7 +180,8 @@ def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
         if args.threads is not None:
             argv += ["--threads", str(args.threads)]
         argv += [flag for flag, on in (("--overwrite", args.overwrite),
-                                       ("--quiet", args.quiet)) if on]
+                                       ("--quiet", args.quiet),
+                                       ("--no-report", args.no_report)) if on]
         return distributed.launch(
             argv, args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
             master_addr=args.master_addr, master_port=args.master_port,
