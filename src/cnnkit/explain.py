@@ -100,9 +100,13 @@ def layer_type(module: torch.nn.Module) -> str:
 
 def spatial_layers(model: torch.nn.Module) -> list[int]:
     """Indices of the layers whose output is a stack of maps ``(C, H, W)`` (before flatten)."""
+    return _spatial([layer_type(module) for module in _layers(model)])
+
+
+def _spatial(kinds: list[str]) -> list[int]:
     indices = []
-    for index, module in enumerate(_layers(model)):
-        if layer_type(module) in ("flatten", "linear"):
+    for index, kind in enumerate(kinds):
+        if kind in ("flatten", "linear"):
             break
         indices.append(index)
     return indices
@@ -127,12 +131,15 @@ def shown_layers(model: torch.nn.Module) -> list[int]:
 
 def default_gradcam_layer(model: torch.nn.Module) -> int:
     """The last convolution, or the activation right after it."""
-    layers = _layers(model)
-    convolutions = [i for i, module in enumerate(layers) if layer_type(module) == "conv2d"]
+    return _gradcam_layer([layer_type(module) for module in _layers(model)])
+
+
+def _gradcam_layer(kinds: list[str]) -> int:
+    convolutions = [index for index, kind in enumerate(kinds) if kind == "conv2d"]
     if not convolutions:
         raise InvalidArgument("Grad-CAM needs a convolution layer; this model has none")
     last = convolutions[-1]
-    if last + 1 < len(layers) and layer_type(layers[last + 1]) in _ACTIVATIONS:
+    if last + 1 < len(kinds) and kinds[last + 1] in _ACTIVATIONS:
         return last + 1
     return last
 
@@ -353,8 +360,8 @@ def attribute_numpy(
         if method == "saliency":
             return np.abs(_input_gradient(model, inputs, targets)).max(axis=1)
         if method == "gradcam":
-            spatial = _numpy_spatial_layers(kinds)
-            index = _numpy_gradcam_layer(kinds) if layer is None else layer
+            spatial = _spatial(kinds)
+            index = _gradcam_layer(kinds) if layer is None else layer
             if index not in spatial:
                 choices = ", ".join(map(str, spatial))
                 raise InvalidArgument(
@@ -383,25 +390,6 @@ def _input_gradient(model, inputs: np.ndarray, targets: np.ndarray) -> np.ndarra
     """d(score of each input's target class) / d(input), by the layers' backward passes."""
     logits = model(inputs)
     return model.backward(_one_hot(targets, logits))
-
-
-def _numpy_spatial_layers(kinds: list[str]) -> list[int]:
-    indices = []
-    for index, kind in enumerate(kinds):
-        if kind in ("flatten", "linear"):
-            break
-        indices.append(index)
-    return indices
-
-
-def _numpy_gradcam_layer(kinds: list[str]) -> int:
-    convolutions = [index for index, kind in enumerate(kinds) if kind == "conv2d"]
-    if not convolutions:
-        raise InvalidArgument("Grad-CAM needs a convolution layer; this model has none")
-    last = convolutions[-1]
-    if last + 1 < len(kinds) and kinds[last + 1] in _ACTIVATIONS:
-        return last + 1
-    return last
 
 
 def _gradcam_numpy(layers: list, inputs: np.ndarray, targets: np.ndarray,

@@ -41,11 +41,12 @@ import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit._validate import check_choice
-from cnnkit.budget import check_disk, check_memory
+from cnnkit.budget import check_disk
 from cnnkit.data.imagefolder import (
     FolderListing,
     _check_shape,
     decode_images,
+    decode_listing,
     list_image_folder,
     settle_errors,
 )
@@ -465,13 +466,9 @@ def _decode_in_memory(
     report: Callable[[str], None] | None,
     state: str,
 ) -> FolderImages:
-    check_memory(len(listing.files) * int(np.prod(shape)), f"the images of {listing.root}")
-    images = np.zeros((len(listing.files), *shape), dtype=np.uint8)
-    errors = decode_images(
-        [listing.root / name for name in listing.files], shape, images,
-        workers=workers, progress=progress,
-    )
-    readable = settle_errors(listing, errors, on_error=on_error, report=report)
+    images, errors, readable = decode_listing(listing, shape, workers=workers,
+                                              progress=progress, on_error=on_error,
+                                              report=report)
     manifest = {
         "files": [[name, 0, 0, None if error is None else str(error)]
                   for name, error in zip(listing.files, errors)]

@@ -323,15 +323,33 @@ def read_image_folder(
     check_choice(on_error, "on_error", ("skip", "raise"))
     shape = _check_shape(input_shape)
     listing = list_image_folder(root)
+    images, _, readable = decode_listing(listing, shape, workers=workers, progress=progress,
+                                         on_error=on_error, report=report)
+    labels = np.asarray(listing.labels, dtype=np.int64)
+    return images[readable], labels[readable], listing.class_names
+
+
+def decode_listing(
+    listing: FolderListing,
+    shape: tuple[int, int, int],
+    *,
+    workers: int | None,
+    progress: bool,
+    on_error: str,
+    report: Callable[[str], None] | None,
+) -> tuple[np.ndarray, list, np.ndarray]:
+    """Every file of ``listing`` decoded into one uint8 array (memory checked first).
+
+    Returns the array (a row per file, zeros for unreadable ones), the error of each file (None
+    where it was read) and the indices of the readable rows.
+    """
     check_memory(len(listing.files) * int(np.prod(shape)), f"the images of {listing.root}")
     images = np.zeros((len(listing.files), *shape), dtype=np.uint8)
     errors = decode_images(
         [listing.root / name for name in listing.files], shape, images,
         workers=workers, progress=progress,
     )
-    readable = settle_errors(listing, errors, on_error=on_error, report=report)
-    labels = np.asarray(listing.labels, dtype=np.int64)
-    return images[readable], labels[readable], listing.class_names
+    return images, errors, settle_errors(listing, errors, on_error=on_error, report=report)
 
 
 def settle_errors(
