@@ -107,10 +107,10 @@ def test_data_info_of_unknown_dataset_is_refused(capsys):
 
 
 def test_train_writes_a_run_folder(run_dir):
-    """train writes checkpoints, metrics, config and curves."""
+    """train writes checkpoints, metrics, config, curves and the report."""
     names = sorted(p.name for p in run_dir.iterdir())
     assert names == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
-                     "metrics.csv"]
+                     "metrics.csv", "report.html"]
 
 
 def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):

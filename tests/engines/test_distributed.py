@@ -85,7 +85,7 @@ def test_two_processes_agree_with_one_and_checkpoints_cross(tmp_path, spec):
     assert two.stdout.count("epoch 1/1") == 1  # only rank 0 prints
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
-                     "metrics.csv"]
+                     "metrics.csv", "report.html"]
     assert len((tmp_path / "two" / "metrics.csv").read_text().splitlines()) == 2
     state_two, state_single = load_checkpoint(tmp_path / "two"), load_checkpoint(
         tmp_path / "single")

@@ -100,7 +100,8 @@ def model_input(pixels: np.ndarray, model_info: dict):
     [0, 1] and standardised with the training split's mean and standard deviation."""
     import torch
 
-    batch = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+    # A new float32 array: the pixels may be a read-only memory map of the decoded cache.
+    batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
     return (batch / 255.0 - model_info["mean"]) / model_info["std"]
 
 

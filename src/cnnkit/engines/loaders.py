@@ -101,7 +101,7 @@ class BatchLoader:
         if not images.flags.writeable:  # torch wants writable memory to share
             images = images.copy()
         host_images = torch.from_numpy(images)
-        host_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        host_labels = torch.from_numpy(np.array(labels, dtype=np.int64))  # a writable copy
         if mode == "resident":
             self._images = host_images.to(device)
             self._labels = host_labels.to(device)
