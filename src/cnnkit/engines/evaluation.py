@@ -49,7 +49,7 @@ def open_model(
     runner = engine_class(engine)(config)
     info = checkpoint.model_info
     runner.build(load_architecture(info["arch"]), info["input_shape"], info["num_classes"],
-                 seed=0)
+                 seed=0, lr=None)
     runner.load_weights(checkpoint.model, str(source))
     return runner, checkpoint
 

@@ -99,10 +99,11 @@ class NumpyEngine:
 
     # -- model and optimizer ------------------------------------------------------------------
     def build(self, arch: Architecture, input_shape, num_classes: int, *, seed: int,
-              lr: float = 1e-3) -> None:
-        """The model (PyTorch's initialisation drawn from ``seed``) and its Adam optimizer."""
+              lr: float | None = 1e-3) -> None:
+        """The model (PyTorch's initialisation drawn from ``seed``) and its Adam optimizer
+        (none with ``lr=None``: inference only)."""
         self.model = build_model(arch, input_shape, num_classes, seed=seed, dtype=np.float32)
-        self.optimizer = Adam(self.model.parameters(), lr=lr)
+        self.optimizer = None if lr is None else Adam(self.model.parameters(), lr=lr)
 
     def load_weights(self, weights: dict[str, np.ndarray], where: str) -> None:
         try:

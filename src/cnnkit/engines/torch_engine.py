@@ -87,13 +87,18 @@ class TorchEngine:
 
     # -- model and optimizer ------------------------------------------------------------------
     def build(self, arch: Architecture, input_shape, num_classes: int, *, seed: int,
-              lr: float = 1e-3) -> None:
-        """The model (PyTorch's initialisation drawn from ``seed``) and its Adam optimizer."""
+              lr: float | None = 1e-3) -> None:
+        """The model (PyTorch's initialisation drawn from ``seed``) and its Adam optimizer;
+        ``lr=None`` builds the model alone, for inference (creating ``torch.optim.Adam`` imports
+        the compiler stack, a second and a half)."""
         torch.manual_seed(seed)
         model = build_model(arch, input_shape, num_classes).to(self.device)
         if self.config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        if lr is None:
+            self.optimizer, self.scaler, self._runner = None, None, model
+            return
         fused = self.config.fused_optimizer and self.device.type in ("cuda", "cpu")
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
