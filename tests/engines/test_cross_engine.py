@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.engines.conftest import SMALL_ARCH
 
 import cnnkit
 from cnnkit.data import load_dataset
@@ -24,18 +25,7 @@ SOURCE_ROOT = str(Path(cnnkit.__file__).resolve().parents[1])
 #: The small CNN without dropout: both engines then compute the same function step by step.
 NO_DROPOUT = {
     "name": "small-no-dropout",
-    "layers": [
-        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 16, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "linear", "out_features": 32},
-        {"type": "relu"},
-        {"type": "linear", "out_features": "num_classes"},
-    ],
+    "layers": [layer for layer in SMALL_ARCH["layers"] if layer["type"] != "dropout"],
 }
 
 
@@ -50,8 +40,6 @@ def _config(arch, engine, **kw):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One run trained by each engine (small CNN with dropout, one epoch)."""
-    from tests.engines.conftest import SMALL_ARCH
-
     folder = tmp_path_factory.mktemp("cross")
     spec = folder / "small.json"
     spec.write_text(json.dumps(SMALL_ARCH))
@@ -129,8 +117,6 @@ def test_numpy_engine_trains_evaluates_and_predicts_without_torch(tmp_path):
     """With torch impossible to import, train defaults to the NumPy engine, and evaluate,
     predict, resume and summary work; asking for the torch engine is refused in one line."""
     from PIL import Image
-    from tests.engines.conftest import SMALL_ARCH
-
     (tmp_path / "small.json").write_text(json.dumps(SMALL_ARCH))
     trained = _cnnkit("train", "--arch", "small.json", "--epochs", "1", "--train-limit", "500",
                       "--val-size", "100", "--out", "run", cwd=tmp_path)
@@ -161,8 +147,6 @@ def _train_numpy(run_dir, *extra):
 def test_numpy_engine_resumes_exactly_after_sigkill(tmp_path):
     """A NumPy-engine run killed after its first checkpoint and resumed ends with exactly the
     weights, optimizer state and metrics of an uninterrupted run (dropout included)."""
-    from tests.engines.conftest import SMALL_ARCH
-
     spec = tmp_path / "small.json"
     spec.write_text(json.dumps(SMALL_ARCH))
     env = {**os.environ, "CNNKIT_OFFLINE": "1", "PYTHONPATH": SOURCE_ROOT}
