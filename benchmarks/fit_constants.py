@@ -9,6 +9,11 @@ Prints the values measured for
   path is the one chosen) give the seconds per multiply-add, and a least-squares line through
   the FFT times, in those units, against ``S log2 S`` gives the cost per FFT unit (slope) and
   the fixed cost (intercept);
+- ``BAND_COST``, ``BAND_REARRANGE``, ``BAND_ROWS`` and ``BAND_COLUMNS`` (``cnnkit.ops._core``):
+  one-row and one-column kernels of 3 to 65 taps on 1024² and 2048² images, timed on the banded
+  path for several block sizes and on the direct path; per output and in units of the direct
+  path, a line through the banded times against the multiply-adds per output gives the cost of
+  one (slope) and, for row kernels, of putting the products in place (intercept);
 - ``TILE_BYTES`` (``cnnkit.ops._parallel``): a Gaussian blur with sigma 3 on a 2048² image and
   the tutorial CNN's second convolution layer, for tile sizes from 256 KiB to 8 MiB;
 - ``PARALLEL_MIN_WORK`` (``cnnkit.ops._parallel``): Sobel filters of growing images with the
@@ -33,7 +38,7 @@ from cnnkit.filters import gaussian_blur, sobel
 from cnnkit.ops import _core, _parallel, set_num_threads
 
 
-def fit_fft(quick: bool) -> None:
+def fit_fft(quick: bool) -> float:
     set_num_threads(1)
     rng = np.random.default_rng(0)
     sizes = (128, 512) if quick else (128, 256, 512, 1024, 2048)
@@ -59,6 +64,37 @@ def fit_fft(quick: bool) -> None:
     slope, intercept = np.polyfit(units, cost, 1)
     print(f"direct path: {seconds_per_mac * 1e9:.3f} ns per multiply-add (median, k <= 5)")
     print(f"FFT_COST = {slope:.2f}   FFT_OVERHEAD = {max(intercept, 0):,.0f}")
+    return seconds_per_mac
+
+
+def fit_banded(seconds_per_mac: float, quick: bool) -> None:
+    set_num_threads(1)
+    rng = np.random.default_rng(3)
+    sizes = (1024,) if quick else (1024, 2048)
+    saved = _core.BAND_ROWS, _core.BAND_COLUMNS
+    for vertical, name, blocks in ((True, "BAND_ROWS", (4, 8, 16)),
+                                   (False, "BAND_COLUMNS", (8, 16, 32))):
+        for block in blocks:
+            _core.BAND_ROWS = _core.BAND_COLUMNS = block
+            macs, units = [], []
+            for size in sizes:
+                for taps in (3, 9, 25, 65):
+                    shape = (taps, 1) if vertical else (1, taps)
+                    x = rng.standard_normal((1, 1, size + shape[0] - 1, size + shape[1] - 1))
+                    weight = rng.standard_normal((1, 1, *shape))
+                    args = (x, weight, (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (size, size))
+                    banded, direct = (
+                        best_time(lambda a=args, m=method: _core.correlate(*a, method=m), repeats=5)
+                        for method in ("banded", "direct")
+                    )
+                    macs.append(block + taps - 1)
+                    units.append(banded / seconds_per_mac / size**2)
+                    print(f"  {name} = {block:2d}, {size}² {shape[0]}×{shape[1]}: banded "
+                          f"{banded * 1e3:7.2f} ms, direct {direct * 1e3:7.2f} ms")
+            slope, intercept = np.polyfit(macs, units, 1)
+            print(f"{name} = {block}: {slope:.3f} units per multiply-add, "
+                  f"{intercept:.2f} units per output")
+    _core.BAND_ROWS, _core.BAND_COLUMNS = saved
 
 
 def fit_tile_bytes() -> None:
@@ -97,7 +133,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer image sizes")
     args = parser.parse_args()
     print("# FFT_COST, FFT_OVERHEAD (one thread)")
-    fit_fft(args.quick)
+    seconds_per_mac = fit_fft(args.quick)
+    print("# BAND_COST, BAND_REARRANGE, BAND_ROWS, BAND_COLUMNS (one thread)")
+    fit_banded(seconds_per_mac, args.quick)
     print("# TILE_BYTES (one thread)")
     fit_tile_bytes()
     print("# PARALLEL_MIN_WORK (work = taps x pixels)")

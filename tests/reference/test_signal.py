@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -11,6 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cnnkit import convolve1d, convolve2d, correlate1d, correlate2d
+from cnnkit.errors import InvalidArgument
 from cnnkit.ops import _core as core_module
 from cnnkit.ops import reference
 from tests.reference.helpers import max_pad, reference_pad
@@ -242,6 +245,72 @@ def test_one_by_one_image_and_kernel():
         assert convolve2d([[3.0]], [[-2.0]], mode).tolist() == [[-6.0]]
 
 
+# ---- banded path -------------------------------------------------------------------------------
+
+
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 70),
+    taps=st.integers(2, 45),
+    vertical=st.booleans(),
+    padding=st.sampled_from(["same", "full", "valid"]),
+    flip=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_banded_path_matches_scipy(height, width, taps, vertical, padding, flip, seed):
+    """The banded path (forced here) equals scipy's sum for one-row and one-column kernels of
+    any length, including blocks cut short at the edge and kernels longer than the image."""
+    kernel_shape = (taps, 1) if vertical else (1, taps)
+    if padding == "valid":
+        assume(height >= kernel_shape[0] and width >= kernel_shape[1])
+    rng = np.random.default_rng(seed)
+    image, kernel = rng.standard_normal((height, width)), rng.standard_normal(kernel_shape)
+    taken = []
+    real_banded = core_module._correlate_banded
+    with (
+        mock.patch.object(core_module, "choose_method", lambda *args, **kwargs: "banded"),
+        mock.patch.object(
+            core_module, "_correlate_banded",
+            lambda *args: taken.append(True) or real_banded(*args),
+        ),
+    ):
+        ours = (convolve2d if flip else correlate2d)(image, kernel, padding)
+    reference = scipy.signal.convolve2d if flip else scipy.signal.correlate2d
+    np.testing.assert_allclose(ours, reference(image, kernel, mode=padding), rtol=RTOL, atol=ATOL)
+    assert taken
+
+
+def test_banded_path_is_chosen_for_long_passes_only():
+    """The cost model sends long one-row and one-column kernels on large planes to the banded
+    path, and keeps 2-D kernels, three-tap rows and tiny planes off it."""
+    method = core_module.choose_method
+    assert method((512, 536), (1, 25), (512, 512)) == "banded"
+    assert method((536, 512), (25, 1), (512, 512)) == "banded"
+    assert method((512, 514), (1, 3), (512, 512)) == "direct"
+    assert method((514, 514), (3, 3), (512, 512)) == "direct"
+    assert method((8, 32), (1, 25), (8, 8)) == "direct"
+
+
+def test_banded_path_refuses_what_it_cannot_do():
+    """Forcing the banded path on a 2-D kernel or a stride is a clear error."""
+    x, weight = np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(InvalidArgument, match="one-row or one-column kernel"):
+        core_module.correlate(x, weight, (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (6, 6),
+                              method="banded")
+
+
+def test_nan_stays_local_where_banded_would_be_cheaper():
+    """A NaN spreads only over the outputs whose window holds it, though the band's zeros would
+    spread it over a whole block: such data takes the direct path."""
+    image = np.zeros((64, 400))
+    image[10, 200] = np.nan
+    assert core_module.choose_method((64, 424), (1, 25), (64, 400)) == "banded"
+    out = correlate2d(image, np.ones((1, 25)), "same")
+    expected = np.zeros((64, 400), dtype=bool)
+    expected[10, 188:213] = True
+    np.testing.assert_array_equal(np.isnan(out), expected)
+
+
 # ---- FFT path ------------------------------------------------------------------------------------
 
 
@@ -253,7 +322,7 @@ def test_fft_path_matches_scipy(monkeypatch, shape, kernel_shape, padding):
     direct sum to 1e-9."""
     taken = []
     real_fft = core_module._correlate_fft
-    monkeypatch.setattr(core_module, "prefers_fft", lambda *args: True)
+    monkeypatch.setattr(core_module, "choose_method", lambda *args, **kwargs: "fft")
     monkeypatch.setattr(
         core_module, "_correlate_fft", lambda *args: taken.append(True) or real_fft(*args)
     )

@@ -39,6 +39,8 @@ CASES = {
     "direct 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense5"], "same"),
     "FFT 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense31"], "same"),
     "separable passes": lambda: gaussian_blur(COLOUR, 2.0),
+    "banded row pass": lambda: correlate2d(IMAGE, RNG_KERNELS["row25"], "same"),
+    "banded column pass": lambda: correlate2d(IMAGE, RNG_KERNELS["row25"].T, "same"),
     "separable as one FFT": lambda: gaussian_blur(IMAGE, 12.0),
     "Sobel": lambda: sobel(IMAGE, 1),
     "dense filter": lambda: filter_image(COLOUR, RNG_KERNELS["dense5"]),
@@ -48,6 +50,7 @@ CASES = {
 RNG_KERNELS = {
     "dense5": np.random.default_rng(6).standard_normal((5, 5)),
     "dense31": np.random.default_rng(7).standard_normal((31, 31)),
+    "row25": np.random.default_rng(8).standard_normal((1, 25)),
 }
 
 

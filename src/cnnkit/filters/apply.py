@@ -8,16 +8,17 @@ is run is chosen automatically:
 2. a kernel of rank 1 (Gaussian, Sobel, box, binomial, or any user kernel that
    :func:`separable_factors` splits) is run as a column pass and a row pass, ``rows + columns``
    taps per pixel instead of ``rows * columns`` -- unless the primitives' cost model
-   (:func:`cnnkit.ops._core.prefers_fft`, the one cost model) predicts that one FFT of the
+   (:func:`cnnkit.ops._core.choose_method`, the one cost model) predicts that one FFT of the
    whole 2-D kernel is cheaper still;
 3. any other kernel is one 2-D call; the primitive itself switches from direct tap accumulation
    to FFT for large kernels.
 
-Channels are filtered one at a time, each padded once and cut into tiles of rows (the
-primitives' one tiling, :func:`cnnkit.ops._parallel.row_tiles`) that run both passes while
-the tile is in cache, in the primitives' thread pool for large images. Padding per axis
-commutes with filtering along the other axis for every padding mode, so the two-pass result
-equals the 2-D one up to rounding. Results are floating point (float32 in gives float32 out,
+Channels are filtered one at a time, each padded once. Passes that take the primitive's direct
+path run on tiles of rows (the primitives' one tiling, :func:`cnnkit.ops._parallel.row_tiles`),
+both passes while the tile is in cache, in the primitives' thread pool for large images; passes
+by band matrices or FFT run over the whole plane, and the primitive tiles them itself. Padding
+per axis commutes with filtering along the other axis for every padding mode, so the two-pass
+result equals the 2-D one up to rounding. Results are floating point (float32 in gives float32 out,
 everything else float64), have the input's height and width and are never clipped;
 :func:`cnnkit.imageio.to_uint8` makes a displayable 8-bit picture from them.
 
@@ -49,7 +50,7 @@ from cnnkit.filters.kernels import (
     sobel_kernels1d,
 )
 from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
-from cnnkit.ops._core import direct_cost, fft_cost, prefers_fft
+from cnnkit.ops._core import banded_cost, choose_method, direct_cost, fft_cost
 from cnnkit.ops._parallel import map_tiles, row_tiles
 from cnnkit.ops.windows import check_pad_width
 from cnnkit.shapes import resolve_padding
@@ -164,13 +165,17 @@ def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
 def _one_fft_is_cheaper(image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> bool:
     """Whether one 2-D call by FFT is predicted to beat a column pass and a row pass.
 
-    Both sides come from the primitives' one cost model: :func:`cnnkit.ops._core.direct_cost`
-    for the ``rows + columns`` taps of the passes, :func:`cnnkit.ops._core.fft_cost` for the
-    FFT over the once-padded image.
+    Both sides come from the primitives' one cost model: each pass costs what its cheaper path
+    costs (:func:`cnnkit.ops._core.direct_cost` or :func:`cnnkit.ops._core.banded_cost`),
+    against :func:`cnnkit.ops._core.fft_cost` for the FFT over the once-padded image.
     """
     height, width = image_shape
     kernel_rows, kernel_columns = kernel_shape
-    two_passes = direct_cost(kernel_rows + kernel_columns, height * width)
+    outputs = height * width
+    two_passes = sum(
+        min(direct_cost(max(shape), outputs), banded_cost(shape, outputs))
+        for shape in ((kernel_rows, 1), (1, kernel_columns))
+    )
     padded = (height + kernel_rows - 1, width + kernel_columns - 1)
     return fft_cost(padded, kernel_shape) < two_passes
 
@@ -188,8 +193,8 @@ def _filter(
     """Run a 2-D ``kernel``, or a ``column`` pass then a ``row`` pass, on every channel.
 
     Channels are filtered one at a time. Each is padded once (as 'same' padding of the whole
-    kernel would pad it) and the primitive runs with ``padding='valid'``. Unless the primitive
-    will take its FFT path, the padded channel is cut into tiles of rows, both passes on a tile
+    kernel would pad it) and the primitive runs with ``padding='valid'``. Where a pass takes the
+    primitive's direct path, the padded channel is cut into tiles of rows, both passes on a tile
     before the next, so that the data stays in cache between the passes; large images run their
     tiles in the thread pool. The kernels are cast to the image's dtype so that float32 images
     stay float32. ``out`` (the image itself is allowed) receives the result.
@@ -207,7 +212,13 @@ def _filter(
     pads = resolve_padding("same", kernel_shape, extra_before=operation == "convolve")
     height, width = image.shape[:2]
     padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
-    whole = len(passes) == 1 and prefers_fft(padded_shape, kernel_shape, (height, width))
+    # Passes by band matrices or FFT tile the whole plane themselves; direct passes share
+    # tiles of rows, so that a tile stays in cache between them.
+    methods = [
+        choose_method(padded_shape, part.shape, (height, width), fft=len(passes) == 1)
+        for part in passes
+    ]
+    whole = "direct" not in methods
     # A tile's column matrix, for the pass with the most taps, fits the one tile budget.
     widest_pass = max(part.size for part in passes)
     tiles = [(0, height)] if whole else row_tiles(height, widest_pass * width * image.itemsize)

@@ -11,18 +11,26 @@ Two algorithms:
   with the weight matrix by BLAS. Tiles are sized so the column matrix stays under
   :data:`cnnkit.ops._parallel.TILE_BYTES`, which keeps it in cache and bounds the extra memory
   whatever the kernel.
+- **banded**: for one plane and a one-row or one-column kernel at stride 1 (a pass of a
+  separable filter), a block of neighbouring outputs is one input segment times a *band matrix*
+  (the kernel copied down its diagonals), so a tile of outputs is one matrix product that reads
+  the input in place, with some multiplications by zero, instead of one gathered copy of the
+  input per tap. A row kernel multiplies segments of ``BAND_COLUMNS + k - 1`` inputs of each row
+  (a strided view) by the band matrix; a column kernel multiplies the transposed band matrix by
+  ``BAND_ROWS + k - 1`` whole input rows.
 - **FFT**: for stride 1 when every output channel reads exactly one input channel (a single
   image, or a depthwise filter bank) and the kernel is large: the correlation is a product of
   spectra, computed as 1-D transforms over tiles of rows, then of columns. Chosen when it is
-  predicted cheaper (:func:`prefers_fft`), and never when the data holds NaN or inf, which an
+  predicted cheaper (:func:`choose_method`), and never when the data holds NaN or inf, which an
   FFT would spread over the whole output.
 
-Both paths run their tiles through :func:`cnnkit.ops._parallel.map_tiles` (a thread pool for
+All three paths run their tiles through :func:`cnnkit.ops._parallel.map_tiles` (a thread pool for
 large arrays, BLAS held to one thread), with results bit-identical for any thread count.
 
 **The cost model** (the one in cnnkit; the filters use it too): the direct path costs one unit
-per tap and output element (:func:`direct_cost`), the FFT path :func:`fft_cost` units. Its
-constants, ``FFT_COST`` and ``FFT_OVERHEAD``, are fitted by ``benchmarks/fit_constants.py``.
+per tap and output element (:func:`direct_cost`), the banded path :func:`banded_cost` units and
+the FFT path :func:`fft_cost` units. Their constants (``BAND_*``, ``FFT_*``) are fitted by
+``benchmarks/fit_constants.py``.
 """
 
 from __future__ import annotations
@@ -38,13 +46,19 @@ from cnnkit.ops._parallel import map_tiles, row_tiles
 from cnnkit.ops.windows import pad, tap_windows, window_view
 
 __all__ = [
+    "BAND_COLUMNS",
+    "BAND_COST",
+    "BAND_OVERHEAD",
+    "BAND_REARRANGE",
+    "BAND_ROWS",
     "FFT_COST",
     "FFT_OVERHEAD",
+    "banded_cost",
+    "choose_method",
     "correlate",
     "correlate_backward",
     "direct_cost",
     "fft_cost",
-    "prefers_fft",
 ]
 
 #: Cost of one FFT "unit" (S log2 S for a transform of S points) relative to one multiply-add
@@ -55,6 +69,20 @@ FFT_COST = 3.0
 #: Fixed cost of the FFT path (three transforms and their set-up), in the same units: below it
 #: the direct path always wins.
 FFT_OVERHEAD = 50_000
+
+#: Cost of one multiply-add of the banded path (the band's zeros included) relative to one of
+#: the direct path: BLAS runs it from cache on data read in place.
+BAND_COST = 0.06
+
+#: Cost per output of putting a row kernel's products in place (one strided copy).
+BAND_REARRANGE = 2.0
+
+#: Fixed cost of the banded path (band matrices, views, calls): small planes stay direct.
+BAND_OVERHEAD = 20_000
+
+#: Outputs per band matrix for a row kernel, and for a column kernel.
+BAND_COLUMNS = 16
+BAND_ROWS = 8
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
@@ -148,6 +176,25 @@ def direct_cost(taps: int, outputs: int) -> float:
     return float(taps) * outputs
 
 
+def banded_cost(kernel_size: tuple[int, int], outputs: int) -> float:
+    """Predicted cost of the banded path for a one-row or one-column kernel, in the units of
+    :func:`direct_cost` (infinite for a kernel of several rows and columns, where it does not
+    apply).
+
+    ``BAND_OVERHEAD``, plus per output ``BAND_COST`` for each multiply-add by the band matrix
+    (``BAND_COLUMNS + k - 1`` for a row kernel of ``k`` taps, ``BAND_ROWS + k - 1`` for a column
+    kernel) and, for a row kernel, ``BAND_REARRANGE``.
+    """
+    kh, kw = kernel_size
+    if kh > 1 and kw > 1:
+        return math.inf
+    if kh == 1:
+        per_output = BAND_COST * (BAND_COLUMNS + kw - 1) + BAND_REARRANGE
+    else:
+        per_output = BAND_COST * (BAND_ROWS + kh - 1)
+    return BAND_OVERHEAD + per_output * outputs
+
+
 def fft_cost(
     in_shape: tuple[int, int],
     kernel_size: tuple[int, int],
@@ -163,16 +210,36 @@ def fft_cost(
     return FFT_OVERHEAD + FFT_COST * points * math.log2(max(points, 2))
 
 
-def prefers_fft(
+def choose_method(
     in_shape: tuple[int, int],
     kernel_size: tuple[int, int],
     out_shape: tuple[int, int],
     dilation: tuple[int, int] = (1, 1),
     pads: Pads = ((0, 0), (0, 0)),
-) -> bool:
-    """Predict whether the FFT path beats the direct one for a single-channel correlation."""
-    direct = direct_cost(math.prod(kernel_size), math.prod(out_shape))
-    return fft_cost(in_shape, kernel_size, dilation, pads) < direct
+    *,
+    banded: bool = True,
+    fft: bool = True,
+) -> str:
+    """The path the cost model predicts cheapest for one plane and one filter.
+
+    ``banded`` and ``fft`` say whether those paths apply (the banded one needs stride and
+    dilation 1 and a one-row or one-column kernel, the FFT one stride 1). Returns
+    ``'direct'``, ``'banded'`` or ``'fft'``.
+
+    >>> choose_method((2048, 2048), (3, 3), (2046, 2046))
+    'direct'
+    >>> choose_method((2048, 2072), (1, 25), (2048, 2048))
+    'banded'
+    >>> choose_method((2048, 2048), (31, 31), (2018, 2018))
+    'fft'
+    """
+    outputs = math.prod(out_shape)
+    costs = {"direct": direct_cost(math.prod(kernel_size), outputs)}
+    if banded and dilation == (1, 1) and math.prod(kernel_size) > 1 and min(kernel_size) == 1:
+        costs["banded"] = banded_cost(kernel_size, outputs)
+    if fft:
+        costs["fft"] = fft_cost(in_shape, kernel_size, dilation, pads)
+    return min(costs, key=costs.get)
 
 
 def _spectrum(planes: np.ndarray, lengths: tuple[int, int], work: float) -> np.ndarray:
@@ -236,6 +303,73 @@ def _correlate_fft(x, weight, dilation, pads, out_shape) -> np.ndarray:
     return out.reshape(n, c, *out_shape)
 
 
+def _band_matrix(taps: np.ndarray, block: int) -> np.ndarray:
+    """The ``(block + k - 1, block)`` matrix whose column ``j`` holds the ``k`` taps from row ``j``.
+
+    A segment of ``block + k - 1`` inputs times it is ``block`` outputs of their 1-D correlation.
+
+    >>> _band_matrix(np.array([1.0, 2.0]), 3)
+    array([[1., 0., 0.],
+           [2., 1., 0.],
+           [0., 2., 1.],
+           [0., 0., 2.]])
+    """
+    band = np.zeros((block + taps.size - 1, block), dtype=taps.dtype)
+    columns = np.arange(block)
+    band[np.arange(taps.size)[:, np.newaxis] + columns, columns] = taps[:, np.newaxis]
+    return band
+
+
+def _blocks(length: int, block: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` blocks of ``block`` elements covering ``length``; the last may be short."""
+    return [(start, min(start + block, length)) for start in range(0, length, block)]
+
+
+def _correlate_banded(padded: np.ndarray, kernel: np.ndarray, work: float) -> np.ndarray:
+    """'valid' correlation of one explicitly padded plane with a one-row or one-column kernel.
+
+    Column kernel: each block of ``BAND_ROWS`` output rows is the transposed band matrix times
+    the block's input rows, written in place; tiles are runs of blocks. Row kernel: for a tile of
+    output rows, ``segments[b, r]`` is the input of output block ``b`` of row ``r`` (a view), one
+    matrix product by the band matrix gives every block, and one copy puts them in place. A last,
+    narrower block has its own band matrix.
+    """
+    kh, kw = kernel.shape
+    height, width = padded.shape[0] - kh + 1, padded.shape[1] - kw + 1
+    out = np.empty((height, width), dtype=padded.dtype)
+    if kw == 1:
+        blocks = _blocks(height, BAND_ROWS)
+        bands = {
+            r1 - r0: np.ascontiguousarray(_band_matrix(kernel[:, 0], r1 - r0).T)
+            for r0, r1 in blocks[-2:]
+        }
+        per_tile = max(1, _parallel.TILE_BYTES // (BAND_ROWS * padded.shape[1] * padded.itemsize))
+
+        def run_blocks(tile: list[tuple[int, int]]) -> None:
+            for r0, r1 in tile:
+                np.matmul(bands[r1 - r0], padded[r0 : r1 + kh - 1], out=out[r0:r1])
+
+        tiles = [blocks[i : i + per_tile] for i in range(0, len(blocks), per_tile)]
+        map_tiles(run_blocks, tiles, work)
+        return out
+    full = width // BAND_COLUMNS * BAND_COLUMNS
+    parts = [(0, full, BAND_COLUMNS)] if full else []
+    if full < width:
+        parts.append((full, width, width - full))
+    bands = {size: _band_matrix(kernel[0], size) for _, _, size in parts}
+
+    def run_rows(tile: tuple[int, int]) -> None:
+        r0, r1 = tile
+        for c0, c1, size in parts:
+            span = padded[r0:r1, c0 : c1 + kw - 1]
+            segments = np.lib.stride_tricks.sliding_window_view(span, size + kw - 1, axis=1)
+            product = np.matmul(segments[:, ::size].transpose(1, 0, 2), bands[size])
+            out[r0:r1, c0:c1] = product.transpose(1, 0, 2).reshape(r1 - r0, c1 - c0)
+
+    map_tiles(run_rows, row_tiles(height, 2 * padded.shape[1] * padded.itemsize), work)
+    return out
+
+
 def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Per-group matrix product of ``(G, m, k)`` and ``(G, k, n)`` arrays.
 
@@ -262,7 +396,8 @@ def correlate(
 ) -> np.ndarray:
     """Cross-correlate an NCHW batch, zero-padded by ``pads``, with a weight: ``(N, O, Ho, Wo)``.
 
-    ``method`` is ``'auto'``, ``'direct'`` or ``'fft'`` (the last only where it applies).
+    ``method`` is ``'auto'`` (the path the cost model predicts cheapest), ``'direct'``,
+    ``'banded'`` or ``'fft'`` (the last two only where they apply).
     """
     n, c = x.shape[:2]
     o, _, kh, kw = weight.shape
@@ -271,14 +406,26 @@ def correlate(
         raise InvalidArgument(
             "method='fft' needs stride 1 and one input channel per output channel"
         )
-    if method == "fft" or (
-        method == "auto"
-        and fft_applies
-        and prefers_fft(x.shape[2:], (kh, kw), out_shape, dilation, pads)
-        and np.isfinite(x).all()
-        and np.isfinite(weight).all()
-    ):
+    banded_applies = n == c == o == 1 and stride == dilation == (1, 1) and min(kh, kw) == 1
+    if method == "banded" and not banded_applies:
+        raise InvalidArgument(
+            "method='banded' needs one plane, one filter, a one-row or one-column kernel, "
+            "stride 1 and dilation 1"
+        )
+    if method == "auto" and (fft_applies or banded_applies):
+        method = choose_method(
+            x.shape[2:], (kh, kw), out_shape, dilation, pads, banded=banded_applies,
+            fft=fft_applies,
+        )
+        # Both other paths would spread a NaN or inf beyond its window (over a whole FFT, or
+        # over a band's block through a multiplication by zero).
+        if method != "direct" and not (np.isfinite(x).all() and np.isfinite(weight).all()):
+            method = "direct"
+    if method == "fft":
         return _correlate_fft(x, weight, dilation, pads, out_shape)
+    if method == "banded":
+        work = direct_cost(kh * kw, math.prod(out_shape))
+        return _correlate_banded(pad(x[0, 0], pads), weight[0, 0], work)[np.newaxis, np.newaxis]
 
     ho, wo = out_shape
     og = o // groups
