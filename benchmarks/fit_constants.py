@@ -72,28 +72,39 @@ def fit_banded(seconds_per_mac: float, quick: bool) -> None:
     rng = np.random.default_rng(3)
     sizes = (1024,) if quick else (1024, 2048)
     saved = _core.BAND_ROWS, _core.BAND_COLUMNS
-    for vertical, name, blocks in ((True, "BAND_ROWS", (4, 8, 16)),
-                                   (False, "BAND_COLUMNS", (8, 16, 32))):
+    shapes = {
+        "BAND_ROWS": [(taps, 1) for taps in (3, 9, 25, 65)],
+        "BAND_COLUMNS": [(1, 3), (1, 9), (1, 25), (1, 65), (3, 3), (5, 5), (9, 9)],
+    }
+    for name, blocks in (("BAND_ROWS", (4, 8, 16)), ("BAND_COLUMNS", (8, 16, 32))):
         for block in blocks:
             _core.BAND_ROWS = _core.BAND_COLUMNS = block
-            macs, units = [], []
+            terms, units = [], []
             for size in sizes:
-                for taps in (3, 9, 25, 65):
-                    shape = (taps, 1) if vertical else (1, taps)
-                    x = rng.standard_normal((1, 1, size + shape[0] - 1, size + shape[1] - 1))
-                    weight = rng.standard_normal((1, 1, *shape))
+                for kh, kw in shapes[name]:
+                    x = rng.standard_normal((1, 1, size + kh - 1, size + kw - 1))
+                    weight = rng.standard_normal((1, 1, kh, kw))
                     args = (x, weight, (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (size, size))
                     banded, direct = (
                         best_time(lambda a=args, m=method: _core.correlate(*a, method=m), repeats=5)
                         for method in ("banded", "direct")
                     )
-                    macs.append(block + taps - 1)
+                    # multiply-adds per output, and kernel rows (0 for the transposed form)
+                    if kw == 1:
+                        terms.append((block + kh - 1, 0))
+                    else:
+                        terms.append((kh * (block + kw - 1), kh))
                     units.append(banded / seconds_per_mac / size**2)
-                    print(f"  {name} = {block:2d}, {size}² {shape[0]}×{shape[1]}: banded "
+                    print(f"  {name} = {block:2d}, {size}² {kh}×{kw}: banded "
                           f"{banded * 1e3:7.2f} ms, direct {direct * 1e3:7.2f} ms")
-            slope, intercept = np.polyfit(macs, units, 1)
-            print(f"{name} = {block}: {slope:.3f} units per multiply-add, "
-                  f"{intercept:.2f} units per output")
+            design = np.array(terms, dtype=float)
+            if name == "BAND_ROWS":
+                design = design[:, :1]
+            coefficients = np.linalg.lstsq(design, np.array(units), rcond=None)[0]
+            text = f"BAND_COST = {coefficients[0]:.3f}"
+            if name == "BAND_COLUMNS":
+                text += f", BAND_REARRANGE = {coefficients[1]:.2f}"
+            print(f"{name} = {block}: {text}")
     _core.BAND_ROWS, _core.BAND_COLUMNS = saved
 
 

@@ -251,16 +251,17 @@ def test_one_by_one_image_and_kernel():
 @given(
     height=st.integers(1, 40),
     width=st.integers(1, 70),
-    taps=st.integers(2, 45),
+    kernel_shape=st.tuples(st.integers(1, 12), st.integers(1, 45)).filter(lambda k: k != (1, 1)),
     vertical=st.booleans(),
     padding=st.sampled_from(["same", "full", "valid"]),
     flip=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_banded_path_matches_scipy(height, width, taps, vertical, padding, flip, seed):
-    """The banded path (forced here) equals scipy's sum for one-row and one-column kernels of
-    any length, including blocks cut short at the edge and kernels longer than the image."""
-    kernel_shape = (taps, 1) if vertical else (1, taps)
+def test_banded_path_matches_scipy(height, width, kernel_shape, vertical, padding, flip, seed):
+    """The banded path (forced here) equals scipy's sum for one-row, one-column and 2-D kernels,
+    including blocks cut short at the edge and kernels longer than the image."""
+    if vertical:
+        kernel_shape = (kernel_shape[1], 1)
     if padding == "valid":
         assume(height >= kernel_shape[0] and width >= kernel_shape[1])
     rng = np.random.default_rng(seed)
@@ -280,22 +281,24 @@ def test_banded_path_matches_scipy(height, width, taps, vertical, padding, flip,
     assert taken
 
 
-def test_banded_path_is_chosen_for_long_passes_only():
-    """The cost model sends long one-row and one-column kernels on large planes to the banded
-    path, and keeps 2-D kernels, three-tap rows and tiny planes off it."""
+def test_banded_path_is_chosen_for_long_kernels_on_large_planes():
+    """The cost model sends long passes and mid-sized 2-D kernels on large planes to the banded
+    path, and keeps three-tap kernels, dilations and tiny planes off it."""
     method = core_module.choose_method
     assert method((512, 536), (1, 25), (512, 512)) == "banded"
     assert method((536, 512), (25, 1), (512, 512)) == "banded"
+    assert method((516, 516), (5, 5), (512, 512)) == "banded"
     assert method((512, 514), (1, 3), (512, 512)) == "direct"
     assert method((514, 514), (3, 3), (512, 512)) == "direct"
+    assert method((516, 516), (5, 5), (508, 508), (2, 2)) == "direct"
     assert method((8, 32), (1, 25), (8, 8)) == "direct"
 
 
 def test_banded_path_refuses_what_it_cannot_do():
-    """Forcing the banded path on a 2-D kernel or a stride is a clear error."""
+    """Forcing the banded path with a stride or on several planes is a clear error."""
     x, weight = np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 3, 3))
-    with pytest.raises(InvalidArgument, match="one-row or one-column kernel"):
-        core_module.correlate(x, weight, (1, 1), (1, 1), ((0, 0), (0, 0)), 1, (6, 6),
+    with pytest.raises(InvalidArgument, match="stride 1 and dilation 1"):
+        core_module.correlate(x, weight, (2, 2), (1, 1), ((0, 0), (0, 0)), 1, (3, 3),
                               method="banded")
 
 

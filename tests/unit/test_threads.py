@@ -36,7 +36,8 @@ WEIGHT = RNG.standard_normal((12, 8, 5, 5))
 GRAD = RNG.standard_normal((16, 12, 20, 20))
 
 CASES = {
-    "direct 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense5"], "same"),
+    "direct 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense3"], "same"),
+    "banded 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense5"], "same"),
     "FFT 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense31"], "same"),
     "separable passes": lambda: gaussian_blur(COLOUR, 2.0),
     "banded row pass": lambda: correlate2d(IMAGE, RNG_KERNELS["row25"], "same"),
@@ -48,6 +49,7 @@ CASES = {
     "conv2d backward": lambda: conv2d_backward(GRAD, BATCH, WEIGHT, padding=2),
 }
 RNG_KERNELS = {
+    "dense3": np.random.default_rng(9).standard_normal((3, 3)),
     "dense5": np.random.default_rng(6).standard_normal((5, 5)),
     "dense31": np.random.default_rng(7).standard_normal((31, 31)),
     "row25": np.random.default_rng(8).standard_normal((1, 25)),

@@ -11,13 +11,13 @@ Two algorithms:
   with the weight matrix by BLAS. Tiles are sized so the column matrix stays under
   :data:`cnnkit.ops._parallel.TILE_BYTES`, which keeps it in cache and bounds the extra memory
   whatever the kernel.
-- **banded**: for one plane and a one-row or one-column kernel at stride 1 (a pass of a
-  separable filter), a block of neighbouring outputs is one input segment times a *band matrix*
-  (the kernel copied down its diagonals), so a tile of outputs is one matrix product that reads
-  the input in place, with some multiplications by zero, instead of one gathered copy of the
-  input per tap. A row kernel multiplies segments of ``BAND_COLUMNS + k - 1`` inputs of each row
-  (a strided view) by the band matrix; a column kernel multiplies the transposed band matrix by
-  ``BAND_ROWS + k - 1`` whole input rows.
+- **banded**: for one plane and one filter at stride 1 (a filter or a pass of a separable
+  filter over an image), a block of neighbouring outputs of a row is one input segment times a
+  *band matrix* (a kernel row copied down its diagonals), so a tile of outputs is one matrix
+  product per kernel row that reads the input in place, with some multiplications by zero,
+  instead of one gathered copy of the input per tap. Segments of ``BAND_COLUMNS + kw - 1``
+  inputs are a strided view; a one-column kernel (a vertical pass) uses the transposed form, the
+  band matrix times ``BAND_ROWS + kh - 1`` whole input rows.
 - **FFT**: for stride 1 when every output channel reads exactly one input channel (a single
   image, or a depthwise filter bank) and the kernel is large: the correlation is a product of
   spectra, computed as 1-D transforms over tiles of rows, then of columns. Chosen when it is
@@ -74,7 +74,7 @@ FFT_OVERHEAD = 50_000
 #: the direct path: BLAS runs it from cache on data read in place.
 BAND_COST = 0.06
 
-#: Cost per output of putting a row kernel's products in place (one strided copy).
+#: Cost per output and kernel row of summing the products and putting them in place.
 BAND_REARRANGE = 2.0
 
 #: Fixed cost of the banded path (band matrices, views, calls): small planes stay direct.
@@ -177,21 +177,18 @@ def direct_cost(taps: int, outputs: int) -> float:
 
 
 def banded_cost(kernel_size: tuple[int, int], outputs: int) -> float:
-    """Predicted cost of the banded path for a one-row or one-column kernel, in the units of
-    :func:`direct_cost` (infinite for a kernel of several rows and columns, where it does not
-    apply).
+    """Predicted cost of the banded path, in the units of :func:`direct_cost`.
 
-    ``BAND_OVERHEAD``, plus per output ``BAND_COST`` for each multiply-add by the band matrix
-    (``BAND_COLUMNS + k - 1`` for a row kernel of ``k`` taps, ``BAND_ROWS + k - 1`` for a column
-    kernel) and, for a row kernel, ``BAND_REARRANGE``.
+    ``BAND_OVERHEAD``, plus per output ``BAND_COST`` for each multiply-add by a band matrix:
+    ``BAND_ROWS + kh - 1`` for a one-column kernel; otherwise ``BAND_COLUMNS + kw - 1`` for each
+    of the ``kh`` kernel rows, with ``BAND_REARRANGE`` for summing each kernel row's products and
+    for putting the sum in place.
     """
     kh, kw = kernel_size
-    if kh > 1 and kw > 1:
-        return math.inf
-    if kh == 1:
-        per_output = BAND_COST * (BAND_COLUMNS + kw - 1) + BAND_REARRANGE
-    else:
+    if kw == 1:
         per_output = BAND_COST * (BAND_ROWS + kh - 1)
+    else:
+        per_output = kh * BAND_COST * (BAND_COLUMNS + kw - 1) + kh * BAND_REARRANGE
     return BAND_OVERHEAD + per_output * outputs
 
 
@@ -223,7 +220,7 @@ def choose_method(
     """The path the cost model predicts cheapest for one plane and one filter.
 
     ``banded`` and ``fft`` say whether those paths apply (the banded one needs stride and
-    dilation 1 and a one-row or one-column kernel, the FFT one stride 1). Returns
+    dilation 1, the FFT one stride 1). Returns
     ``'direct'``, ``'banded'`` or ``'fft'``.
 
     >>> choose_method((2048, 2048), (3, 3), (2046, 2046))
@@ -235,7 +232,7 @@ def choose_method(
     """
     outputs = math.prod(out_shape)
     costs = {"direct": direct_cost(math.prod(kernel_size), outputs)}
-    if banded and dilation == (1, 1) and math.prod(kernel_size) > 1 and min(kernel_size) == 1:
+    if banded and dilation == (1, 1) and math.prod(kernel_size) > 1:
         costs["banded"] = banded_cost(kernel_size, outputs)
     if fft:
         costs["fft"] = fft_cost(in_shape, kernel_size, dilation, pads)
@@ -326,13 +323,14 @@ def _blocks(length: int, block: int) -> list[tuple[int, int]]:
 
 
 def _correlate_banded(padded: np.ndarray, kernel: np.ndarray, work: float) -> np.ndarray:
-    """'valid' correlation of one explicitly padded plane with a one-row or one-column kernel.
+    """'valid' correlation of one explicitly padded plane with one kernel, by band matrices.
 
     Column kernel: each block of ``BAND_ROWS`` output rows is the transposed band matrix times
-    the block's input rows, written in place; tiles are runs of blocks. Row kernel: for a tile of
-    output rows, ``segments[b, r]`` is the input of output block ``b`` of row ``r`` (a view), one
-    matrix product by the band matrix gives every block, and one copy puts them in place. A last,
-    narrower block has its own band matrix.
+    the block's input rows, written in place; tiles are runs of blocks. Other kernels: for a tile
+    of output rows and each kernel row, ``segments[b, r]`` is the input of output block ``b`` of
+    row ``r`` (a view), one matrix product by that kernel row's band matrix gives every block, the
+    kernel rows' products are summed, and one copy puts them in place. A last, narrower block
+    has its own band matrices.
     """
     kh, kw = kernel.shape
     height, width = padded.shape[0] - kh + 1, padded.shape[1] - kw + 1
@@ -356,15 +354,19 @@ def _correlate_banded(padded: np.ndarray, kernel: np.ndarray, work: float) -> np
     parts = [(0, full, BAND_COLUMNS)] if full else []
     if full < width:
         parts.append((full, width, width - full))
-    bands = {size: _band_matrix(kernel[0], size) for _, _, size in parts}
+    bands = {size: [_band_matrix(taps, size) for taps in kernel] for _, _, size in parts}
 
     def run_rows(tile: tuple[int, int]) -> None:
         r0, r1 = tile
         for c0, c1, size in parts:
-            span = padded[r0:r1, c0 : c1 + kw - 1]
-            segments = np.lib.stride_tricks.sliding_window_view(span, size + kw - 1, axis=1)
-            product = np.matmul(segments[:, ::size].transpose(1, 0, 2), bands[size])
-            out[r0:r1, c0:c1] = product.transpose(1, 0, 2).reshape(r1 - r0, c1 - c0)
+            # Kernel row i reads input rows r0 + i : r1 + i; its products are summed.
+            total = None
+            for i, band in enumerate(bands[size]):
+                span = padded[r0 + i : r1 + i, c0 : c1 + kw - 1]
+                segments = np.lib.stride_tricks.sliding_window_view(span, size + kw - 1, axis=1)
+                product = np.matmul(segments[:, ::size].transpose(1, 0, 2), band)
+                total = product if total is None else np.add(total, product, out=total)
+            out[r0:r1, c0:c1] = total.transpose(1, 0, 2).reshape(r1 - r0, c1 - c0)
 
     map_tiles(run_rows, row_tiles(height, 2 * padded.shape[1] * padded.itemsize), work)
     return out
@@ -406,11 +408,10 @@ def correlate(
         raise InvalidArgument(
             "method='fft' needs stride 1 and one input channel per output channel"
         )
-    banded_applies = n == c == o == 1 and stride == dilation == (1, 1) and min(kh, kw) == 1
+    banded_applies = n == c == o == 1 and stride == dilation == (1, 1)
     if method == "banded" and not banded_applies:
         raise InvalidArgument(
-            "method='banded' needs one plane, one filter, a one-row or one-column kernel, "
-            "stride 1 and dilation 1"
+            "method='banded' needs one plane, one filter, stride 1 and dilation 1"
         )
     if method == "auto" and (fft_applies or banded_applies):
         method = choose_method(
