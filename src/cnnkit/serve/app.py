@@ -94,8 +94,9 @@ class Uploads:
         with saved_upload(data) as path:
             rows, columns = image_shape(path)[:2]
             scale = min(1.0, playground.MAX_IMAGE_SIDE / max(rows, columns))
-            size = (max(1, round(rows * scale)), max(1, round(columns * scale)))
+            size = None  # as it is, unless it is larger than the playground
             if scale < 1.0:
+                size = (max(1, round(rows * scale)), max(1, round(columns * scale)))
                 notes.append(f"shrunk from {columns}×{rows} to {size[1]}×{size[0]}")
             rgb = read_image(path, color="rgb", size=size, max_pixels=MAX_UPLOAD_PIXELS)
         upload = Upload(rgb, to_grayscale(rgb))

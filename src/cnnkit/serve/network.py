@@ -23,9 +23,9 @@ from cnnkit.arch import load_architecture, trace
 from cnnkit.errors import TooLarge
 from cnnkit.explain import METHODS, attribute_numpy, layers_to_show, prepare_for_model, tile_maps
 from cnnkit.imageio import image_shape
-from cnnkit.report import _attribution_overlay, _coloured, _colour_table, _png
+from cnnkit.report import _attribution_overlay, _colour_table, _coloured, _png
 
-__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "INVERT_CHOICES", "Inspector", "saved_upload"]
+__all__ = ["INVERT_CHOICES", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "Inspector", "saved_upload"]
 
 #: Largest upload accepted, in bytes.
 MAX_UPLOAD_BYTES = 8 * 2**20
@@ -35,7 +35,7 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 INVERT_CHOICES = ("auto", "yes", "no")
 
 
-class saved_upload:  # noqa: N801 - a context manager used like a function
+class saved_upload:
     """The bytes of an upload as a temporary file (removed on exit), its pixel count checked
     from the header before anything is decoded."""
 
