@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
                   "trust the network", file=sys.stderr)
         host, port = listener.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"cnnkit serve: http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
         try:
+            print(f"cnnkit serve: http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
             serve(app, listener)
         except KeyboardInterrupt:
             pass
