@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import socket
 import threading
 
 import pytest
@@ -59,26 +57,6 @@ def client(app):
         yield test_client
 
 
-def png_bytes(picture) -> bytes:
-    """A uint8 array (or a Pillow image) as the bytes of a PNG file."""
-    from PIL import Image
-
-    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def stroke_png(size: int = 280) -> bytes:
-    """A dark vertical stroke on a light background, as a drawing on the page gives."""
-    from PIL import Image, ImageDraw
-
-    image = Image.new("L", (size, size), 255)
-    ImageDraw.Draw(image).line([(size // 2, size // 7), (size // 2, size - size // 7)], fill=0,
-                               width=size // 14)
-    return png_bytes(image)
-
-
 @pytest.fixture(scope="session")
 def server_url(app):
     """The application served by uvicorn on a free localhost port, in a thread."""
@@ -102,8 +80,3 @@ def server_url(app):
     thread.join(timeout=10)
     listener.close()
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -17,7 +17,8 @@ from cnnkit import convolve2d, correlate2d
 from cnnkit.filters import KERNEL_NAMES, SAMPLE_NAMES, make_kernel, sample_image
 from cnnkit.ops import PADDING_MODES, avg_pool2d, max_pool2d
 from cnnkit.shapes import explain_output_size, output_shape
-from tests.serve.conftest import REPORT_TEXT, png_bytes, stroke_png
+from tests.serve.conftest import REPORT_TEXT
+from tests.serve.helpers import png_bytes, stroke_png
 
 RTOL = 1e-12
 
@@ -468,7 +469,11 @@ def test_upload_refusals(client):
     assert len(bomb) < MAX_UPLOAD_BYTES
     refused(client.post("/api/upload", content=bomb), 413, "pixels")
     refused(client.post("/api/predict", content=bomb), 413, "pixels")
-    refused(client.post("/api/upload", content=b"GIF89a not really"), 400, "not an image")
+    message = refused(client.post("/api/upload", content=b"GIF89a not really"), 400,
+                      "not an image")
+    assert message.startswith("the upload is not an image") and "/" not in message.split("(")[0]
+    truncated = png_bytes(np.zeros((64, 64), np.uint8))[:60]
+    refused(client.post("/api/predict", content=truncated), 400, "the upload")
     refused(client.post("/api/upload", content=b""), 400, "empty")
 
 

@@ -5,22 +5,25 @@ answers :meth:`Inspector.inspect` for image files sent by the page: the image as
 it (the steps of :func:`cnnkit.explain.prepare_for_model`), the top classes, the feature maps of
 the layers :func:`cnnkit.explain.layers_to_show` picks, and an attribution map from
 :func:`cnnkit.explain.attribute_numpy`. The NumPy layers keep what their backward pass needs
-between calls, so one lock serialises the model's use; everything else runs in parallel.
+between calls, so each request borrows a copy of the model of its own (one per core, two at
+most); everything else runs in parallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture, trace
-from cnnkit.errors import TooLarge
+from cnnkit.errors import CnnkitError, TooLarge
 from cnnkit.explain import METHODS, attribute_numpy, layers_to_show, prepare_for_model, tile_maps
 from cnnkit.imageio import image_shape
 from cnnkit.report import _attribution_overlay, _colour_table, _coloured, _png
@@ -35,32 +38,33 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 INVERT_CHOICES = ("auto", "yes", "no")
 
 
-class saved_upload:
-    """The bytes of an upload as a temporary file (removed on exit), its pixel count checked
-    from the header before anything is decoded."""
+@contextlib.contextmanager
+def saved_upload(data: bytes) -> Iterator[Path]:
+    """The bytes of an upload as a temporary file, removed afterwards; its pixel count is
+    checked from the header before anything is decoded.
 
-    def __init__(self, data: bytes) -> None:
-        if len(data) > MAX_UPLOAD_BYTES:
-            raise TooLarge(f"the upload has {len(data)} bytes, more than the limit of "
-                           f"{MAX_UPLOAD_BYTES}")
-        self._folder = tempfile.TemporaryDirectory(prefix="cnnkit-serve-")
-        self.path = Path(self._folder.name) / "upload"
-        self.path.write_bytes(data)
-
-    def __enter__(self) -> Path:
-        try:
-            shape = image_shape(self.path)
-        except BaseException:
-            self._folder.cleanup()
-            raise
+    cnnkit's image readers take paths; a file of its own per request (``mkstemp``) keeps
+    concurrent requests apart and costs far less than a temporary folder. A cnnkit error about
+    the file speaks of "the upload", not of the server's temporary file.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise TooLarge(f"the upload has {len(data)} bytes, more than the limit of "
+                       f"{MAX_UPLOAD_BYTES}")
+    handle, name = tempfile.mkstemp(prefix="cnnkit-serve-")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        shape = image_shape(path)
         if shape[0] * shape[1] > MAX_UPLOAD_PIXELS:
-            self._folder.cleanup()
-            raise TooLarge(f"the uploaded image has {shape[1]}x{shape[0]} pixels, more than the "
-                           f"limit of {MAX_UPLOAD_PIXELS}")
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        self._folder.cleanup()
+            raise TooLarge(f"the uploaded image has {shape[1]}x{shape[0]} pixels, more than "
+                           f"the limit of {MAX_UPLOAD_PIXELS}")
+        yield path
+    except CnnkitError as exc:
+        message = str(exc).replace(repr(name), "the upload").replace(name, "the upload")
+        raise type(exc)(message) from None
+    finally:
+        path.unlink(missing_ok=True)
 
 
 class Inspector:
@@ -72,17 +76,21 @@ class Inspector:
         A training run folder (or a checkpoint file).
     """
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+    def __init__(self, run_dir: str | os.PathLike, *, replicas: int | None = None) -> None:
         from cnnkit.engines.evaluation import open_model
 
-        runner, checkpoint = open_model(run_dir, engine="numpy")
-        self.model = runner.model.eval()
+        replicas = check_int(replicas or min(2, os.cpu_count() or 1), "replicas", minimum=1)
+        # Each copy of the model serves one request at a time (its layers keep what their
+        # backward pass needs); with one copy per core, requests run in parallel.
+        self._models: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(replicas):
+            runner, checkpoint = open_model(run_dir, engine="numpy")
+            self._models.put(runner.model.eval())
         self.info = checkpoint.model_info
         rows = trace(load_architecture(self.info["arch"]), self.info["input_shape"],
                      self.info["num_classes"])
         self.kinds = [row.type for row in rows]
         self.shown = layers_to_show(self.kinds)
-        self._lock = threading.Lock()
 
     def describe(self) -> dict:
         """What the page shows about the model before any image."""
@@ -97,13 +105,15 @@ class Inspector:
             "methods": list(METHODS),
         }
 
-    def _forward(self, inputs: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Every layer's output for a batch and the logits (the model must be held)."""
-        outputs, value = [], inputs
-        for index in range(len(self.model)):
-            value = self.model.forward_layer(index, value)
-            outputs.append(value)
-        return outputs, value
+    @contextlib.contextmanager
+    def _model(self) -> Iterator[object]:
+        """A copy of the model that no other request uses meanwhile."""
+        model = self._models.get()
+        try:
+            yield model
+        finally:
+            model.zero_grad()  # the attribution's parameter gradients are not kept
+            self._models.put(model)
 
     def inspect(self, data: bytes, *, invert: str = "auto", method: str = "gradcam",
                 top_k: int = 3) -> dict:
@@ -123,14 +133,16 @@ class Inspector:
         with saved_upload(data) as path:
             prepared = prepare_for_model(path, self.info, invert=invert)
         inputs = normalise(prepared.pixels[np.newaxis], self.info)
-        with self._lock:
+        with self._model() as model:
             model_started = time.perf_counter()
-            outputs, logits = self._forward(inputs)
-            probabilities = softmax(logits)
+            outputs = [inputs]
+            for index in range(len(model)):
+                outputs.append(model.forward_layer(index, outputs[-1]))
+            probabilities = softmax(outputs[-1])
             indices, values = top_classes(probabilities, top_k)
             target = int(indices[0, 0])
             baseline = normalise(np.zeros_like(prepared.pixels)[np.newaxis], self.info)
-            attribution = attribute_numpy(self.model, inputs, [target], method=method,
+            attribution = attribute_numpy(model, inputs, [target], method=method,
                                           baseline=baseline)[0]
             model_ms = 1000 * (time.perf_counter() - model_started)
         names = self.info["class_names"]
@@ -143,7 +155,7 @@ class Inspector:
                            "mean": float(inputs.mean())},
             "top": [{"class": names[i], "index": int(i), "probability": float(p)}
                     for i, p in zip(indices[0].tolist(), values[0].tolist())],
-            "layers": [self._maps(index, outputs[index][0]) for index in self.shown],
+            "layers": [self._maps(index, outputs[index + 1][0]) for index in self.shown],
             "attribution": {"method": method, "class": names[target],
                             "png": _png(_attribution_overlay(attribution, gray, method))},
             "timing_ms": {"model": round(model_ms, 2),

@@ -583,6 +583,9 @@ function renderNetwork(result, roundTrip) {
   $("network-layers").replaceChildren(...result.layers.map((layer) => {
     const figure = figureOf(layer.png, `layer ${layer.index} (${layer.kind}): ${layer.shape[0]} maps of ${layer.shape[1]}×${layer.shape[2]}, values ${formatNumber(layer.min)} to ${formatNumber(layer.max)}`);
     figure.className = "layer";
+    // Small maps drawn three times larger, pixel by pixel.
+    const image = figure.querySelector("img");
+    image.onload = () => { image.style.width = `${Math.min(3 * image.naturalWidth, 1200)}px`; };
     return figure;
   }));
 }
