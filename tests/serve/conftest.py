@@ -58,11 +58,15 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def server_url(app):
-    """The application served by uvicorn on a free localhost port, in a thread."""
+def server_url(run_dir):
+    """The application as cnnkit serve runs it, served by uvicorn on a free localhost port in
+    a thread."""
     import uvicorn
 
     from cnnkit.serve import bind
+    from cnnkit.serve.app import LOOPBACK_HOSTS, create_app
+
+    app = create_app(run_dir, allowed_hosts=LOOPBACK_HOSTS)
 
     listener = bind("127.0.0.1", 0)
     port = listener.getsockname()[1]

@@ -80,6 +80,13 @@ def test_clicking_an_output_pixel_shows_its_sum(page):
                                                                    rel=1e-5)
     assert page.locator("#pixel-kernel tr").count() == 3
     assert "×" in page.inner_text("#pixel-expression")
+    # The keyboard moves the chosen pixel too.
+    canvas.focus()
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function(f"document.getElementById('pixel-index').textContent === "
+                           f"'({row + 1}, {column})'")
+    assert float(page.inner_text("#pixel-value")) == pytest.approx(expected[row + 1, column],
+                                                                   rel=1e-5, abs=1e-12)
 
 
 def test_an_invalid_combination_is_explained(page):

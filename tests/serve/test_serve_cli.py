@@ -9,8 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+
+import pytest
 
 from cnnkit.cli import main
 
@@ -70,6 +73,12 @@ def test_serves_a_run_until_ctrl_c(run_dir):
     with _serving(str(run_dir), "--port", "0") as (process, url):
         with urllib.request.urlopen(url + "api/options", timeout=30) as response:
             assert json.load(response)["run"]["name"] == run_dir.name
+        # Another host name (DNS rebinding) is refused.
+        request = urllib.request.Request(url + "api/options", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        with refused.value as answer:
+            assert answer.code == 400 and "evil.example" in json.load(answer)["error"]
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert "stopped" in process.stderr.read()

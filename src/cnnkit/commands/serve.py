@@ -30,13 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnkit.serve import bind, is_loopback, serve
-    from cnnkit.serve.app import create_app, require_packages
+    from cnnkit.serve.app import LOOPBACK_HOSTS, create_app, require_packages
 
     require_packages()
     listener = bind(args.host, args.port)
     try:
-        app = create_app(args.run)
-        if not is_loopback(args.host):
+        local = is_loopback(args.host)
+        app = create_app(args.run, allowed_hosts=LOOPBACK_HOSTS if local else None)
+        if not local:
             print(f"cnnkit serve: warning: listening on {args.host} lets other machines reach "
                   "this server, which has no login; use the default 127.0.0.1 unless you "
                   "trust the network", file=sys.stderr)

@@ -28,6 +28,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,14 @@ from cnnkit.report import REPORT_NAME
 from cnnkit.serve import playground
 from cnnkit.serve.network import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, Inspector, saved_upload
 
-__all__ = ["MAX_JSON_BYTES", "UPLOADS_KEPT", "Uploads", "create_app", "require_packages"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "MAX_JSON_BYTES",
+    "UPLOADS_KEPT",
+    "Uploads",
+    "create_app",
+    "require_packages",
+]
 
 #: Largest JSON request body, in bytes.
 MAX_JSON_BYTES = 256 * 1024
@@ -127,10 +135,43 @@ def _run_folder(run_dir: str | os.PathLike) -> Path:
     return folder.resolve()
 
 
-def create_app(run_dir: str | os.PathLike | None = None):
+class _HostGuard:
+    """Answer only requests whose Host header names one of ``hosts`` (port aside).
+
+    A server on 127.0.0.1 is still reachable from web pages through DNS rebinding (a page's
+    own host name made to point at 127.0.0.1); checking the Host header refuses those.
+    """
+
+    def __init__(self, app, hosts: Sequence[str]) -> None:
+        self.app, self.hosts = app, {host.lower() for host in hosts}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            from starlette.datastructures import Headers
+            from starlette.responses import JSONResponse
+
+            header = Headers(scope=scope).get("host", "")
+            host = header.rsplit(":", 1)[0] if not header.endswith("]") else header
+            if host.lower() not in self.hosts:
+                response = JSONResponse({"error": f"host {header!r} is not served here; open "
+                                                  "the address cnnkit serve printed"},
+                                        status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+#: Host names a server bound to a loopback address answers to.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def create_app(run_dir: str | os.PathLike | None = None, *,
+               allowed_hosts: Sequence[str] | None = None):
     """The Starlette application; with ``run_dir``, the run's model is loaded once, here.
 
-    Raises the cnnkit error of a missing run folder or checkpoint before anything is served.
+    ``allowed_hosts``: the Host header values answered (default: any); ``cnnkit serve`` on a
+    loopback address passes :data:`LOOPBACK_HOSTS`. Raises the cnnkit error of a missing run
+    folder or checkpoint before anything is served.
     """
     require_packages()
     from starlette.applications import Starlette
@@ -250,4 +291,5 @@ def create_app(run_dir: str | os.PathLike | None = None):
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers = {CnnkitError: cnnkit_error, HTTPException: http_error, Exception: internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    return app if allowed_hosts is None else _HostGuard(app, allowed_hosts)

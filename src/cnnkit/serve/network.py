@@ -77,9 +77,10 @@ class Inspector:
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, replicas: int | None = None) -> None:
+        from cnnkit.data.imagefolder import default_workers
         from cnnkit.engines.evaluation import open_model
 
-        replicas = check_int(replicas or min(2, os.cpu_count() or 1), "replicas", minimum=1)
+        replicas = check_int(replicas or min(2, default_workers()), "replicas", minimum=1)
         # Each copy of the model serves one request at a time (its layers keep what their
         # backward pass needs); with one copy per core, requests run in parallel.
         self._models: queue.SimpleQueue = queue.SimpleQueue()

@@ -105,6 +105,20 @@ function clickedPixel(canvas, event) {
 
 function numberOf(id) { return Number($(id).value); }
 
+// Arrow keys on a focused output canvas move the chosen pixel (the keyboard's way to click).
+function pixelKeys(canvas, shape, pixel, choose) {
+  const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+  canvas.addEventListener("keydown", (event) => {
+    const move = moves[event.key];
+    const size = shape();
+    if (!move || !size) return;
+    event.preventDefault();
+    const [row, column] = pixel() || [0, 0];
+    choose([Math.min(Math.max(row + move[0], 0), size[0] - 1),
+            Math.min(Math.max(column + move[1], 0), size[1] - 1)]);
+  });
+}
+
 // --- tabs ------------------------------------------------------------------------------------
 function setupTabs() {
   document.querySelectorAll("header nav button").forEach((button) => {
@@ -314,6 +328,8 @@ function setupConvolution() {
     selectedPixel = [row, column];
     updateConvolution();
   });
+  pixelKeys($("conv-output"), () => lastConvolution && lastConvolution.output.shape,
+            () => selectedPixel, (pixel) => { selectedPixel = pixel; updateConvolution(); });
   showKernelParams();
 }
 
@@ -524,6 +540,8 @@ function setupPool() {
     poolPixel = [row, column];
     updatePool();
   });
+  pixelKeys($("pool-output"), () => lastPool && lastPool.output.shape, () => poolPixel,
+            (pixel) => { poolPixel = pixel; updatePool(); });
 }
 
 function refreshAll() {
