@@ -526,3 +526,21 @@ def test_predict_refusals(client, query, body, status, words):
     """Bad predict requests are refused with a message."""
     response = client.post(f"/api/predict{query}", content=stroke_png() if body is None else body)
     refused(response, status, *words)
+
+
+def test_every_static_file_is_package_data():
+    """Each file the page needs matches pyproject's package-data globs, so that a
+    non-editable install carries it."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")
+    from cnnkit.serve.app import STATIC
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["cnnkit.serve"]
+    files = [path.relative_to(STATIC.parent).as_posix() for path in STATIC.iterdir()]
+    assert {"static/index.html", "static/app.js", "static/app.css"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
