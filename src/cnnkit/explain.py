@@ -122,14 +122,19 @@ def shown_layers(model: torch.nn.Module) -> list[int]:
     return layers_to_show([layer_type(module) for module in _layers(model)])
 
 
-def layers_to_show(kinds: Sequence[str]) -> list[int]:
+def layers_to_show(kinds: Sequence[str], *, every: bool = False) -> list[int]:
     """:func:`shown_layers` for a model given by its layers' spec names (``conv2d``, ...), as
-    :func:`cnnkit.arch.trace` lists them; needs neither engine.
+    :func:`cnnkit.arch.trace` lists them; needs neither engine. With ``every``, all the layers
+    with feature maps (:func:`spatial_layers`).
 
     >>> layers_to_show(["conv2d", "relu", "max_pool2d", "conv2d", "flatten", "linear"])
     [1, 2, 3]
+    >>> layers_to_show(["conv2d", "relu", "max_pool2d", "flatten", "linear"], every=True)
+    [0, 1, 2]
     """
     kinds = list(kinds)
+    if every:
+        return _spatial(kinds)
     shown = []
     for index in _spatial(kinds):
         follower = kinds[index + 1] if index + 1 < len(kinds) else ""

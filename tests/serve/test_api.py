@@ -500,6 +500,13 @@ def test_predict_matches_cnnkit_predict(client, run_dir, tmp_path):
     assert result["image"]["png"].startswith("data:image/png;base64,")
 
 
+def test_predict_can_show_every_layer(client):
+    """layers=all adds the convolutions that an activation follows: every layer with maps."""
+    result = client.post("/api/predict?layers=all", content=stroke_png()).json()
+    assert [layer["index"] for layer in result["layers"]] == [0, 1, 2, 3, 4, 5]
+    assert [layer["kind"] for layer in result["layers"]][:2] == ["conv2d", "relu"]
+
+
 @pytest.mark.parametrize("method", ["saliency", "gradcam", "integrated-gradients"])
 def test_predict_attribution_is_cnnkits(client, run_dir, method):
     """Each attribution method answers a picture of the model's input size."""
@@ -519,6 +526,7 @@ def test_predict_attribution_is_cnnkits(client, run_dir, method):
     ("?method=lime", None, 400, ["method"]),
     ("?top=0", None, 400, ["top"]),
     ("?top=-1", None, 400, ["top"]),
+    ("?layers=some", None, 400, ["layers"]),
     ("", b"not an image", 400, ["not an image"]),
     ("", b"", 400, ["empty"]),
 ])

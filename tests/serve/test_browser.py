@@ -12,6 +12,7 @@ import pytest
 from cnnkit import correlate2d
 from cnnkit.filters import make_kernel, sample_image
 from cnnkit.shapes import explain_output_size, output_shape
+from tests.serve.helpers import png_bytes
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -98,6 +99,16 @@ def test_an_invalid_combination_is_explained(page):
     page.wait_for_selector("#conv-error", state="hidden")
 
 
+def test_an_uploaded_image_is_the_playgrounds_input(page, tmp_path):
+    """An uploaded image becomes the input: the page shows its size and cnnkit's output size."""
+    (tmp_path / "wide.png").write_bytes(png_bytes(np.zeros((12, 18), np.uint8)))
+    page.set_input_files("#image-upload", str(tmp_path / "wide.png"))
+    page.wait_for_function("document.getElementById('conv-input-shape').textContent === "
+                           "'12 × 18'")
+    page.wait_for_function("document.getElementById('conv-shape').textContent === '12 × 18'")
+    page.select_option("#image-sample", "grid")
+
+
 def test_the_1d_view_shows_the_tutorials_answer(page):
     """The 1-D tab shows the textbook's 'same' result and an element's written-out sum."""
     page.click(".subtabs button[data-sub=signal]")
@@ -143,6 +154,15 @@ def test_drawing_a_stroke_shows_a_prediction_and_feature_maps(page):
     assert page.locator("#network-top-list li").count() == 3
     assert "%" in page.inner_text("#network-top-list li >> nth=0")
     assert "inverted" in page.inner_text("#network-notes")
+
+
+def test_uploading_an_image_to_the_network_predicts_it(page, tmp_path):
+    """An image file chosen in the network view is predicted, as the model sees it."""
+    (tmp_path / "digit.png").write_bytes(png_bytes(np.full((40, 30), 255, np.uint8)))
+    page.locator("#network-timing").evaluate("element => { element.textContent = ''; }")
+    page.set_input_files("#network-upload", str(tmp_path / "digit.png"))
+    page.wait_for_function("document.getElementById('network-timing').textContent !== ''")
+    assert "resized from 30×40 to 28×28" in page.inner_text("#network-notes")
 
 
 def test_the_report_view_shows_the_runs_report(page):

@@ -241,12 +241,15 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
                            "cnnkit serve RUN")
         data = await body(request, MAX_UPLOAD_BYTES)
         query = request.query_params
-        top = query.get("top", "3")
+        top, layers = query.get("top", "3"), query.get("layers", "shown")
         if not top.isdigit():
             raise InvalidArgument(f"top must be a positive integer, got {top!r}")
+        if layers not in ("shown", "all"):
+            raise InvalidArgument(f"layers must be 'shown' or 'all', got {layers!r}")
         result = await run_in_threadpool(
             inspector.inspect, data, invert=query.get("invert", "auto"),
-            method=query.get("method", "gradcam"), top_k=int(top))
+            method=query.get("method", "gradcam"), top_k=int(top),
+            every_layer=layers == "all")
         return JSONResponse(result)
 
     async def run_file(request: Request) -> Response:

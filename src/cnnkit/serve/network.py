@@ -117,13 +117,14 @@ class Inspector:
             self._models.put(model)
 
     def inspect(self, data: bytes, *, invert: str = "auto", method: str = "gradcam",
-                top_k: int = 3) -> dict:
+                top_k: int = 3, every_layer: bool = False) -> dict:
         """What the model makes of the image file ``data``.
 
         Returns the prepared image and the notes on each step, the normalised input's range,
         the ``top_k`` classes, a picture of each shown layer's feature maps (tiled, one colour
-        scale per layer) and the attribution of the most probable class over the image, with
-        the time each part took.
+        scale per layer; with ``every_layer`` also the convolutions that an activation follows)
+        and the attribution of the most probable class over the image, with the time each part
+        took.
         """
         from cnnkit.engines.evaluation import normalise, softmax, top_classes
 
@@ -156,7 +157,8 @@ class Inspector:
                            "mean": float(inputs.mean())},
             "top": [{"class": names[i], "index": int(i), "probability": float(p)}
                     for i, p in zip(indices[0].tolist(), values[0].tolist())],
-            "layers": [self._maps(index, outputs[index + 1][0]) for index in self.shown],
+            "layers": [self._maps(index, outputs[index + 1][0])
+                       for index in layers_to_show(self.kinds, every=every_layer)],
             "attribution": {"method": method, "class": names[target],
                             "png": _png(_attribution_overlay(attribution, gray, method))},
             "timing_ms": {"model": round(model_ms, 2),

@@ -23,6 +23,8 @@ function showError(id, error) {
   const box = $(id);
   box.hidden = !error;
   box.textContent = error ? error.message : "";
+  // What is still drawn belongs to the last settings that worked: shown faded.
+  box.parentElement.classList.toggle("stale", Boolean(error));
 }
 
 // Run `task` after `delay` ms of quiet; a newer call replaces an older one, and an answer that
@@ -550,20 +552,23 @@ function refreshAll() {
 }
 
 // --- inside the network ----------------------------------------------------------------------
-let drawing = false, dirty = false, inFlight = false;
+// One request at a time: while one is out, later changes mark the input dirty, and one more
+// request goes when the answer arrives. The input is the uploaded file until drawing starts.
+let drawing = false, dirty = false, inFlight = false, uploadedFile = null;
 
 function canvasBlob(canvas) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
-async function sendDrawing(source) {
+async function sendDrawing() {
   if (inFlight) { dirty = true; return; }
   inFlight = true;
   dirty = false;
   try {
-    const body = source || await canvasBlob($("draw"));
+    const body = uploadedFile || await canvasBlob($("draw"));
     const query = new URLSearchParams({invert: $("network-invert").value,
-                                       method: $("network-method").value, top: $("network-top").value});
+                                       method: $("network-method").value, top: $("network-top").value,
+                                       layers: $("network-every").checked ? "all" : "shown"});
     const started = performance.now();
     const result = await api(`/api/predict?${query}`, body, true);
     renderNetwork(result, performance.now() - started);
@@ -622,7 +627,7 @@ function setupNetwork() {
   $("network-model").textContent = `Run ${run.name}: input ${run.input_shape.join("×")}, ${run.class_names.length} classes, layers ${run.layers.join(" → ")}. Draw dark on light; the model's input is made as cnnkit predict makes it.`;
   fillSelect($("network-invert"), ["auto", "yes", "no"], "auto");
   fillSelect($("network-method"), run.methods, "gradcam");
-  ["network-invert", "network-method"].forEach((id) => $(id).addEventListener("change", () => sendDrawing()));
+  ["network-invert", "network-method", "network-every"].forEach((id) => $(id).addEventListener("change", () => sendDrawing()));
   $("network-top").addEventListener("input", () => sendDrawing());
   const canvas = $("draw");
   const context = canvas.getContext("2d");
@@ -634,6 +639,7 @@ function setupNetwork() {
   };
   canvas.addEventListener("pointerdown", (event) => {
     drawing = true;
+    uploadedFile = null;
     canvas.setPointerCapture(event.pointerId);
     context.lineWidth = 20;
     context.lineCap = "round";
@@ -655,10 +661,10 @@ function setupNetwork() {
   };
   canvas.addEventListener("pointerup", stop);
   canvas.addEventListener("pointercancel", stop);
-  $("draw-clear").addEventListener("click", () => { clearCanvas(); sendDrawing(); });
+  $("draw-clear").addEventListener("click", () => { uploadedFile = null; clearCanvas(); sendDrawing(); });
   $("network-upload").addEventListener("change", () => {
-    const file = $("network-upload").files[0];
-    if (file) sendDrawing(file);
+    uploadedFile = $("network-upload").files[0] || null;
+    if (uploadedFile) sendDrawing();
   });
 }
 
