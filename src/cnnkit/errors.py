@@ -20,6 +20,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidType",
     "IsAFolder",
+    "MissingPackage",
     "NotAFolder",
     "NotFound",
     "RunBusy",
@@ -48,6 +49,10 @@ class TooLarge(CnnkitError, ValueError):
 
 class BadFile(CnnkitError, ValueError):
     """An input file is damaged, of the wrong kind, or holds values that cannot be used."""
+
+
+class MissingPackage(CnnkitError, ImportError):
+    """An optional package that the asked-for feature needs is not installed."""
 
 
 class NotFound(CnnkitError, FileNotFoundError):

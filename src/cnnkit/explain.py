@@ -59,6 +59,7 @@ __all__ = [
     "feature_maps",
     "layer_outputs",
     "layer_type",
+    "layers_to_show",
     "nearest_classic_kernel",
     "pca_2d",
     "predict_with_features",
@@ -118,12 +119,26 @@ def shown_layers(model: torch.nn.Module) -> list[int]:
     A convolution directly followed by an activation is left out (its activation shows the same
     maps, rectified); one without an activation is shown itself.
     """
-    layers = _layers(model)
+    return layers_to_show([layer_type(module) for module in _layers(model)])
+
+
+def layers_to_show(kinds: Sequence[str], *, every: bool = False) -> list[int]:
+    """:func:`shown_layers` for a model given by its layers' spec names (``conv2d``, ...), as
+    :func:`cnnkit.arch.trace` lists them; needs neither engine. With ``every``, all the layers
+    with feature maps (:func:`spatial_layers`).
+
+    >>> layers_to_show(["conv2d", "relu", "max_pool2d", "conv2d", "flatten", "linear"])
+    [1, 2, 3]
+    >>> layers_to_show(["conv2d", "relu", "max_pool2d", "flatten", "linear"], every=True)
+    [0, 1, 2]
+    """
+    kinds = list(kinds)
+    if every:
+        return _spatial(kinds)
     shown = []
-    for index in spatial_layers(model):
-        kind = layer_type(layers[index])
-        follower = layer_type(layers[index + 1]) if index + 1 < len(layers) else ""
-        if kind == "conv2d" and follower in _ACTIVATIONS:
+    for index in _spatial(kinds):
+        follower = kinds[index + 1] if index + 1 < len(kinds) else ""
+        if kinds[index] == "conv2d" and follower in _ACTIVATIONS:
             continue
         shown.append(index)
     return shown

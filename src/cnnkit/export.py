@@ -23,16 +23,12 @@ import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit.engines.checkpoint import Checkpoint
-from cnnkit.errors import AlreadyExists, CnnkitError, InvalidArgument
+from cnnkit.errors import AlreadyExists, CnnkitError, InvalidArgument, MissingPackage
 
 __all__ = ["EXPORT_PACKAGES", "ExportCheck", "MissingPackage", "export_onnx"]
 
 #: The optional packages ONNX export needs (``pip install 'cnnkit[export]'``).
 EXPORT_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
-
-
-class MissingPackage(CnnkitError, ImportError):
-    """An optional package that the asked-for feature needs is not installed."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ the keyboard, and the page prints.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -204,6 +205,7 @@ def _png(picture: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+@functools.lru_cache(maxsize=8)
 def _colour_table(name: str) -> np.ndarray:
     """A matplotlib colour map as a ``(256, 3)`` uint8 lookup table."""
     import matplotlib
@@ -219,6 +221,17 @@ def _coloured(values: np.ndarray, table: np.ndarray, low: float, high: float) ->
     picture = table[indices]
     picture[np.isnan(values)] = 255
     return picture
+
+
+def _attribution_overlay(values: np.ndarray, gray: np.ndarray, method: str) -> np.ndarray:
+    """An attribution map coloured over a gray image ``(H, W)``: diverging red-blue around 0
+    for integrated gradients (signed), ``inferno`` from 0 for the others."""
+    if method == "integrated-gradients":
+        extent = float(np.abs(values).max()) or 1.0
+        colour = _coloured(values, _colour_table("RdBu_r"), -extent, extent)
+    else:
+        colour = _coloured(values, _colour_table("inferno"), 0.0, float(values.max()) or 1.0)
+    return (0.35 * gray[..., None] + 0.65 * colour).round().astype(np.uint8)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: str = "",
@@ -518,7 +531,7 @@ def _examples_section(page: _Page, model, info: dict, test: _TestResults,
     baseline = model_input(np.zeros((1, *test.images.shape[1:]), np.uint8), info)
     attributions = {method: attribute(model, inputs, targets, method=method, baseline=baseline)
                     for method in METHODS}
-    viridis, inferno, diverging = (_colour_table(n) for n in ("viridis", "inferno", "RdBu_r"))
+    viridis = _colour_table("viridis")
     names = page.class_names
     blocks = []
     for n, index in enumerate(chosen):
@@ -527,13 +540,7 @@ def _examples_section(page: _Page, model, info: dict, test: _TestResults,
             gray = gray.mean(axis=2)
         overlays = []
         for method in METHODS:
-            values = attributions[method][n]
-            if method == "integrated-gradients":
-                extent = float(np.abs(values).max()) or 1.0
-                colour = _coloured(values, diverging, -extent, extent)
-            else:
-                colour = _coloured(values, inferno, 0.0, float(values.max()) or 1.0)
-            blend = (0.35 * gray[..., None] + 0.65 * colour).round().astype(np.uint8)
+            blend = _attribution_overlay(attributions[method][n], gray, method)
             overlays.append(f'<figure><img class="px" src="{_png(blend)}" alt="{method} of '
                             f'test image {index}"><figcaption>{method}</figcaption></figure>')
         mosaics = []

@@ -16,6 +16,7 @@ from cnnkit.commands import (
     outsize,
     predict,
     report,
+    serve,
     summary,
     train,
     weights,
@@ -35,7 +36,7 @@ COMMANDS = [
     explain.register,
     weights.register,
     report.register,
+    serve.register,
     export.register,
-
     convert.register,
 ]

@@ -29,8 +29,12 @@ __all__ = [
     "load_model",
     "load_split",
     "model_input",
+    "normalise",
+    "open_model",
     "predict",
     "prepare_image",
+    "softmax",
+    "top_classes",
 ]
 
 
@@ -103,6 +107,37 @@ def model_input(pixels: np.ndarray, model_info: dict):
     # A new float32 array: the pixels may be a read-only memory map of the decoded cache.
     batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
     return (batch / 255.0 - model_info["mean"]) / model_info["std"]
+
+
+def normalise(pixels: np.ndarray, model_info: dict) -> np.ndarray:
+    """uint8 images ``(N, C, H, W)`` as the float32 array a NumPy model takes: scaled to [0, 1]
+    and standardised with the training split's mean and standard deviation (the same numbers
+    as :func:`model_input`)."""
+    return np.asarray(pixels, np.float32) * np.float32(1.0 / (255.0 * model_info["std"])) - (
+        np.float32(model_info["mean"] / model_info["std"]))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (float64) of logits ``(N, classes)``.
+
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+    """
+    logits = np.asarray(logits, np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def top_classes(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of the ``top_k`` most probable classes of each row, most probable first
+    (ties to the lower index), and their probabilities.
+
+    >>> top_classes(np.array([[0.2, 0.5, 0.3]]), 2)[0].tolist()
+    [[1, 2]]
+    """
+    k = min(check_int(top_k, "top_k", minimum=1), probabilities.shape[1])
+    indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return indices, np.take_along_axis(probabilities, indices, axis=1)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -280,14 +315,8 @@ def predict(
         plain = load_image(path, shape)
         arrays.append(array)
         flags.append(not np.array_equal(array, plain))
-    batch = np.stack(arrays).astype(np.float32) * np.float32(1.0 / (255.0 * info["std"])) - (
-        np.float32(info["mean"] / info["std"]))
-    logits = runner.logits(batch).astype(np.float64)
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities /= probabilities.sum(axis=1, keepdims=True)
-    k = min(top_k, info["num_classes"])
-    indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(probabilities, indices, axis=1)
+    probabilities = softmax(runner.logits(normalise(np.stack(arrays), info)))
+    indices, values = top_classes(probabilities, top_k)
     names = info["class_names"]
     return [
         Prediction(str(Path(path)), [names[i] for i in row_indices.tolist()],
