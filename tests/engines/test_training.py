@@ -125,9 +125,17 @@ def test_resume_without_checkpoint_is_refused(small_arch, tmp_path):
         train(_config(small_arch), tmp_path, resume=True)
 
 
+def test_validation_is_held_out_of_the_limited_training_images(small_arch, tmp_path):
+    """--train-limit 200 --val-size 0.25 trains on 150 images and validates on 50."""
+    lines = []
+    train(_config(small_arch, epochs=1, train_limit=200, val_size=0.25), tmp_path / "r",
+          log=lines.append, evaluate_test=False)
+    assert any("150 training, 50 validation images" in line for line in lines), lines
+
+
 def test_validation_as_large_as_training_set_is_refused(small_arch, tmp_path):
     """A validation split that leaves nothing to train on is refused."""
-    with pytest.raises(ValueError, match="leave none to train on"):
+    with pytest.raises(ValueError, match="leave 0 to train on"):
         train(_config(small_arch, val_size=12000, train_limit=None), tmp_path / "r")
 
 
