@@ -74,7 +74,7 @@ def test_streaming_and_resident_paths_train_identically(small_arch, tmp_path):
 )
 def test_speed_options_learn_on_the_cpu(small_arch, tmp_path, options):
     """Every precision, memory-format and schedule option runs on the CPU and learns."""
-    result = train(_config(small_arch, epochs=2, train_limit=1500, **options), tmp_path / "r")
+    result = train(_config(small_arch, epochs=2, train_limit=2700, **options), tmp_path / "r")
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[-1]["val_accuracy"] > 0.2  # chance is 0.1
 
@@ -232,7 +232,7 @@ def test_progress_bar_and_log_lines(small_arch, tmp_path, capsys):
           evaluate_test=False)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "img/s" in err
-    assert lines[0].startswith("synthetic-digits: 640 training, 200 validation images")
+    assert lines[0].startswith("synthetic-digits: 440 training, 200 validation images")
     assert "data resident on the device" in lines[0]
     assert lines[1].startswith("epoch 1/1: train loss")
 
