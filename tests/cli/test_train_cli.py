@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def test_train_refusals(capsys, tmp_path, run_dir):
     _refused(capsys, ["train", "--val-size", "1.0", "--out", str(tmp_path / "b")],
              "fraction must be in [0, 1)")
     _refused(capsys, ["train", "--val-size", "12000", "--out", str(tmp_path / "c")],
-             "leave none to train on")
+             "leave 0 to train on")
     _refused(capsys, ["train", "--val-size", "many", "--out", str(tmp_path / "d")],
              "--val-size")
     _refused(capsys, ["train"], "--out RUN_DIR is needed")
@@ -359,3 +360,16 @@ def test_no_report_skips_it(capsys, tmp_path):
     assert main(["train", "--arch", str(spec), "--epochs", "1", "--train-limit", "200",
                  "--val-size", "50", "--quiet", "--no-report", "--out", str(tmp_path / "r")]) == 0
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_quiet_prints_only_the_final_result(capsys, tmp_path):
+    """--quiet prints one line: the final test accuracy and the run folder."""
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SMALL))
+    assert main(["train", "--arch", str(spec), "--epochs", "1", "--train-limit", "200",
+                 "--val-size", "50", "--quiet", "--no-report", "--out",
+                 str(tmp_path / "r")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(rf"test accuracy \d+\.\d\d%; run folder: {re.escape(str(tmp_path / 'r'))}",
+                        lines[0]), lines[0]

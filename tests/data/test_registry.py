@@ -21,6 +21,7 @@ from cnnkit.data.registry import (
     locate,
     search_folders,
 )
+from cnnkit.engines.demo import demo_dataset
 
 PAYLOAD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x04abcd", mtime=0)
 GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -225,3 +226,55 @@ def test_registry_digests_are_sha256_hex():
             assert len(data_file.sha256) == 64
             int(data_file.sha256, 16)
             assert data_file.name.endswith("-ubyte.gz")
+
+
+# ---- the demo's data: installed, cached, downloaded, or synthetic with the reason -------------
+
+
+def _serve_fashion(httpd, base, isolated, monkeypatch):
+    """Point Fashion-MNIST's mirror at the local server, which serves a small IDX set."""
+    folder = isolated / "source"
+    _write_set(folder)
+    files = []
+    for path in sorted(folder.iterdir()):
+        data = path.read_bytes()
+        httpd.files[f"/mirror/{path.name}"] = data
+        files.append(registry.DataFile(path.name, hashlib.sha256(data).hexdigest()))
+    spec = IDX_DATASETS["fashion-mnist"]
+    fake = registry.IdxDataset("fashion-mnist", *_ordered(files), mirrors=(f"{base}/mirror/",),
+                               class_names=spec.class_names)
+    monkeypatch.setitem(IDX_DATASETS, "fashion-mnist", fake)
+
+
+def test_demo_uses_installed_fashion_mnist(isolated):
+    """Files in the system folder (the Debian package) are used, and the line says where."""
+    _write_set(isolated / "system" / "fashion-mnist")
+    dataset, line = demo_dataset()
+    assert dataset == "fashion-mnist"
+    assert line == f"data: Fashion-MNIST (found in {isolated / 'system' / 'fashion-mnist'})"
+
+
+def test_demo_downloads_fashion_mnist_then_finds_it_cached(server, isolated, monkeypatch):
+    """Not installed: the demo downloads Fashion-MNIST (verified) and uses the cache next time."""
+    httpd, base = server
+    _serve_fashion(httpd, base, isolated, monkeypatch)
+    cache = isolated / "cache" / "cnnkit" / "fashion-mnist"
+    assert demo_dataset() == ("fashion-mnist", f"data: Fashion-MNIST (downloaded into {cache})")
+    assert len(list(cache.iterdir())) == 4
+    httpd.files.clear()  # the server now answers 404: the cache must serve the second run
+    assert demo_dataset() == ("fashion-mnist", f"data: Fashion-MNIST (found in {cache})")
+
+
+def test_demo_falls_back_to_synthetic_digits_with_the_reason(isolated):
+    """With the mirror on a closed port the demo trains on synthetic digits and says why."""
+    dataset, line = demo_dataset(mirrors=["http://127.0.0.1:9/"], timeout=5)
+    assert dataset == "synthetic-digits"
+    assert line.startswith("data: synthetic digits (Fashion-MNIST is not installed and the "
+                           "download failed: could not download http://127.0.0.1:9/")
+
+
+def test_demo_offline_says_downloads_are_off(isolated, monkeypatch):
+    """With CNNKIT_OFFLINE set nothing is downloaded, and the line names the variable."""
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    assert demo_dataset() == ("synthetic-digits", "data: synthetic digits (Fashion-MNIST is not "
+                              "installed and downloads are off because CNNKIT_OFFLINE is set)")

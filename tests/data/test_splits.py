@@ -112,3 +112,43 @@ def test_not_an_image_folder_is_refused(tmp_path):
     """Split files need file names: a data set without them is refused."""
     with pytest.raises(ValueError, match="not an image folder"):
         write_split_file(tmp_path / "s.json", load_dataset("synthetic-digits"))
+
+
+# ---- the validation split with --train-limit ------------------------------------------------
+
+MNIST_LIKE = np.repeat(np.arange(10), 6000)  # 60,000 labels, 6,000 per class
+
+
+@pytest.mark.parametrize(
+    ("train_limit", "val_size", "validation", "training"),
+    [
+        (10_000, None, 1_667, 8_333),  # the default sixth is a sixth of the limited set
+        (5_000, 0.1, 500, 4_500),  # a fraction is a fraction of the limited set
+        (5_000, 700, 700, 4_300),  # an integer is an absolute count
+        (None, None, 10_000, 50_000),  # no limit: the tutorial's 10,000 of 60,000
+    ],
+)
+def test_limit_first_then_split(train_limit, val_size, validation, training):
+    """train_limit picks the images first; val_size is held out of those, stratified."""
+    split = split_train_validation(MNIST_LIKE, val_size, seed=3, train_limit=train_limit)
+    assert (len(split.validation), len(split.train)) == (validation, training)
+    assert not np.intersect1d(split.validation, split.train).size
+    counts = np.bincount(MNIST_LIKE[split.validation], minlength=10)
+    assert counts.max() - counts.min() <= 1  # every class in its share
+
+
+def test_split_without_limit_is_unchanged_by_the_limit_rule():
+    """Without train_limit the validation images are the stratified sample they always were."""
+    from cnnkit.data import stratified_sample
+
+    split = split_train_validation(MNIST_LIKE, 0.1, seed=5)
+    np.testing.assert_array_equal(split.validation, stratified_sample(MNIST_LIKE, 6_000, 5))
+
+
+def test_val_size_leaving_too_few_training_images_is_refused():
+    """A validation split that leaves fewer training images than classes is refused by name."""
+    with pytest.raises(ValueError, match=r"hold out 995 of the 1000 images available and "
+                                         r"leave 5 to train on; at least 10 \(one per class\)"):
+        split_train_validation(MNIST_LIKE, 995, seed=1, train_limit=1_000)
+    split = split_train_validation(MNIST_LIKE, 990, seed=1, train_limit=1_000)
+    assert np.unique(MNIST_LIKE[split.train]).size == 10

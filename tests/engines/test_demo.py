@@ -9,7 +9,8 @@ from cnnkit.engines import demo_training
 
 
 def test_demo_training_reports_accuracy_and_paths(tmp_path):
-    """demo_training trains briefly and returns the test accuracy and the run's files."""
+    """demo_training says which data it uses, trains on train_images images besides the
+    validation ones, and returns the test accuracy and the run's files."""
     lines = []
     result = demo_training(tmp_path / "demo", epochs=1, train_images=500, progress=False,
                            log=lines.append)
@@ -19,6 +20,9 @@ def test_demo_training_reports_accuracy_and_paths(tmp_path):
     for key in ("checkpoint", "metrics", "curves"):
         assert result[key].is_file()
     assert any(line.startswith("epoch 1/1") for line in lines)
+    assert lines[0].startswith("data: ")  # which data, and why
+    held_out = 5000 if expected == "fashion-mnist" else 1000
+    assert any(f"500 training, {held_out} validation images" in line for line in lines), lines
 
 
 def test_demo_training_refuses_bad_arguments(tmp_path):

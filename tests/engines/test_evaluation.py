@@ -52,6 +52,19 @@ def test_evaluation_matches_direct_computation(trained):
     assert "accuracy" in text and "confusion matrix" in text and len(text.splitlines()) > 20
 
 
+def test_train_reports_the_test_accuracy_that_evaluate_gives(tmp_path, small_arch):
+    """A run trained in bf16 reports the fp32 test accuracy and loss of cnnkit evaluate."""
+    lines = []
+    config = TrainConfig(dataset="synthetic-digits", arch=small_arch, epochs=1, val_size=100,
+                         train_limit=600, seed=4, device="cpu", precision="bf16")
+    result = train(config, tmp_path / "run", log=lines.append)
+    again = evaluate(tmp_path / "run", device="cpu")
+    assert result.precision == "bf16"
+    assert result.test_accuracy == again.accuracy
+    assert result.test_loss == pytest.approx(again.loss, rel=1e-6)
+    assert any("(computed in fp32, as cnnkit evaluate does)" in line for line in lines)
+
+
 def test_confusion_matrix_counts_pairs():
     """The confusion matrix counts (true, predicted) pairs, rows true."""
     matrix = confusion_matrix(np.array([2, 2, 0, 1]), np.array([2, 0, 0, 1]), 3)

@@ -74,7 +74,7 @@ def test_streaming_and_resident_paths_train_identically(small_arch, tmp_path):
 )
 def test_speed_options_learn_on_the_cpu(small_arch, tmp_path, options):
     """Every precision, memory-format and schedule option runs on the CPU and learns."""
-    result = train(_config(small_arch, epochs=2, train_limit=1500, **options), tmp_path / "r")
+    result = train(_config(small_arch, epochs=2, train_limit=2700, **options), tmp_path / "r")
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[-1]["val_accuracy"] > 0.2  # chance is 0.1
 
@@ -125,9 +125,17 @@ def test_resume_without_checkpoint_is_refused(small_arch, tmp_path):
         train(_config(small_arch), tmp_path, resume=True)
 
 
+def test_validation_is_held_out_of_the_limited_training_images(small_arch, tmp_path):
+    """--train-limit 200 --val-size 0.25 trains on 150 images and validates on 50."""
+    lines = []
+    train(_config(small_arch, epochs=1, train_limit=200, val_size=0.25), tmp_path / "r",
+          log=lines.append, evaluate_test=False)
+    assert any("150 training, 50 validation images" in line for line in lines), lines
+
+
 def test_validation_as_large_as_training_set_is_refused(small_arch, tmp_path):
     """A validation split that leaves nothing to train on is refused."""
-    with pytest.raises(ValueError, match="leave none to train on"):
+    with pytest.raises(ValueError, match="leave 0 to train on"):
         train(_config(small_arch, val_size=12000, train_limit=None), tmp_path / "r")
 
 
@@ -224,7 +232,7 @@ def test_progress_bar_and_log_lines(small_arch, tmp_path, capsys):
           evaluate_test=False)
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "loss=" in err and "img/s" in err
-    assert lines[0].startswith("synthetic-digits: 640 training, 200 validation images")
+    assert lines[0].startswith("synthetic-digits: 440 training, 200 validation images")
     assert "data resident on the device" in lines[0]
     assert lines[1].startswith("epoch 1/1: train loss")
 

@@ -112,7 +112,6 @@ arrays_1d = st.integers(1, 12).flatmap(
 def test_convolve1d_matches_numpy(x, k, mode):
     """convolve1d equals numpy.convolve in every named mode (numpy's argument order rules)."""
     x, k = np.array(x), np.array(k)
-    assume(mode != "valid" or len(x) >= len(k))
     # numpy.convolve swaps its arguments when the second is longer; in 'same' mode the result
     # then has the kernel's length, so compare only where cnnkit's definition agrees.
     assume(mode != "same" or len(x) >= len(k))
@@ -121,9 +120,11 @@ def test_convolve1d_matches_numpy(x, k, mode):
 
 @given(x=arrays_1d, k=arrays_1d, mode=st.sampled_from(["full", "same", "valid"]))
 def test_correlate1d_matches_numpy_or_torch(x, k, mode):
-    """correlate1d equals numpy.correlate, and PyTorch's 'same' for even kernels."""
+    """correlate1d equals numpy.correlate (a longer kernel too), and PyTorch's 'same' for even
+    kernels."""
     x, k = np.array(x), np.array(k)
-    assume(len(x) >= len(k))
+    # With a longer kernel numpy's 'same' has the kernel's length; cnnkit's keeps x's.
+    assume(mode != "same" or len(x) >= len(k))
     ours = correlate1d(x, k, mode)
     if mode == "same" and len(k) % 2 == 0:
         expected = F.conv1d(
@@ -182,6 +183,13 @@ def image_and_kernel(draw, max_size=10, max_kernel=5):
     return rng.standard_normal((rows, cols)), rng.standard_normal((krows, kcols))
 
 
+def nested(shape_a, shape_b) -> bool:
+    """Whether one shape is at least as large as the other in every axis (scipy's 'valid')."""
+    return all(a >= b for a, b in zip(shape_a, shape_b)) or all(
+        b >= a for a, b in zip(shape_a, shape_b)
+    )
+
+
 @given(
     data=image_and_kernel(),
     mode=st.sampled_from(["full", "same", "valid"]),
@@ -192,7 +200,7 @@ def test_named_modes_match_scipy_signal(data, mode, boundary, flip):
     """convolve2d/correlate2d in 'full'/'same'/'valid' equal scipy.signal with its boundaries."""
     image, kernel = data
     if mode == "valid":
-        assume(image.shape[0] >= kernel.shape[0] and image.shape[1] >= kernel.shape[1])
+        assume(nested(image.shape, kernel.shape))
     if mode == "same" and boundary != "zeros":
         assume(all(k % 2 for k in kernel.shape))  # scipy's symm/wrap 'same' centring differs
     if boundary != "zeros":
@@ -228,6 +236,106 @@ def test_correlate2d_general_matches_reference(data, pads, mode, stride, dilatio
     )
     expected = reference_correlate2d(image, kernel, pads, mode, stride, dilation)
     np.testing.assert_allclose(ours, expected, RTOL, ATOL)
+
+
+@given(
+    x=arrays_1d, extra=st.integers(1, 6), seed=st.integers(0, 2**32 - 1), flip=st.booleans()
+)
+def test_valid_1d_with_the_longer_operand_second_matches_numpy(x, extra, seed, flip):
+    """'valid' with a kernel longer than x swaps them as numpy does (correlation reversed)."""
+    x = np.array(x)
+    kernel = np.random.default_rng(seed).standard_normal(len(x) + extra)
+    ours_fn, theirs_fn = (convolve1d, np.convolve) if flip else (correlate1d, np.correlate)
+    np.testing.assert_allclose(ours_fn(x, kernel, "valid"), theirs_fn(x, kernel, "valid"),
+                               RTOL, ATOL)
+
+
+@st.composite
+def image_inside_kernel(draw, max_size=6, max_extra=5):
+    """An image and a kernel at least as large in both axes and larger in one."""
+    rows, cols = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    extra = draw(
+        st.tuples(st.integers(0, max_extra), st.integers(0, max_extra)).filter(any)
+    )
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kernel_shape = (rows + extra[0], cols + extra[1])
+    return rng.standard_normal((rows, cols)), rng.standard_normal(kernel_shape)
+
+
+@given(data=image_inside_kernel(), flip=st.booleans(), dtype=st.sampled_from([np.float64,
+                                                                                np.float32]))
+def test_valid_2d_with_the_larger_operand_second_matches_scipy(data, flip, dtype):
+    """'valid' with a kernel larger than the image equals scipy.signal (swapped; correlate2d
+    reversed), in the image's dtype."""
+    image, kernel = (array.astype(dtype) for array in data)
+    ours_fn, theirs_fn = (
+        (convolve2d, scipy.signal.convolve2d) if flip else (correlate2d, scipy.signal.correlate2d)
+    )
+    ours = ours_fn(image, kernel, "valid")
+    assert ours.dtype == dtype
+    tolerance = RTOL if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ours, theirs_fn(image, kernel, mode="valid"), tolerance, tolerance)
+
+
+def test_valid_swap_hand_checked():
+    """A worked case: correlate2d of a 1×2 image with a 2×3 kernel is scipy's reversed one."""
+    image, kernel = [[1, 2]], [[1, 0, -1], [2, 0, -2]]
+    # correlate2d(kernel, image, 'valid') = [[1, -2], [2, -4]]; reversed in both axes:
+    np.testing.assert_array_equal(correlate2d(image, kernel, "valid"), [[-4, 2], [-2, 1]])
+    np.testing.assert_array_equal(convolve2d(image, kernel, "valid"), [[2, -1], [4, -2]])
+
+
+@pytest.mark.parametrize("function", [convolve2d, correlate2d])
+def test_valid_without_a_larger_operand_is_refused_as_scipy_does(function):
+    """'valid' where neither operand holds the other is refused (scipy raises too)."""
+    with pytest.raises(ValueError):
+        scipy.signal.convolve2d(np.ones((2, 4)), np.ones((3, 3)), mode="valid")
+    with pytest.raises(ValueError, match=r"at least as large as the other in every axis"):
+        function(np.ones((2, 4)), np.ones((3, 3)), "valid")
+
+
+def test_valid_swap_refuses_stride_and_dilation():
+    """The swap is numpy's and scipy's, who have no stride or dilation: those are refused."""
+    with pytest.raises(ValueError, match=r"defined for stride 1 and dilation 1 only"):
+        correlate1d([1.0, 2.0], [1.0, 2.0, 3.0], "valid", stride=2)
+    with pytest.raises(ValueError, match=r"defined for stride 1 and dilation 1 only"):
+        convolve2d(np.ones((2, 2)), np.ones((3, 3)), "valid", dilation=2)
+
+
+@given(
+    data=image_and_kernel(),
+    mode=st.sampled_from(["full", "same"]),
+    fillvalue=st.floats(-5, 5, allow_nan=False),
+    flip=st.booleans(),
+)
+def test_fillvalue_matches_scipy_fill_boundary(data, mode, fillvalue, flip):
+    """fillvalue pads with a constant, as scipy.signal's boundary='fill', fillvalue=v."""
+    image, kernel = data
+    ours_fn, theirs_fn = (
+        (convolve2d, scipy.signal.convolve2d) if flip else (correlate2d, scipy.signal.correlate2d)
+    )
+    theirs = theirs_fn(image, kernel, mode=mode, boundary="fill", fillvalue=fillvalue)
+    np.testing.assert_allclose(ours_fn(image, kernel, mode, fillvalue=fillvalue), theirs,
+                               RTOL, ATOL)
+
+
+@given(
+    x=arrays_1d, k=arrays_1d, before=st.integers(0, 4), after=st.integers(0, 4),
+    fillvalue=st.floats(-5, 5, allow_nan=False), flip=st.booleans(),
+)
+def test_fillvalue_1d_matches_padded_numpy(x, k, before, after, fillvalue, flip):
+    """In 1-D, fillvalue equals numpy.pad(constant_values=v) followed by numpy's 'valid'."""
+    x, k = np.array(x), np.array(k)
+    assume(len(x) + before + after >= len(k))
+    padded = np.pad(x, (before, after), constant_values=fillvalue)
+    ours_fn, theirs_fn = (convolve1d, np.convolve) if flip else (correlate1d, np.correlate)
+    np.testing.assert_allclose(ours_fn(x, k, (before, after), fillvalue=fillvalue),
+                               theirs_fn(padded, k, "valid"), RTOL, ATOL)
+
+
+def test_fillvalue_hand_checked():
+    """Summing windows of [1, 2] padded with 10s: [10+1, 1+2, 2+10]."""
+    np.testing.assert_array_equal(correlate1d([1, 2], [1, 1], fillvalue=10), [11, 3, 12])
 
 
 def test_kernel_larger_than_image_full():

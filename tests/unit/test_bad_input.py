@@ -59,7 +59,12 @@ CASES = [
     (lambda: conv2d(BATCH, WEIGHT, stride=2, padding="same"), ValueError, r"'same' is only defined for stride 1, got stride=2"),
     (lambda: correlate1d([1, 2, 3], [1, 1], "same", stride=2), ValueError, "give the padding as a number"),
     # output size zero or negative
-    (lambda: correlate2d(np.ones((2, 2)), np.ones((3, 3)), "valid"), ValueError, r"input size 2 .* kernel's extent 3"),
+    (lambda: correlate2d(np.ones((4, 4)), np.ones((3, 3)), "valid", dilation=2), ValueError, r"input size 4 .* kernel's extent 5"),
+    (lambda: correlate2d(np.ones((2, 4)), np.ones((3, 3)), "valid"), ValueError, r"got image shape \(2, 4\) and kernel shape \(3, 3\)"),
+    # fillvalue: a real number, for constant padding only
+    (lambda: correlate2d(IMAGE, np.ones((3, 3)), fillvalue="1"), TypeError, "fillvalue must be a real number, got '1'"),
+    (lambda: convolve1d([1, 2, 3], [1, 1], fillvalue=True), TypeError, "fillvalue must be a real number, got True"),
+    (lambda: correlate2d(IMAGE, np.ones((3, 3)), padding_mode="reflect", fillvalue=1), ValueError, r"does not combine with padding_mode='reflect'"),
     (lambda: conv2d(BATCH, WEIGHT, dilation=3), ValueError, r"input size 5 .* extent 7"),
     (lambda: max_pool2d(np.ones((1, 1, 2, 2)), 3), ValueError, "does not fit"),
     # pooling padding larger than half the kernel

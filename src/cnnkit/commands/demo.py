@@ -3,7 +3,8 @@
 The tour prints, in order: convolution against correlation on the built-in line picture, the
 three named paddings in 1-D, the output-size formula, max and average pooling, and three input
 channels into five filters; then it writes the edge and blur figures and trains the tutorial's
-CNN briefly (Fashion-MNIST when its files are installed, built-in synthetic digits otherwise).
+CNN briefly: on Fashion-MNIST when its files are installed or can be downloaded, on the built-in
+synthetic digits otherwise, and it says which and why.
 """
 
 from __future__ import annotations
@@ -169,10 +170,13 @@ def figures(folder: Path, overwrite: bool) -> None:
 
 
 def training(folder: Path, epochs: int, overwrite: bool) -> None:
-    from cnnkit.engines.demo import demo_training
+    from cnnkit.engines.demo import demo_dataset, demo_training
 
     _heading("7. Training the tutorial's CNN")
-    result = demo_training(folder / "train", epochs=epochs, overwrite=overwrite)
+    dataset, line = demo_dataset(progress=True)
+    print(f"  {line}")
+    result = demo_training(folder / "train", dataset=dataset, epochs=epochs,
+                           overwrite=overwrite)
     print(
         f"  {result['dataset']}: test accuracy {result['test_accuracy']:.2%} after "
         f"{result['epochs']} epoch(s), {result['train_seconds']:.0f} s of training"

@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="continue a run after its last complete epoch (with either engine)")
     runs.add_argument("--overwrite", action="store_true",
                       help="replace the files of an earlier run in --out")
-    runs.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    runs.add_argument("--quiet", action="store_true",
+                      help="no progress bar or epoch lines: only the final result line")
     runs.add_argument("--no-report", action="store_true",
                       help="do not write report.html at the end (cnnkit report RUN writes it)")
     multi = parser.add_argument_group("several processes (torch engine, through torchrun)")
@@ -148,7 +149,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"run folder: {result.run_dir} (trained by the {result.engine} engine: "
               "checkpoint.safetensors, best.safetensors, metrics.csv, curves.png"
               f"{'' if args.no_report else ', report.html'})")
+    elif is_main:
+        print(_result_line(result))
     return 0
+
+
+def _result_line(result) -> str:
+    """The one line ``--quiet`` keeps: the final accuracy and where the run is."""
+    last = result.history[-1] if result.history else {}
+    if result.test_accuracy is not None:
+        score = f"test accuracy {100 * result.test_accuracy:.2f}%"
+    elif last.get("val_accuracy") is not None:
+        score = f"validation accuracy {100 * last['val_accuracy']:.2f}% (no test split)"
+    else:
+        score = "no test split"
+    return f"{score}; run folder: {result.run_dir}"
 
 
 def _write_report(run_dir: Path, quiet: bool) -> None:

@@ -210,23 +210,27 @@ def split_train_validation(
     seed: int,
     train_limit: int | None = None,
 ) -> Split:
-    """A seeded, stratified validation split, then a stratified ``train_limit`` subsample.
+    """The images a run uses: first at most ``train_limit`` of them, then the validation split.
 
-    Every class is represented in the validation images and in a limited training set in the
+    Limit first, then split: ``train_limit`` images are drawn from all of ``labels`` (seed
+    ``seed + 1``), and ``val_size`` of *those* are held out for validation (seed ``seed``), so a
+    fraction is a fraction of the limited set and a count is an absolute number of images (see
+    :func:`resolve_val_size`). Both draws are stratified: every class is represented in the
     proportion it has in the whole data set, whatever order the files come in (an image folder
     lists its files class by class). The same seed gives the same split.
 
     >>> labels = np.repeat(np.arange(3), 20)
-    >>> split = split_train_validation(labels, 0.25, seed=1, train_limit=9)
+    >>> split = split_train_validation(labels, 0.25, seed=1, train_limit=12)
     >>> np.bincount(labels[split.validation]).tolist(), np.bincount(labels[split.train]).tolist()
-    ([5, 5, 5], [3, 3, 3])
+    ([1, 1, 1], [3, 3, 3])
     """
-    val_count = resolve_val_size(val_size, len(labels))
-    validation = stratified_sample(labels, val_count, seed)
-    rest = np.setdiff1d(np.arange(len(labels)), validation, assume_unique=True)
-    if train_limit is not None and check_int(train_limit, "train_limit", minimum=1) < len(rest):
-        rest = rest[stratified_sample(labels[rest], train_limit, seed + 1)]
-    return Split(rest, validation)
+    used = np.arange(len(labels))
+    if train_limit is not None and check_int(train_limit, "train_limit", minimum=1) < len(used):
+        used = stratified_sample(labels, train_limit, seed + 1)
+    classes = len(np.unique(labels[used]))
+    val_count = resolve_val_size(val_size, len(used), min_train=classes)
+    validation = used[stratified_sample(labels[used], val_count, seed)]
+    return Split(np.setdiff1d(used, validation, assume_unique=True), validation)
 
 
 @functools.lru_cache(maxsize=2)
@@ -353,14 +357,15 @@ def dataset_from_folder(name: str, folder) -> Dataset:
     )
 
 
-def resolve_val_size(val_size: int | float | None, count: int) -> int:
-    """The number of validation images for ``val_size`` (a count, a fraction, or the default).
+def resolve_val_size(val_size: int | float | None, count: int, *, min_train: int = 1) -> int:
+    """The number of validation images held out of ``count`` images for ``val_size``.
 
-    The default (``None``) is a sixth of the training images: the tutorial's 10,000 of 60,000.
-    A split that leaves no training image is refused.
+    ``None`` is the default, a sixth (the tutorial's 10,000 of 60,000); a float in [0, 1) is a
+    fraction of ``count``; an integer is an absolute count. A split that leaves fewer than
+    ``min_train`` images to train on (the callers pass one per class) is refused.
 
-    >>> resolve_val_size(None, 60000), resolve_val_size(0.1, 60000), resolve_val_size(500, 60000)
-    (10000, 6000, 500)
+    >>> resolve_val_size(None, 60000), resolve_val_size(0.1, 5000), resolve_val_size(500, 60000)
+    (10000, 500, 500)
     """
     count = check_int(count, "count", minimum=1)
     if val_size is None:
@@ -371,9 +376,11 @@ def resolve_val_size(val_size: int | float | None, count: int) -> int:
         size = round(count * val_size)
     else:
         size = check_int(val_size, "val_size", minimum=0)
-    if size >= count:
+    if count - size < min_train:
+        left = max(count - size, 0)
         raise InvalidArgument(
-            f"val_size {val_size} would hold out {size} of the {count} training images and leave "
-            "none to train on; choose a smaller count or a fraction below 1"
+            f"val_size {val_size} would hold out {size} of the {count} images available and "
+            f"leave {left} to train on; at least {min_train} (one per class) must remain; "
+            "choose a smaller count or fraction"
         )
     return size

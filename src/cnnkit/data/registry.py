@@ -301,6 +301,7 @@ def fetch(
     progress: bool = False,
     mirrors: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
+    timeout: float = 30.0,
 ) -> dict[str, Path]:
     """The four files of data set ``name``, found on disk or downloaded into the user cache.
 
@@ -318,6 +319,8 @@ def fetch(
         Base URLs to try instead of the official ones.
     log : callable, optional
         Called with a line of text for each mirror that failed.
+    timeout : float
+        Seconds to wait for a mirror on each read (see :func:`download`).
 
     Returns
     -------
@@ -349,6 +352,7 @@ def fetch(
                         target / data_file.name,
                         data_file.sha256,
                         progress=progress,
+                        timeout=timeout,
                     )
                     break
                 except DownloadError as exc:

@@ -85,7 +85,8 @@ class TrainConfig:
 
     The defaults are the tutorial's: its CNN, 20 epochs, batch 64, Adam with learning rate 1e-3,
     a sixth of the training images (10,000 of MNIST's 60,000) held out for validation, drawn
-    at random within each class (seeded).
+    at random within each class (seeded). ``train_limit`` applies first and ``val_size`` to what
+    it keeps (:func:`cnnkit.data.split_train_validation`).
     """
 
     dataset: str = field(default="synthetic-digits", metadata=option(
@@ -96,10 +97,12 @@ class TrainConfig:
         "image folders: resize to this shape", group=_DATA, flag="--input", metavar="CxHxW",
         parse=parse_input_shape))
     val_size: int | float | None = field(default=None, metadata=option(
-        "validation images: a count or a fraction (default: a sixth, 10000 of 60000)",
+        "validation images held out of the training images in use (after --train-limit): a "
+        "count, or a fraction of them (default: a sixth, 10000 of 60000)",
         group=_DATA, parse=validation_size))
     train_limit: int | None = field(default=None, metadata=option(
-        "use at most this many training images (after the split)", group=_DATA, parse=int))
+        "use at most this many of the training images, drawn per class; the validation "
+        "images are held out of these", group=_DATA, parse=int))
     on_error: str = field(default="skip", metadata=option(
         "image folders: skip (default) or refuse unreadable files", group=_DATA,
         choices=("skip", "raise")))

@@ -1,21 +1,67 @@
-"""A short training run of the tutorial CNN for ``cnnkit demo``."""
+"""A short training run of the tutorial CNN for ``cnnkit demo``, and the data it runs on."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cnnkit._validate import check_int
+from cnnkit._validate import check_choice, check_int
 from cnnkit.data import locate
+from cnnkit.data.registry import DatasetNotFoundError, cache_folder, fetch
 from cnnkit.runfolder import RunFolder
 
-__all__ = ["demo_training"]
+__all__ = ["DEMO_DOWNLOAD_TIMEOUT", "demo_dataset", "demo_training"]
+
+#: Seconds the demo waits for a Fashion-MNIST mirror before it trains on synthetic digits.
+DEMO_DOWNLOAD_TIMEOUT = 10.0
+
+
+def demo_dataset(
+    *,
+    progress: bool = False,
+    mirrors: Sequence[str] | None = None,
+    timeout: float = DEMO_DOWNLOAD_TIMEOUT,
+) -> tuple[str, str]:
+    """The data set the demo trains on, and one line saying which and why.
+
+    Fashion-MNIST where its files are on disk (Debian's ``dataset-fashion-mnist`` package, or
+    an earlier download in the user cache; see :func:`cnnkit.data.registry.locate`), else
+    downloaded from its mirrors (``mirrors`` replaces them; each read waits at most
+    ``timeout`` seconds) unless ``$CNNKIT_OFFLINE`` is set, else the built-in synthetic digits.
+
+    Returns
+    -------
+    (str, str)
+        ``'fashion-mnist'`` or ``'synthetic-digits'``, and a line such as ``data: synthetic
+        digits (Fashion-MNIST is not installed and the download failed: ...)``.
+    """
+    found = locate("fashion-mnist")
+    if found is not None:
+        folder = next(iter(found.values())).parent
+        return "fashion-mnist", f"data: Fashion-MNIST (found in {folder})"
+    if os.environ.get("CNNKIT_OFFLINE"):
+        reason = "downloads are off because CNNKIT_OFFLINE is set"
+    else:
+        failures: list[str] = []
+        try:
+            fetch("fashion-mnist", progress=progress, mirrors=mirrors, timeout=timeout,
+                  log=failures.append)
+        except DatasetNotFoundError as exc:
+            reason = f"the download failed: {failures[-1] if failures else exc}"
+        else:
+            return "fashion-mnist", (
+                f"data: Fashion-MNIST (downloaded into {cache_folder('fashion-mnist')})"
+            )
+    return "synthetic-digits", (
+        f"data: synthetic digits (Fashion-MNIST is not installed and {reason})"
+    )
 
 
 def demo_training(
     out_dir: str | os.PathLike,
     *,
+    dataset: str | None = None,
     epochs: int = 3,
     train_images: int = 30_000,
     progress: bool = True,
@@ -24,18 +70,21 @@ def demo_training(
 ) -> dict:
     """Train the tutorial CNN briefly and report its test accuracy.
 
-    Fashion-MNIST is used when its files are on disk (nothing is downloaded), the built-in
-    synthetic digits otherwise. With the defaults the run takes well under two minutes on 2 CPU
-    cores and reaches about 89% on Fashion-MNIST's 10,000 test images.
+    With the defaults the run takes well under two minutes on 2 idle CPU cores and reaches
+    about 89% on Fashion-MNIST's 10,000 test images, or 98.45% on the synthetic digits' 2,000
+    (11,000 training images; about what the network reaches on MNIST after the same training).
 
     Parameters
     ----------
     out_dir : path-like
         The run folder (checkpoints, metrics, curves); must be new or empty unless ``overwrite``.
+    dataset : {'fashion-mnist', 'synthetic-digits'}, optional
+        The data; by default :func:`demo_dataset` chooses (and ``log`` receives its line).
     epochs : int
         Passes over the training images.
     train_images : int
-        At most this many training images are used (after 5,000 are held out for validation).
+        At most this many images are trained on; the validation images (5,000 of
+        Fashion-MNIST, 1,000 of the synthetic digits) are held out besides them.
     progress : bool
         Show a progress bar per epoch.
     overwrite : bool
@@ -53,10 +102,14 @@ def demo_training(
 
     epochs = check_int(epochs, "epochs", minimum=1)
     train_images = check_int(train_images, "train_images", minimum=1)
-    dataset = "fashion-mnist" if locate("fashion-mnist") is not None else "synthetic-digits"
+    if dataset is None:
+        dataset, line = demo_dataset(progress=progress)
+        if log is not None:
+            log(line)
+    check_choice(dataset, "dataset", ("fashion-mnist", "synthetic-digits"))
     val_size = 5_000 if dataset == "fashion-mnist" else 1_000
     config = TrainConfig(dataset=dataset, epochs=epochs, val_size=val_size,
-                         train_limit=train_images, seed=1)
+                         train_limit=train_images + val_size, seed=1)
     result = train(config, out_dir, overwrite=overwrite, progress=progress, log=log)
     run_dir = Path(out_dir)
     return {

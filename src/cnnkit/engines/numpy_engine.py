@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnkit._validate import check_int
+from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture
 from cnnkit.engines.base import Context, epoch_order
 from cnnkit.engines.checkpoint import Checkpoint
@@ -163,8 +163,10 @@ class NumpyEngine:
     def synchronize(self) -> None:
         """Nothing runs asynchronously here."""
 
-    def evaluate(self, loader: NumpyBatches, *, collect: bool = False) -> dict:
-        """Loss and accuracy of the model over every batch of ``loader``."""
+    def evaluate(self, loader: NumpyBatches, *, collect: bool = False,
+                 precision: str = "fp32") -> dict:
+        """Loss and accuracy of the model over every batch of ``loader`` (always in fp32)."""
+        check_choice(precision, "precision", ("fp32",))
         was_training = self.model.training
         self.model.eval()
         loss_sum, correct, predictions = 0.0, 0, []

@@ -205,9 +205,11 @@ class TorchEngine:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def evaluate(self, loader: BatchLoader, *, collect: bool = False) -> dict:
-        """Loss and accuracy over ``loader`` (see :func:`evaluate_loader`)."""
-        return evaluate_loader(self._runner, loader, precision=self.precision,
+    def evaluate(self, loader: BatchLoader, *, collect: bool = False,
+                 precision: str | None = None) -> dict:
+        """Loss and accuracy over ``loader`` (see :func:`evaluate_loader`), in ``precision``
+        (default: the training precision; the final test uses fp32, as ``cnnkit evaluate``)."""
+        return evaluate_loader(self._runner, loader, precision=precision or self.precision,
                                context=self.context, collect=collect)
 
     def logits(self, images: np.ndarray) -> np.ndarray:

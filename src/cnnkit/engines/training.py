@@ -353,13 +353,15 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     result = TrainResult(run.path, history, train_seconds=train_seconds, engine=engine.name,
                          device=str(engine.device), precision=engine.precision,
                          loader=train_loader.mode)
-    # Phase 7: the final model on the test split.
+    # Phase 7: the final model on the test split, in fp32 whatever the training precision, so
+    # that the number is the one ``cnnkit evaluate`` gives for the same checkpoint.
     if evaluate_test and data.test_images is not None:
         test_loader = engine.loader(data.test_images, data.test_labels, batch_size=eval_batch,
                                     **normalise)
-        test = engine.evaluate(test_loader)
+        test = engine.evaluate(test_loader, precision="fp32")
         result.test_accuracy, result.test_loss = test["accuracy"], test["loss"]
-        say(f"test accuracy {100 * test['accuracy']:.2f}% on {test['count']} images")
+        how = "" if engine.precision == "fp32" else " (computed in fp32, as cnnkit evaluate does)"
+        say(f"test accuracy {100 * test['accuracy']:.2f}% on {test['count']} images{how}")
     return result
 
 
