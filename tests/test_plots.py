@@ -301,3 +301,13 @@ def test_kernel_figure_labels_its_colour_bar():
     """The kernel's colour bar says it shows the weights."""
     figure = kernel_figure(np.ones((20, 20)), title="box")
     assert figure_text(figure) == {"Title": "box", "Description": "box | weight"}
+
+
+def test_padding_figure_refuses_more_cells_than_it_can_draw():
+    """A large dilation or padding would make a figure hundreds of inches wide: refused in
+    words that name the arguments."""
+    with pytest.raises(ValueError, match=r"up to 120 cells of input and padding, got 207 "
+                       r"\(input size 7, padding full, dilation 50\)"):
+        padding_figure(7, 3, dilation=50)
+    with pytest.raises(ValueError, match=r"got 1007 \(input size 7, padding 500"):
+        padding_figure(7, 3, padding=500)

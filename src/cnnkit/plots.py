@@ -432,9 +432,19 @@ def padding_figure(
         candidates["same"] = "same"
     if span < n:
         candidates["valid"] = "valid"
+    pads = ((0, 0),) if padding is None else resolve_padding(
+        padding, (kernel_size,), stride=(stride,), dilation=(dilation,))
+    # 'full' pads the dilated kernel's span on each side.
+    cells = n + max(span, pads[0][0]) + max(span, pads[0][1])
+    if cells > 3 * limit:
+        widest = _padding_label("full" if padding is None else padding)
+        raise InvalidArgument(
+            f"the padding figure draws up to {3 * limit} cells of input and padding, got "
+            f"{cells} (input size {n}, padding {widest}, dilation {dilation}); draw a smaller "
+            "case"
+        )
     titles = dict(zip(candidates, candidates, strict=True))
     if padding is not None:
-        pads = resolve_padding(padding, (kernel_size,), stride=(stride,), dilation=(dilation,))
         label = _padding_label(padding)
         same_as = [name for name in candidates
                    if resolve_padding(name, (kernel_size,), dilation=(dilation,)) == pads]

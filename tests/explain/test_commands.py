@@ -122,6 +122,10 @@ def test_run_figures_are_refreshed_and_named_files_kept(capsys, run_dir, shirt, 
             own.write_bytes(b"stale")
         assert main(argv) == 0, capsys.readouterr().err
         assert own.read_bytes()[:4] == b"\x89PNG", argv
+        if argv[0] == "evaluate":  # the title says which checkpoint the matrix is of
+            with Image.open(own) as written:
+                checkpoint = "best" if "--best" in argv else "last"
+                assert f"(test), {checkpoint} checkpoint: " in written.text["Title"]
     capsys.readouterr()
     named = tmp_path / "mine.png"
     for argv in (["evaluate", str(run), "--figure", str(named)],
@@ -155,6 +159,10 @@ def test_evaluate_warns_about_other_class_names_and_refuses_another_count(
     assert err.startswith("cnnkit: warning: the data set's classes ['a', 'b', 'c', ...] are "
                           "not the model's"), err
     assert "label 0 means 'a' here and '0' to the model" in err
+    with Image.open(run / "confusion-test.png") as written:
+        assert written.text["Title"].startswith(f"imagefolder:{letters} (all images), last "
+                                                "checkpoint: ")
+        assert written.text["Title"].endswith("(the data set's class names are not the model's)")
     three = _class_folder(tmp_path / "three", "abc")
     _refused(capsys, ["evaluate", str(run), "--dataset", f"imagefolder:{three}"],
              "was trained for 10 classes, not 3")

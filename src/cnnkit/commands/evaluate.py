@@ -64,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"cnnkit: warning: {warning}", file=sys.stderr)
     print(result.format())
-    save_confusion_matrix(result.confusion, result.class_names, figure,
-                          title=f"{result.dataset} ({result.split}): "
-                          f"{100 * result.accuracy:.2f}%", overwrite=replace)
+    model = (f"{'best' if args.best else 'last'} checkpoint" if source.is_dir()
+             else source.name)
+    title = f"{result.dataset} ({result.split}), {model}: {100 * result.accuracy:.2f}%"
+    if result.warnings:
+        title += "\n(the data set's class names are not the model's)"
+    save_confusion_matrix(result.confusion, result.class_names, figure, title=title,
+                          overwrite=replace)
     print(f"confusion matrix saved to {figure}")
     return 0
