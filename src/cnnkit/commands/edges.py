@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_input_arguments(parser, image_required=False)
+    add_input_arguments(parser, image_required=False, always_gray=True)
     parser.add_argument(
         "--size", type=int, default=3, metavar="N",
         help="Sobel kernel size: 3, 5, 7, ... (default: 3)"

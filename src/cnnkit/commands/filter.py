@@ -30,8 +30,11 @@ A .npy output keeps the exact floating-point result. Image outputs are 8-bit: wi
 rescaled from their smallest to their largest value; the choice is printed."""
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool) -> None:
-    """IMAGE or --sample, plus the reading options; shared with ``cnnkit edges``."""
+def add_input_arguments(
+    parser: argparse.ArgumentParser, *, image_required: bool, always_gray: bool = False
+) -> None:
+    """IMAGE or --sample, plus the reading options; shared with ``cnnkit edges``, which reads
+    every image in gray (``always_gray``)."""
     from cnnkit.filters import SAMPLE_NAMES
 
     parser.add_argument(
@@ -44,7 +47,11 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool
         help="use a built-in generated image instead of a file (default: "
         + ("none, give IMAGE" if image_required else "grid, when no IMAGE is given") + ")",
     )
-    parser.add_argument("--gray", action="store_true", help="convert to grayscale first")
+    parser.add_argument(
+        "--gray", action="store_true",
+        help="convert to grayscale first"
+        + (" (always done here)" if always_gray else "; default: colour filtered per channel"),
+    )
     parser.add_argument(
         "--resize", type=int, nargs=2, metavar=("ROWS", "COLUMNS"),
         help="resize the image after reading it (default: keep its size; samples are 128x128)",
