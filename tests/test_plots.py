@@ -21,7 +21,9 @@ from cnnkit.filters import (
     sobel_kernel,
 )
 from cnnkit.plots import (
+    SIGNED_LABEL,
     edge_figure,
+    figure_text,
     filter_figure,
     kernel_figure,
     padding_figure,
@@ -41,7 +43,7 @@ def test_edge_figure_shows_image_edges_and_magnitude():
     """The four panels hold the gray image, sobel-x, sobel-y and their magnitude."""
     image = grid_lines(48)
     figure = edge_figure(image, sobel(image, 1), sobel(image, 0))
-    original, vertical, horizontal, magnitude = figure.axes
+    original, vertical, horizontal, magnitude = figure.axes[:4]
     np.testing.assert_array_equal(panel_data(original), image)
     np.testing.assert_array_equal(panel_data(vertical), sobel(image, 1))
     np.testing.assert_array_equal(panel_data(horizontal), sobel(image, 0))
@@ -61,13 +63,16 @@ def test_filter_figure_panels_and_titles():
     ramp = noisy_gradient(32)
     blurred = gaussian_blur(ramp, 2.0)
     figure = filter_figure(ramp, {"blur": blurred, "edges": sobel(ramp, 1)}, title="demo")
-    assert [axes.get_title() for axes in figure.axes] == ["Original image", "blur", "edges"]
+    assert [axes.get_title() for axes in figure.axes[:3]] == ["Original image", "blur", "edges"]
     np.testing.assert_array_equal(panel_data(figure.axes[1]), blurred)
     assert figure.get_suptitle() == "demo"
-    # Images and blurs keep the 0..1 scale; signed edges are stretched to their own range.
+    # Images and blurs keep the 0..1 scale; signed edges are centred on 0, with a colour bar.
     assert figure.axes[1].images[0].get_clim() == (0.0, 1.0)
     edges = sobel(ramp, 1)
-    assert figure.axes[2].images[0].get_clim() == (edges.min(), edges.max())
+    extent = np.abs(edges).max()
+    assert figure.axes[2].images[0].get_clim() == (-extent, extent)
+    assert figure.axes[3].get_label() == "<colorbar>"
+    assert figure.axes[3].get_xlabel() == SIGNED_LABEL
 
 
 def test_filter_figure_refuses_empty_or_bad_panels():
@@ -140,8 +145,9 @@ def test_padding_figure_leaves_out_valid_when_kernel_is_longer():
 
 
 def test_padding_figure_refuses_large_sizes():
-    """The figure draws up to 40 cells."""
-    with pytest.raises(ValueError, match="up to 40"):
+    """The figure draws up to 40 cells, and says so in words a command-line user knows."""
+    with pytest.raises(ValueError, match="inputs and kernels of up to 40 elements, got input "
+                       "size 41 and kernel size 3"):
         padding_figure(41, 3)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         padding_figure(0, 3)
@@ -194,3 +200,114 @@ def test_import_cnnkit_loads_neither_matplotlib_nor_pillow():
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                env=environment, timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def _bars(axes):
+    return [label for label in axes.texts if label.get_text().startswith("y")]
+
+
+@pytest.mark.parametrize(("n", "kernel_size", "stride", "padding", "dilation"), [
+    (7, 3, 2, 0, 1), (7, 3, 1, 1, 2), (9, 2, 3, "full", 1), (8, 3, 1, "same", 2), (6, 4, 2, 3, 1),
+])
+def test_padding_figure_draws_the_asked_stride_padding_and_dilation(
+    n, kernel_size, stride, padding, dilation
+):
+    """Regression: the figure ignored stride, padding and dilation. Every panel's bar count and
+    title equal output_size with the figure's arguments, the asked padding is marked, and the
+    title names every argument."""
+    figure = padding_figure(n, kernel_size, stride=stride, padding=padding, dilation=dilation)
+    assert figure.get_suptitle() == (f"input size {n}, kernel size {kernel_size}, stride "
+                                     f"{stride}, padding {padding}, dilation {dilation}")
+    asked = [axes for axes in figure.axes if "asked" in axes.get_title()]
+    assert len(asked) == 1
+    expected = output_size(n, kernel_size, stride, padding, dilation)
+    assert asked[0].get_title().endswith(f": output size {expected}")
+    assert len(_bars(asked[0])) == expected
+    for axes in figure.axes:
+        name = axes.get_title().split(" ")[0].rstrip(":")
+        if name in ("full", "same", "valid"):
+            size = output_size(n, kernel_size, stride, name, dilation)
+            assert axes.get_title().endswith(f"output size {size}") and len(_bars(axes)) == size
+    if stride > 1:  # 'same' is only defined for stride 1
+        assert not any(axes.get_title().startswith("same") for axes in figure.axes)
+
+
+@pytest.mark.parametrize(("n", "kernel_size", "stride", "dilation"),
+                         [(7, 3, 2, 1), (8, 3, 1, 2), (9, 2, 3, 2), (5, 1, 2, 1)])
+@pytest.mark.parametrize("padding", [0, 1, 2, "full"])
+def test_padding_windows_with_stride_and_dilation_match_numpy(
+    n, kernel_size, stride, dilation, padding
+):
+    """Output i reads exactly the taps first, first + d, ..., last: the input positions whose
+    impulse reaches output i through np.correlate with a dilated kernel of ones, every
+    stride-th output kept."""
+    windows = padding_windows(n, kernel_size, padding, stride=stride, dilation=dilation)
+    span = dilation * (kernel_size - 1)
+    pad = span if padding == "full" else padding
+    dilated = np.zeros(span + 1)
+    dilated[::dilation] = 1.0
+    assert len(windows) == output_size(n, kernel_size, stride, padding, dilation)
+    for position in range(n):
+        impulse = np.zeros(n + 2 * pad)
+        impulse[pad + position] = 1.0
+        reached = np.correlate(impulse, dilated, mode="valid")[::stride]
+        taps = [position in range(first, last + 1, dilation) for first, last in windows]
+        np.testing.assert_array_equal(reached != 0, taps)
+
+
+def test_edge_figure_has_labelled_colour_bars_and_a_zero_centred_scale():
+    """Regression: edge panels had no colour bar. Each edge panel has one saying what the
+    grays mean; the signed panels are symmetric about 0 even when one sign is missing."""
+    ramp = np.tile(np.linspace(0.0, 1.0, 16), (16, 1))
+    vertical = sobel(ramp, 1)
+    figure = edge_figure(ramp, vertical, sobel(ramp, 0), title="how")
+    bars = [axes for axes in figure.axes if axes.get_label() == "<colorbar>"]
+    assert [axes.get_xlabel() for axes in bars] == [SIGNED_LABEL, SIGNED_LABEL,
+                                                    "magnitude: black 0 (no edge), white "
+                                                    "strongest"]
+    low, high = figure.axes[1].images[0].get_clim()
+    assert vertical.min() >= 0.0 and low == -high == -np.abs(vertical).max()
+    assert figure.get_suptitle() == "how"
+
+
+@pytest.mark.parametrize("make", [
+    lambda image: filter_figure(image, {"sigma = 1": image, "sigma = 3": image},
+                                title="Gaussian blur of the grid image"),
+    lambda image: edge_figure(image, sobel(image, 1), sobel(image, 0), title="A title"),
+])
+def test_figure_title_stands_clear_of_panel_titles(make):
+    """Regression: the blur figure's title touched its panels' titles (1 pixel apart). The gap
+    between the figure title and every panel title is at least half a line of text."""
+    figure = make(grid_lines(128))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    title = figure._suptitle.get_window_extent(renderer)
+    for axes in figure.axes:
+        if axes.get_title():
+            panel = axes.title.get_window_extent(renderer)
+            assert title.y0 - panel.y1 >= 0.5 * title.height, axes.get_title()
+
+
+def test_saved_png_carries_the_figure_text(tmp_path):
+    """A saved figure's PNG text chunks hold its title and its panel titles."""
+    figure = padding_figure(7, 3, stride=2, padding=0)
+    with Image.open(save_figure(figure, tmp_path / "padding.png")) as written:
+        assert written.text["Title"] == figure.get_suptitle()
+        assert written.text["Description"] == figure_text(figure)["Description"]
+        assert "valid (padding 0, asked): output size 3" in written.text["Description"]
+
+
+def test_kernel_figure_labels_its_colour_bar():
+    """The kernel's colour bar says it shows the weights."""
+    figure = kernel_figure(np.ones((20, 20)), title="box")
+    assert figure_text(figure) == {"Title": "box", "Description": "box | weight"}
+
+
+def test_padding_figure_refuses_more_cells_than_it_can_draw():
+    """A large dilation or padding would make a figure hundreds of inches wide: refused in
+    words that name the arguments."""
+    with pytest.raises(ValueError, match=r"up to 120 cells of input and padding, got 207 "
+                       r"\(input size 7, padding full, dilation 50\)"):
+        padding_figure(7, 3, dilation=50)
+    with pytest.raises(ValueError, match=r"got 1007 \(input size 7, padding 500"):
+        padding_figure(7, 3, padding=500)

@@ -74,8 +74,8 @@ def atomic_write(
         )
     if path.exists() and not overwrite:
         raise AlreadyExists(
-            f"output file {str(path)!r} already exists; pass overwrite=True "
-            "(command line: --overwrite) to replace it"
+            f"output file {str(path)!r} already exists; add --overwrite to replace it (in "
+            "Python: overwrite=True)"
         )
     if path.is_dir():
         raise IsAFolder(f"output path {str(path)!r} is a folder")

@@ -40,7 +40,12 @@ class Terminated(KeyboardInterrupt):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``cnnkit: error: ...``) instead of usage dumps."""
+    """argparse with one-line errors (``cnnkit: error: ...``) instead of usage dumps, and
+    without abbreviations: ``--padding`` must never be taken for ``--padding-mode``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise InvalidArgument(f"{message} (see '{self.prog} --help')")

@@ -367,7 +367,8 @@ def complete_layer(layer: object, index: int) -> dict:
     kind = layer.get("type")
     if kind not in LAYER_TYPES:
         allowed = ", ".join(repr(k) for k in LAYER_TYPES)
-        raise InvalidArgument(f"{where} has type {kind!r}; allowed types are {allowed}")
+        problem = "has no 'type' key" if "type" not in layer else f"has type {kind!r}"
+        raise InvalidArgument(f"{where} {problem}; allowed types are {allowed}")
     keys = LAYER_TYPES[kind].keys
     unknown = sorted(set(layer) - set(keys) - {"type"})
     if unknown:

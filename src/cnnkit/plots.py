@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "edge_figure",
+    "figure_text",
     "filter_figure",
     "kernel_figure",
     "new_figure",
@@ -41,30 +42,70 @@ def new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _panel_row(count: int, image_shape: tuple[int, ...]) -> Figure:
-    """A figure for ``count`` image panels side by side, 4 inches wide each, shaped like them."""
+def _panel_row(
+    count: int, image_shape: tuple[int, ...], *, titled: bool = False, bars: bool = False
+) -> Figure:
+    """A figure for ``count`` image panels side by side, 4 inches wide each, shaped like them,
+    with room for a figure title (``titled``) and colour bars under the panels (``bars``)."""
     rows, columns = image_shape[:2]
     panel_height = min(12.0, max(1.5, 4.0 * rows / columns))
-    return new_figure(4.0 * count, panel_height + 0.4)
+    return new_figure(4.0 * count, panel_height + 0.5 + 0.4 * titled + 0.9 * bars)
 
 
-def _show_image(axes: object, image: np.ndarray, title: str) -> None:
+#: Colour-bar label of a signed response panel (edges): what its grays mean.
+SIGNED_LABEL = "response: white > 0, mid-gray 0, black < 0"
+
+
+def _show_image(axes: object, image: np.ndarray, title: str) -> object:
     """Colour clipped to [0, 1]; gray on the fixed 0..1 scale when it lies within it (images,
-    blurs), otherwise stretched from its smallest to its largest value (edges)."""
+    blurs); a signed response (edges) on a scale symmetric about 0, so that 0 is mid-gray;
+    other non-negative values from 0 to their largest. Returns the drawn image."""
     if image.ndim == 3:
-        axes.imshow(np.clip(image if image.shape[2] != 2 else image[:, :, 0], 0.0, 1.0))
+        drawn = axes.imshow(np.clip(image if image.shape[2] != 2 else image[:, :, 0], 0.0, 1.0))
     elif image.min() >= 0.0 and image.max() <= 1.0:
-        axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+        drawn = axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    elif image.min() < 0.0:
+        extent = float(np.nanmax(np.abs(image)))
+        drawn = axes.imshow(image, cmap="gray", vmin=-extent, vmax=extent)
     else:
-        axes.imshow(image, cmap="gray")
+        drawn = axes.imshow(image, cmap="gray", vmin=0.0)
     axes.set_title(title)
     axes.set_axis_off()
+    return drawn
+
+
+def _colour_bar(figure: Figure, drawn: object, axes: object, label: str) -> None:
+    """A labelled colour bar under one panel."""
+    figure.colorbar(drawn, ax=axes, orientation="horizontal", shrink=0.8, label=label)
+
+
+def figure_text(figure: Figure) -> dict[str, str]:
+    """The words a figure shows, as saved in its PNG's text chunks.
+
+    ``Title`` is the figure's title (or, without one, the titles of its panels joined by
+    " | "); ``Description`` lists the panel titles and colour-bar labels, joined by " | ".
+    Anyone can then read what a saved figure claims without looking at it, for example with
+    Pillow: ``Image.open(path).text["Title"]``.
+
+    >>> figure_text(kernel_figure([[1, 2], [3, 4]], title="mine"))
+    {'Title': 'mine', 'Description': 'mine | weight'}
+    """
+    panels = [axes.get_title() for axes in figure.axes if axes.get_title()]
+    labels = [axes.get_xlabel() or axes.get_ylabel() for axes in figure.axes
+              if axes.get_label() == "<colorbar>" and (axes.get_xlabel() or axes.get_ylabel())]
+    suptitle = figure.get_suptitle()
+    return {
+        "Title": suptitle or " | ".join(panels),
+        "Description": " | ".join([*panels, *labels]),
+    }
 
 
 def save_figure(
     figure: Figure, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 100
 ) -> Path:
-    """Save ``figure`` as a PNG file at ``path``, atomically.
+    """Save ``figure`` as a PNG file at ``path``, atomically, with its words as PNG text.
+
+    The PNG's text chunks ``Title`` and ``Description`` hold :func:`figure_text`.
 
     Parameters
     ----------
@@ -98,18 +139,23 @@ def save_figure(
         )
     dpi = check_int(dpi, "dpi", minimum=1)
     return atomic_write(
-        path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi), overwrite=overwrite
+        path,
+        lambda tmp: figure.savefig(tmp, format="png", dpi=dpi, metadata=figure_text(figure)),
+        overwrite=overwrite,
     )
 
 
-def edge_figure(image: object, vertical: object, horizontal: object) -> Figure:
+def edge_figure(
+    image: object, vertical: object, horizontal: object, *, title: str | None = None
+) -> Figure:
     """The tutorial's edge figure: original, vertical edges, horizontal edges, edge magnitude.
 
     The panels are computed by the caller (for example with :func:`cnnkit.filters.sobel` along
     the columns and the rows); this function only draws them, with the magnitude
     ``hypot(vertical, horizontal)`` as the fourth panel. The image is shown on the fixed 0..1
-    gray scale; the edge panels are stretched from their smallest to their largest value, so
-    that 0 is mid-gray in the signed panels when the responses are symmetric.
+    gray scale; the signed edge panels on a scale symmetric about 0 (mid-gray), the magnitude
+    from 0 (black: no edge); each edge panel has a colour bar saying so. ``title`` should say
+    how the panels were computed (correlation or convolution, the border).
 
     Parameters
     ----------
@@ -119,17 +165,22 @@ def edge_figure(image: object, vertical: object, horizontal: object) -> Figure:
         ``(H, W)`` responses to "sobel-x" (brightness changing across the columns) and
         "sobel-y" (down the rows).
 
+    title : str, optional
+        A title over all panels.
+
     Returns
     -------
     matplotlib.figure.Figure
-        Four image panels in one row.
+        Four image panels in one row, then the three colour bars.
 
     Examples
     --------
     >>> ramp = np.tile(np.linspace(0.0, 1.0, 8), (8, 1))
     >>> figure = edge_figure(ramp, np.ones((8, 8)), np.zeros((8, 8)))
-    >>> [axes.get_title() for axes in figure.axes]
+    >>> [axes.get_title() for axes in figure.axes[:4]]
     ['Original image', 'Vertical edges (sobel-x)', 'Horizontal edges (sobel-y)', 'Edge magnitude']
+    >>> figure.axes[4].get_xlabel()
+    'response: white > 0, mid-gray 0, black < 0'
     """
     image = as_float_array(image, "image", ndims=(2, 3))
     vertical = as_float_array(vertical, "vertical", ndims=(2,))
@@ -145,9 +196,19 @@ def edge_figure(image: object, vertical: object, horizontal: object) -> Figure:
         "Horizontal edges (sobel-y)": horizontal,
         "Edge magnitude": np.hypot(vertical, horizontal),
     }
-    figure = _panel_row(len(panels), image.shape)
-    for axes, (title, panel) in zip(figure.subplots(1, len(panels)), panels.items(), strict=True):
-        _show_image(axes, panel, title)
+    figure = _panel_row(len(panels), image.shape, titled=title is not None, bars=True)
+    row_of_axes = figure.subplots(1, len(panels))
+    drawn = [_show_image(axes, panel, name)
+             for axes, (name, panel) in zip(row_of_axes, panels.items(), strict=True)]
+    for axes, picture in zip(row_of_axes[1:3], drawn[1:3], strict=True):
+        # Signed panels: a zero response must read as mid-gray even when one sign is missing.
+        extent = float(np.nanmax(np.abs(picture.get_array()))) or 1.0
+        picture.set_clim(-extent, extent)
+        _colour_bar(figure, picture, axes, SIGNED_LABEL)
+    drawn[3].set_clim(0.0, float(np.nanmax(drawn[3].get_array())) or 1.0)
+    _colour_bar(figure, drawn[3], row_of_axes[3], "magnitude: black 0 (no edge), white strongest")
+    if title is not None:
+        figure.suptitle(title)
     return figure
 
 
@@ -157,8 +218,9 @@ def filter_figure(
     """An image next to filtered versions of it, one panel each, titled by the mapping's keys.
 
     Colour panels are shown clipped to [0, 1]. Gray panels whose values lie in [0, 1] (images,
-    blurs) are shown on that fixed scale, so that a blur visibly lowers the contrast; others
-    (edge responses) are stretched from their smallest to their largest value.
+    blurs) are shown on that fixed scale, so that a blur visibly lowers the contrast; signed
+    ones (edge responses) on a scale symmetric about 0 with a colour bar saying what the grays
+    mean.
 
     Parameters
     ----------
@@ -188,10 +250,14 @@ def filter_figure(
     panels = {"Original image": as_float_array(image, "image", ndims=(2, 3))}
     for name, panel in filtered.items():
         panels[str(name)] = as_float_array(panel, f"filtered[{name!r}]", ndims=(2, 3))
-    figure = _panel_row(len(panels), panels["Original image"].shape)
+    signed = [panel.ndim == 2 and panel.min() < 0.0 for panel in panels.values()]
+    figure = _panel_row(len(panels), panels["Original image"].shape, titled=title is not None,
+                        bars=any(signed))
     row_of_axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for axes, (name, panel) in zip(row_of_axes, panels.items(), strict=True):
-        _show_image(axes, panel, name)
+    for axes, (name, panel), has_sign in zip(row_of_axes, panels.items(), signed, strict=True):
+        drawn = _show_image(axes, panel, name)
+        if has_sign:
+            _colour_bar(figure, drawn, axes, SIGNED_LABEL)
     if title is not None:
         figure.suptitle(title)
     return figure
@@ -231,7 +297,7 @@ def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
     axes = figure.subplots()
     extent = float(np.abs(weights).max()) or 1.0
     picture = axes.imshow(weights, cmap="RdBu_r", vmin=-extent, vmax=extent)
-    figure.colorbar(picture, ax=axes, shrink=0.8)
+    figure.colorbar(picture, ax=axes, shrink=0.8, label="weight")
     if rows <= 15 and columns <= 15:
         for (row, column), value in np.ndenumerate(weights):
             shade = "white" if abs(value) > 0.6 * extent else "black"
@@ -245,18 +311,23 @@ def kernel_figure(kernel: object, *, title: str | None = None) -> Figure:
     return figure
 
 
-def padding_windows(n: int, kernel_size: int, padding: object) -> list[tuple[int, int]]:
-    """First and last input position seen by each output of a 1-D sliding window (stride 1).
+def padding_windows(
+    n: int, kernel_size: int, padding: object, *, stride: int = 1, dilation: int = 1
+) -> list[tuple[int, int]]:
+    """First and last input position seen by each output of a 1-D sliding window.
 
-    Positions below 0 or above ``n - 1`` are padding.
+    Positions below 0 or above ``n - 1`` are padding. With ``dilation`` d the window reads
+    every d-th position from its first to its last.
 
     Parameters
     ----------
     n : int
         Input length.
     kernel_size : int
-        Window length.
+        Window length (number of taps).
     padding : int, (int, int) or {'full', 'same', 'valid'}
+        As in :func:`cnnkit.shapes.output_size`.
+    stride, dilation : int
         As in :func:`cnnkit.shapes.output_size`.
 
     Returns
@@ -270,20 +341,49 @@ def padding_windows(n: int, kernel_size: int, padding: object) -> list[tuple[int
     [(0, 2), (1, 3)]
     >>> padding_windows(3, 3, "full")
     [(-2, 0), (-1, 1), (0, 2), (1, 3), (2, 4)]
+    >>> padding_windows(7, 3, 0, stride=2)
+    [(0, 2), (2, 4), (4, 6)]
     """
     n = check_int(n, "n", minimum=1)
     kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
-    ((before, _),) = resolve_padding(padding, (kernel_size,))
-    count = output_size(n, kernel_size, padding=padding)
-    return [(start - before, start - before + kernel_size - 1) for start in range(count)]
+    stride = check_int(stride, "stride", minimum=1)
+    dilation = check_int(dilation, "dilation", minimum=1)
+    ((before, _),) = resolve_padding(padding, (kernel_size,), stride=(stride,),
+                                     dilation=(dilation,))
+    count = output_size(n, kernel_size, stride, padding, dilation)
+    span = dilation * (kernel_size - 1)
+    return [(start * stride - before, start * stride - before + span) for start in range(count)]
 
 
-def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
-    """The three padding names in 1-D: which input positions each output position sees.
+#: The padding figure draws inputs and kernels of up to this many elements.
+PADDING_FIGURE_LIMIT = 40
 
-    One panel per padding ('full', 'same', and 'valid' when the kernel fits). Input cells are
-    drawn in a row at the top (padding cells dashed, holding 0); each output below is a bar
-    spanning its window, labelled with its index, so the number of bars is the output size.
+
+def _padding_label(padding: object) -> str:
+    """'full', 'same', 'valid', '2' or '(1, 2)': a padding as the command line writes it."""
+    if isinstance(padding, str):
+        return padding
+    if isinstance(padding, tuple):
+        return f"({padding[0]}, {padding[1]})"
+    return str(padding)
+
+
+def padding_figure(
+    n: int = 5,
+    kernel_size: int = 3,
+    *,
+    stride: int = 1,
+    padding: object = None,
+    dilation: int = 1,
+) -> Figure:
+    """Which input positions each output position sees, for the padding names and one asked.
+
+    One panel per padding: 'full', 'same' (only defined for stride 1) and 'valid' (when the
+    window fits), all with the given ``stride`` and ``dilation``; a numeric ``padding`` adds
+    its own panel, and the asked padding's panel is marked "(asked)". Input cells are drawn in
+    a row at the top (padding cells dashed, holding 0); each output below is a bar spanning its
+    window with a dot on every tap, labelled with its index, so the number of bars is the
+    output size. The figure's title states every argument.
 
     Parameters
     ----------
@@ -291,37 +391,81 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
         Input length, 1 to 40.
     kernel_size : int
         Kernel length, 1 to 40.
+    stride, dilation : int
+        As in :func:`cnnkit.shapes.output_size`.
+    padding : int, (int, int), {'full', 'same', 'valid'} or None
+        The padding asked for; None draws the three names only.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel per padding name, stacked.
+        One panel per padding, stacked.
 
     Examples
     --------
     >>> figure = padding_figure(5, 3)
     >>> [axes.get_title() for axes in figure.axes]
     ['full: output size 7', 'same: output size 5', 'valid: output size 3']
+    >>> figure = padding_figure(7, 3, stride=2, padding=0)
+    >>> figure.get_suptitle()
+    'input size 7, kernel size 3, stride 2, padding 0, dilation 1'
+    >>> [axes.get_title() for axes in figure.axes]
+    ['full: output size 5', 'valid (padding 0, asked): output size 3']
     """
     from matplotlib.patches import Rectangle
 
     n = check_int(n, "n", minimum=1)
     kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
-    if n > 40 or kernel_size > 40:
+    stride = check_int(stride, "stride", minimum=1)
+    dilation = check_int(dilation, "dilation", minimum=1)
+    limit = PADDING_FIGURE_LIMIT
+    if n > limit or kernel_size > limit:
         raise InvalidArgument(
-            f"padding_figure draws n and kernel_size up to 40, got n={n}, "
-            f"kernel_size={kernel_size}"
+            f"the padding figure draws inputs and kernels of up to {limit} elements, got "
+            f"input size {n} and kernel size {kernel_size}"
         )
-    # 'valid' has no output when the kernel is longer than the input.
-    names = ("full", "same", "valid") if kernel_size <= n else ("full", "same")
-    layouts = {name: padding_windows(n, kernel_size, name) for name in names}
-    span = max(n + 2 * (kernel_size - 1), 1)
+    span = dilation * (kernel_size - 1)
+    # 'same' is only defined for stride 1; 'valid' has no output when the window is longer
+    # than the input.
+    candidates: dict[str, object] = {"full": "full"}
+    if stride == 1:
+        candidates["same"] = "same"
+    if span < n:
+        candidates["valid"] = "valid"
+    pads = ((0, 0),) if padding is None else resolve_padding(
+        padding, (kernel_size,), stride=(stride,), dilation=(dilation,))
+    # 'full' pads the dilated kernel's span on each side.
+    cells = n + max(span, pads[0][0]) + max(span, pads[0][1])
+    if cells > 3 * limit:
+        widest = _padding_label("full" if padding is None else padding)
+        raise InvalidArgument(
+            f"the padding figure draws up to {3 * limit} cells of input and padding, got "
+            f"{cells} (input size {n}, padding {widest}, dilation {dilation}); draw a smaller "
+            "case"
+        )
+    titles = dict(zip(candidates, candidates, strict=True))
+    if padding is not None:
+        label = _padding_label(padding)
+        same_as = [name for name in candidates
+                   if resolve_padding(name, (kernel_size,), dilation=(dilation,)) == pads]
+        if not same_as:
+            candidates[label] = padding
+            titles[label] = f"padding {label} (asked)"
+        elif same_as[0] == label:
+            titles[label] = f"{label} (asked)"
+        else:
+            titles[same_as[0]] = f"{same_as[0]} (padding {label}, asked)"
+    layouts = {
+        name: padding_windows(n, kernel_size, value, stride=stride, dilation=dilation)
+        for name, value in candidates.items()
+    }
+    width = max(n + 2 * span, 1)
     tallest = max(len(windows) for windows in layouts.values())
-    figure = new_figure(max(6.0, 0.5 * span + 1), 1.2 + 0.35 * tallest * len(names))
+    figure = new_figure(max(6.0, 0.5 * width + 1), 1.4 + 0.35 * tallest * len(layouts))
     # One horizontal scale for all panels, so that the same input cell lines up in each.
     low = min(0, *(start for windows in layouts.values() for start, _ in windows))
     high = max(n - 1, *(stop for windows in layouts.values() for _, stop in windows))
-    column_of_axes = figure.subplots(len(names), 1, squeeze=False)[:, 0]
+    column_of_axes = figure.subplots(len(layouts), 1, squeeze=False)[:, 0]
     for axes, (name, windows) in zip(column_of_axes, layouts.items(), strict=True):
         first = min(0, *(start for start, _ in windows))
         last = max(n - 1, *(stop for _, stop in windows))
@@ -336,10 +480,15 @@ def padding_figure(n: int = 5, kernel_size: int = 3) -> Figure:
             level = -0.5 - 0.5 * index
             axes.add_patch(Rectangle((start - 0.4, level - 0.18), stop - start + 0.8, 0.36,
                                      facecolor="tab:blue", alpha=0.6))
+            taps = range(start, stop + 1, dilation)
+            axes.plot(list(taps), [level] * len(taps), "o", color="black", markersize=3)
             axes.text(stop + 0.6, level, f"y{index}", va="center", fontsize=8)
         axes.set_xlim(low - 1, high + 2)
         axes.set_ylim(-0.5 - 0.5 * tallest, 1.6)
         axes.set_axis_off()
-        axes.set_title(f"{name}: output size {len(windows)}")
-    figure.suptitle(f"input size {n}, kernel size {kernel_size}, stride 1")
+        axes.set_title(f"{titles[name]}: output size {len(windows)}")
+    arguments = f"input size {n}, kernel size {kernel_size}, stride {stride}"
+    if padding is not None:
+        arguments += f", padding {_padding_label(padding)}"
+    figure.suptitle(f"{arguments}, dilation {dilation}")
     return figure

@@ -95,6 +95,7 @@ def test_pool_stride_defaults_to_kernel_size():
     ("layers", "message"),
     [
         ([{"type": "conv3d"}], "layer 0 has type 'conv3d'"),
+        ([{"out_features": 10}], "layer 0 has no 'type' key"),
         ([{"type": "conv2d", "kernel_size": 3}], "needs the key 'out_channels'"),
         ([{"type": "relu", "inplace": True}], "unknown keys ['inplace']"),
         ([{"type": "dropout", "p": 1.5}], "p must be a number in [0, 1)"),

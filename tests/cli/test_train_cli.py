@@ -142,10 +142,10 @@ def test_train_refusals(capsys, tmp_path, run_dir):
              "leave 0 to train on")
     _refused(capsys, ["train", "--val-size", "many", "--out", str(tmp_path / "d")],
              "--val-size")
-    _refused(capsys, ["train"], "--out RUN_DIR is needed")
+    _refused(capsys, ["train"], "one of the arguments --out --resume is required")
     _refused(capsys, ["train", "--resume", str(tmp_path / "none")], "no checkpoint")
     _refused(capsys, ["train", "--resume", str(run_dir), "--out", str(tmp_path / "e")],
-             "leave out --out")
+             "argument --out: not allowed with argument --resume")
     _refused(capsys, ["train", "--resume", str(run_dir), "--arch", "tutorial"],
              "5-layer architecture ('small'), not 11 layers ('tutorial')")
     _refused(capsys, ["train", "--device", "tpu", "--out", str(tmp_path / "f")], "device")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -94,3 +96,73 @@ def test_explain_refuses_an_unknown_layer(capsys, run_dir, shirt, tmp_path):
     """--layer must name a layer with feature maps; the message lists them."""
     _refused(capsys, ["explain", str(run_dir), str(shirt), "--layer", "9", "-o",
                       str(tmp_path / "x.png")], "layer must be", "(0, 1, 2, 3, 4, 5)", "got 9")
+
+
+def _own_copy(run_dir, tmp_path):
+    """A private copy of the shared run, so that figures written into it stay in this test."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def test_run_figures_are_refreshed_and_named_files_kept(capsys, run_dir, shirt, tmp_path):
+    """Regression: 'evaluate RUN --best' after 'evaluate RUN' failed because the run's confusion
+    figure existed, and a stale figure stayed after a resume. A run's own figures (evaluate,
+    explain, weights) are rewritten on every call; a file named with -o/--figure is replaced
+    only with --overwrite."""
+    run = _own_copy(run_dir, tmp_path)
+    commands = [
+        (["evaluate", str(run), "--device", "cpu"], run / "confusion-test.png"),
+        (["evaluate", str(run), "--device", "cpu", "--best"], run / "confusion-test.png"),
+        (["explain", str(run), str(shirt)], run / "explain-shirt.png"),
+        (["weights", str(run)], run / "weights.png"),
+    ]
+    for argv, own in commands:
+        if own.exists():
+            own.write_bytes(b"stale")
+        assert main(argv) == 0, capsys.readouterr().err
+        assert own.read_bytes()[:4] == b"\x89PNG", argv
+        if argv[0] == "evaluate":  # the title says which checkpoint the matrix is of
+            with Image.open(own) as written:
+                checkpoint = "best" if "--best" in argv else "last"
+                assert f"(test), {checkpoint} checkpoint: " in written.text["Title"]
+    capsys.readouterr()
+    named = tmp_path / "mine.png"
+    for argv in (["evaluate", str(run), "--figure", str(named)],
+                 ["explain", str(run), str(shirt), "-o", str(named)],
+                 ["weights", str(run), "-o", str(named)]):
+        named.write_bytes(b"the user's own file")
+        _refused(capsys, argv, "mine.png exists", "--overwrite")
+        assert named.read_bytes() == b"the user's own file"
+
+
+def _class_folder(root, names):
+    """An image folder with one sub-folder of three 28x28 gray images per class name."""
+    rng = np.random.default_rng(0)
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for index in range(3):
+            pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index}.png")
+    return root
+
+
+def test_evaluate_warns_about_other_class_names_and_refuses_another_count(
+    capsys, run_dir, tmp_path
+):
+    """Regression: a data set with other classes was evaluated silently (9.58%). Other names
+    with the same count give a warning on stderr naming both; another count is refused."""
+    run = _own_copy(run_dir, tmp_path)
+    letters = _class_folder(tmp_path / "letters", "abcdefghij")
+    assert main(["evaluate", str(run), "--dataset", f"imagefolder:{letters}"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("cnnkit: warning: the data set's classes ['a', 'b', 'c', ...] are "
+                          "not the model's"), err
+    assert "label 0 means 'a' here and '0' to the model" in err
+    with Image.open(run / "confusion-test.png") as written:
+        assert written.text["Title"].startswith(f"imagefolder:{letters} (all images), last "
+                                                "checkpoint: ")
+        assert written.text["Title"].endswith("(the data set's class names are not the model's)")
+    three = _class_folder(tmp_path / "three", "abc")
+    _refused(capsys, ["evaluate", str(run), "--dataset", f"imagefolder:{three}"],
+             "was trained for 10 classes, not 3")

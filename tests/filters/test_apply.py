@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
+import scipy.signal
 import skimage.exposure
 import skimage.filters
 from hypothesis import given, settings
@@ -112,6 +113,73 @@ def test_filter_image_matches_opencv_filter2d(padding_mode, kernel_shape):
     expected = cv2.filter2D(image, cv2.CV_64F, kernel, anchor=anchor,
                             borderType=OPENCV_BORDER[padding_mode])
     assert_close(filter_image(image, kernel, padding_mode=padding_mode), expected)
+
+
+#: cnnkit padding_mode -> numpy.pad mode.
+NUMPY_PAD = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "symmetric": "symmetric",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(5, 20),
+    columns=st.integers(5, 20),
+    kernel_rows=st.integers(1, 5),
+    kernel_columns=st.integers(1, 5),
+    padding=st.sampled_from(["full", "valid", 0, 1, 2, 3]),
+    padding_mode=st.sampled_from(PADDING_MODES),
+    operation=st.sampled_from(["correlate", "convolve"]),
+    rank_one=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_filter_image_full_valid_and_numeric_padding_match_scipy_signal(
+    rows, columns, kernel_rows, kernel_columns, padding, padding_mode, operation, rank_one, seed
+):
+    """padding='full', 'valid' or a number gives numpy.pad with the border mode followed by
+    scipy.signal's 'valid' correlation or convolution: the sizes the tutorial's padding section
+    describes (k - 1 more for full, k - 1 fewer for valid)."""
+    rng = np.random.default_rng(seed)
+    image = random_image(rng, rows, columns, 2)
+    if rank_one:
+        kernel = np.outer(rng.standard_normal(kernel_rows), rng.standard_normal(kernel_columns))
+    else:
+        kernel = rng.standard_normal((kernel_rows, kernel_columns))
+    pads = {"full": (kernel_rows - 1, kernel_columns - 1), "valid": (0, 0)}.get(
+        padding, (padding, padding))
+    padded = np.pad(image, ((pads[0],) * 2, (pads[1],) * 2, (0, 0)), NUMPY_PAD[padding_mode])
+    reference = scipy.signal.correlate2d if operation == "correlate" else scipy.signal.convolve2d
+    expected = np.stack([reference(padded[:, :, channel], kernel, "valid")
+                         for channel in range(2)], axis=2)
+    actual = filter_image(image, kernel, operation=operation, padding_mode=padding_mode,
+                          padding=padding)
+    assert actual.shape == (rows + 2 * pads[0] - kernel_rows + 1,
+                            columns + 2 * pads[1] - kernel_columns + 1, 2)
+    assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("tile_bytes", [1, 40 * 8])
+def test_full_padding_in_tiles_of_rows_matches_one_piece(monkeypatch, tile_bytes):
+    """The tiles of rows cover the larger 'full' result exactly."""
+    rng = np.random.default_rng(5)
+    image, kernel = random_image(rng, 19, 13), rng.standard_normal((4, 3))
+    whole = filter_image(image, kernel, padding="full", padding_mode="zeros")
+    monkeypatch.setattr(parallel_module, "TILE_BYTES", tile_bytes)
+    tiled = filter_image(image, kernel, padding="full", padding_mode="zeros")
+    assert_close(tiled, scipy.signal.correlate2d(image, kernel, "full"))
+    assert_close(tiled, whole)
+
+
+def test_valid_padding_refuses_a_kernel_larger_than_the_image():
+    """With no padding a kernel larger than the image has no position: refused, naming sizes."""
+    with pytest.raises(ValueError, match="does not fit"):
+        filter_image(np.zeros((4, 4)), np.ones((5, 5)), padding="valid")
+    with pytest.raises(ValueError, match=r"out must have the result's shape \(6, 6\)"):
+        filter_image(np.zeros((4, 4)), np.ones((3, 3)), padding="full", out=np.zeros((4, 4)))
 
 
 def test_large_dense_kernel_matches_ndimage():

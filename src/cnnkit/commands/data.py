@@ -26,6 +26,10 @@ from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 INFO_SAMPLE = 1000
 
 
+#: How the --data-dir help states its default.
+_STANDARD = " (default: none, only the standard places)"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
@@ -39,21 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="the data sets and where their files are",
                                  description="Example: cnnkit data list")
-    listing.add_argument("--data-dir", help="a folder searched first")
+    listing.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
     fetching = actions.add_parser("fetch", help="find or download a data set's files",
                                   description="Example: cnnkit data fetch mnist")
     fetching.add_argument("name", choices=("mnist", "fashion-mnist"))
-    fetching.add_argument("--data-dir", help="a folder searched first")
+    fetching.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
     info = actions.add_parser("info", help="sizes, classes and pixel statistics",
                               description="Example: cnnkit data info synthetic-digits")
     info.add_argument("name", help="mnist, fashion-mnist, synthetic-digits or imagefolder:PATH")
-    info.add_argument("--data-dir", help="a folder searched first")
-    info.add_argument("--input", metavar="CxHxW", help="image folders: the size to resize to")
+    info.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
+    info.add_argument("--input", metavar="CxHxW",
+                      help="image folders: the size to resize to (default: 1x28x28)")
     info.add_argument("--val-size", type=validation_size, default=None,
                       help="validation images as in cnnkit train: a count or a fraction "
                       "(default: a sixth)")
     info.add_argument("--seed", type=int, default=1, help="the split's seed (default 1)")
-    info.add_argument("--split-file", help="image folders: show the split this file holds")
+    info.add_argument("--split-file",
+                      help="image folders: show the split this file holds (default: none, the "
+                      "seeded split)")
     splitting = actions.add_parser(
         "split", help="write an image folder's train/validation/test file lists",
         description="Example: cnnkit data split imagefolder:photos split.json --test-size 0.1")
@@ -73,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     caching.add_argument("cache_action", choices=("list", "clear"))
     caching.add_argument("--cache-dir", help=f"default {default_cache_dir()}")
     for sub in (info, splitting):
-        sub.add_argument("--cache-dir", help="where decoded image folders are cached")
+        sub.add_argument("--cache-dir",
+                         help="where decoded image folders are cached (default: the user cache)")
         sub.add_argument("--no-cache", action="store_true",
                          help="decode without reading or writing the cache")
         sub.add_argument("--workers", type=int, default=None,

@@ -79,9 +79,12 @@ def tour_convolution() -> None:
     print(_matrix(SOBEL_X))
     corr = correlate2d(image, SOBEL_X, "same", padding_mode="reflect")
     conv = convolve2d(image, SOBEL_X, "same", padding_mode="reflect")
-    print("correlate2d(image, K_x) on row 0, 'same' size, reflect padding:")
+    print("correlate2d(image, K_x, 'same', padding_mode='reflect') on row 0. The border is the "
+          "image mirrored;\ncorrelate2d's default border is zeros, which would add edges at the "
+          "border of this white picture:")
     print(_matrix(corr[0]))
-    print("convolve2d(image, K_x) on row 0 (the kernel flipped): the sign changes:")
+    print("convolve2d(image, K_x, 'same', padding_mode='reflect') on row 0 (the kernel "
+          "flipped): the sign changes:")
     print(_matrix(conv[0]))
     print("Brightness rising left to right answers +4 per unit step with correlation.")
 
@@ -136,7 +139,8 @@ def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list
     """Write the edge figure and the blur figure of the built-in grid image as PNG files.
 
     ``edges.png`` is the tutorial's figure (original, vertical and horizontal Sobel edges,
-    edge magnitude); ``blur.png`` shows the grid blurred with Gaussian sigma 1 and 3. The
+    edge magnitude); ``blur.png`` shows the grid blurred with Gaussian sigma 1 and 3. Both use
+    the filters' default border, reflect (the image mirrored), and their titles say so. The
     filters compute the panels and :mod:`cnnkit.plots` draws them. Both files are written
     atomically into the existing folder ``out_dir``; existing files are replaced only with
     ``overwrite``. Returns the two paths.
@@ -145,6 +149,7 @@ def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list
     >>> [path.name for path in demo_figures(tempfile.mkdtemp())]
     ['edges.png', 'blur.png']
     """
+    from cnnkit.commands.edges import edge_title
     from cnnkit.filters import gaussian_blur, sobel
     from cnnkit.plots import edge_figure, filter_figure, save_figure
 
@@ -154,8 +159,10 @@ def demo_figures(out_dir: str | os.PathLike, *, overwrite: bool = False) -> list
     image = grid_lines(128)
     blurred = {f"sigma = {sigma:g}": gaussian_blur(image, sigma) for sigma in DEMO_SIGMAS}
     figures = {
-        "edges.png": edge_figure(image, sobel(image, 1), sobel(image, 0)),
-        "blur.png": filter_figure(image, blurred, title="Gaussian blur of the grid image"),
+        "edges.png": edge_figure(image, sobel(image, 1), sobel(image, 0),
+                                 title=edge_title(3, "correlate", "reflect")),
+        "blur.png": filter_figure(image, blurred,
+                                  title="Gaussian blur of the grid image, reflect border"),
     }
     return [
         save_figure(figure, folder / name, overwrite=overwrite)

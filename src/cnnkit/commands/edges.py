@@ -29,12 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_input_arguments(parser, image_required=False)
+    add_input_arguments(parser, image_required=False, always_gray=True)
     parser.add_argument(
-        "--size", type=int, default=3, metavar="N", help="Sobel kernel size: 3, 5, 7, ..."
+        "--size", type=int, default=3, metavar="N",
+        help="Sobel kernel size: 3, 5, 7, ... (default: 3)"
     )
     parser.add_argument(
-        "--convolve", action="store_true", help="flip the kernels (true convolution)"
+        "--convolve", action="store_true",
+        help="flip the kernels (true convolution); default: correlation, kernels as written"
     )
     parser.add_argument(
         "--padding-mode", choices=PADDING_MODES, default="reflect",
@@ -48,6 +50,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def edge_title(size: int, operation: str, padding_mode: str) -> str:
+    """The edge figure's title: how its panels were computed.
+
+    >>> edge_title(3, "convolve", "zeros")
+    'Sobel 3x3 edges by convolution (kernels flipped), zeros border'
+    """
+    how = ("correlation (kernels as written)" if operation == "correlate"
+           else "convolution (kernels flipped)")
+    return f"Sobel {size}x{size} edges by {how}, {padding_mode} border"
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnkit.filters import sobel
     from cnnkit.plots import edge_figure, save_figure
@@ -58,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         "operation": "convolve" if args.convolve else "correlate",
         "padding_mode": args.padding_mode,
     }
-    figure = edge_figure(image, sobel(image, 1, **options), sobel(image, 0, **options))
+    figure = edge_figure(image, sobel(image, 1, **options), sobel(image, 0, **options),
+                         title=edge_title(**options))
     written = save_figure(figure, args.output, overwrite=args.overwrite)
     rows, columns = image.shape[:2]
     print(f"wrote {written} (edge figure of a {rows}x{columns} image)")

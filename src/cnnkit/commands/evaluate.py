@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from cnnkit.errors import AlreadyExists
@@ -21,16 +22,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
     parser.add_argument("--dataset", help="data set (default: the one the model was trained on)")
-    parser.add_argument("--data-dir", help="a folder searched first for data files")
-    parser.add_argument("--split", choices=("test", "train"), default="test")
+    parser.add_argument("--data-dir", help="a folder searched first for data files"
+                        " (default: none, only the standard places)")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="which split of the data set to evaluate on (default: test; a "
+                        "data set without a test split is evaluated on all of its images)")
     parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
     parser.add_argument("--engine", choices=("numpy", "torch"),
                         help="which engine computes (default: torch where it imports, numpy "
                         "otherwise); either runs a model trained by either")
-    parser.add_argument("--device", default="auto", help="torch: auto, cpu, cuda, cuda:N, mps")
-    parser.add_argument("--figure", help="confusion-matrix PNG (default: in the run folder, "
-                        "or next to the checkpoint)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+    parser.add_argument("--device", default="auto",
+                        help="torch: auto, cpu, cuda, cuda:N, mps (default: auto)")
+    parser.add_argument("--figure", help="confusion-matrix PNG (default: confusion-SPLIT.png "
+                        "in the run folder, or next to the checkpoint, refreshed on every "
+                        "evaluation)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --figure file")
     parser.set_defaults(handler=run)
 
 
@@ -39,22 +46,30 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.engines.figures import save_confusion_matrix
 
     source = Path(args.source)
+    # The run's own figure is refreshed by every evaluation; a file the user named is only
+    # replaced with --overwrite.
     if args.figure:
-        figure = Path(args.figure)
+        figure, replace = Path(args.figure), args.overwrite
     else:
         folder = source if source.is_dir() else source.parent
-        figure = folder / f"confusion-{args.split}.png"
-    if figure.exists() and not args.overwrite:
-        raise AlreadyExists(f"{figure} exists; pass --overwrite or choose --figure")
+        figure, replace = folder / f"confusion-{args.split}.png", True
+    if figure.exists() and not replace:
+        raise AlreadyExists(f"{figure} exists; pass --overwrite or choose another --figure")
     if not os.access(figure.parent if str(figure.parent) else ".", os.W_OK) or (
         not figure.parent.is_dir()
     ):
         raise PermissionError(f"cannot write the figure into {figure.parent}")
     result = evaluate(source, args.dataset, split=args.split, data_dir=args.data_dir,
                       device=args.device, best=args.best, engine=args.engine)
+    for warning in result.warnings:
+        print(f"cnnkit: warning: {warning}", file=sys.stderr)
     print(result.format())
-    save_confusion_matrix(result.confusion, result.class_names, figure,
-                          title=f"{result.dataset} ({result.split}): "
-                          f"{100 * result.accuracy:.2f}%")
+    model = (f"{'best' if args.best else 'last'} checkpoint" if source.is_dir()
+             else source.name)
+    title = f"{result.dataset} ({result.split}), {model}: {100 * result.accuracy:.2f}%"
+    if result.warnings:
+        title += "\n(the data set's class names are not the model's)"
+    save_confusion_matrix(result.confusion, result.class_names, figure, title=title,
+                          overwrite=replace)
     print(f"confusion matrix saved to {figure}")
     return 0

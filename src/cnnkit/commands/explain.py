@@ -21,18 +21,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-o", "--output", metavar="FIG",
-                        help="PNG to write (default: explain-IMAGE.png in the run folder); "
-                        "with several images, FIG-IMAGE.png for each")
+                        help="PNG to write (default: explain-IMAGE.png in the run folder, "
+                        "refreshed on every run); with several images, FIG-IMAGE.png for each")
     parser.add_argument("--method", choices=("saliency", "gradcam", "integrated-gradients"),
                         default="gradcam", help="attribution (default gradcam)")
     parser.add_argument("--layer", type=int, metavar="N",
-                        help="show only layer N's feature maps, large (Grad-CAM uses it too)")
+                        help="show only layer N's feature maps, large (Grad-CAM uses it too; "
+                        "default: every layer, Grad-CAM on the last convolution)")
     parser.add_argument("--top-k", type=int, default=3, metavar="K",
                         help="classes listed per image (default 3)")
     parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
                         help="white-on-black conversion (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing figures")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files named with -o")
     parser.set_defaults(handler=run)
 
 
@@ -55,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     paths = _figure_paths(Path(args.run), args.images, args.output)
     if len(set(paths)) != len(paths):
         raise InvalidArgument("two images share a file name; explain them one at a time with -o")
+    # The run's own figures are refreshed; files the user named need --overwrite.
+    replace = args.overwrite or args.output is None
     for path in paths:
-        if path.exists() and not args.overwrite:
-            raise AlreadyExists(f"{path} exists; pass --overwrite or choose -o")
+        if path.exists() and not replace:
+            raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
     explanations = explain_images(args.run, args.images, method=args.method, layer=args.layer,
                                   top_k=args.top_k, invert=args.invert, device=args.device)
     for explanation, path in zip(explanations, paths, strict=True):
@@ -68,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{explanation.image.path}: {ranked}")
         for note in explanation.image.notes:
             print(f"  {note}")
-        save_figure(explanation_figure(explanation), path, overwrite=args.overwrite)
+        save_figure(explanation_figure(explanation), path, overwrite=replace)
         print(f"  figure saved to {path}")
     return 0

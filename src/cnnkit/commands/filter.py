@@ -12,6 +12,13 @@ EXAMPLE = """examples:
   cnnkit filter photo.jpg --kernel sobel-x -o edges.png
   cnnkit filter photo.jpg --kernel gaussian:sigma=2 -o blurred.png
   cnnkit filter --sample grid --kernel "[[-1,0,1],[-2,0,2],[-1,0,1]]" --convolve -o out.npy
+  cnnkit filter --sample grid --kernel box:size=5 --padding valid -o inside.npy
+
+--padding says how much border the kernel may use: same (the default) keeps the image's size,
+full gives every position where the kernel overlaps the image (k - 1 more rows and columns),
+valid only those where it lies wholly inside (k - 1 fewer), and a number P pads P on each
+side. --padding-mode says what the border holds (reflect, the default, mirrors the image;
+zeros is what the tutorial's formulas use).
 
 kernels: a name (sobel-x, sobel-y, scharr-x, scharr-y, prewitt-x, prewitt-y, laplacian,
 gaussian, box, binomial, sharpen, emboss, identity) with optional parameters after ':'
@@ -23,8 +30,11 @@ A .npy output keeps the exact floating-point result. Image outputs are 8-bit: wi
 rescaled from their smallest to their largest value; the choice is printed."""
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool) -> None:
-    """IMAGE or --sample, plus the reading options; shared with ``cnnkit edges``."""
+def add_input_arguments(
+    parser: argparse.ArgumentParser, *, image_required: bool, always_gray: bool = False
+) -> None:
+    """IMAGE or --sample, plus the reading options; shared with ``cnnkit edges``, which reads
+    every image in gray (``always_gray``)."""
     from cnnkit.filters import SAMPLE_NAMES
 
     parser.add_argument(
@@ -33,12 +43,18 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, image_required: bool
         + ("" if image_required else " (default: the built-in grid sample)"),
     )
     parser.add_argument(
-        "--sample", choices=SAMPLE_NAMES, help="use a built-in generated image instead of a file"
+        "--sample", choices=SAMPLE_NAMES,
+        help="use a built-in generated image instead of a file (default: "
+        + ("none, give IMAGE" if image_required else "grid, when no IMAGE is given") + ")",
     )
-    parser.add_argument("--gray", action="store_true", help="convert to grayscale first")
+    parser.add_argument(
+        "--gray", action="store_true",
+        help="convert to grayscale first"
+        + (" (always done here)" if always_gray else "; default: colour filtered per channel"),
+    )
     parser.add_argument(
         "--resize", type=int, nargs=2, metavar=("ROWS", "COLUMNS"),
-        help="resize the image after reading it",
+        help="resize the image after reading it (default: keep its size; samples are 128x128)",
     )
     parser.add_argument(
         "--max-pixels", type=int, default=None, metavar="N",
@@ -111,8 +127,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="true convolution (flip the kernel); default: correlation, as OpenCV's filter2D",
     )
     parser.add_argument(
+        "--padding", type=_padding_argument, default="same", metavar="full|same|valid|P",
+        help="how much border: same size, full, valid or P on each side (default: same)",
+    )
+    parser.add_argument(
         "--padding-mode", choices=PADDING_MODES, default="reflect",
-        help="how the border is extended (default: reflect)",
+        help="what the border holds (default: reflect)",
     )
     parser.add_argument(
         "--display", choices=("auto", "rescale", "clip", "abs"), default="auto",
@@ -121,6 +141,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     parser.set_defaults(handler=run)
+
+
+def _padding_argument(text: str) -> str | int:
+    """``--padding``: a padding name or a non-negative integer."""
+    if text in ("full", "same", "valid"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"must be full, same, valid or a non-negative integer, got {text!r}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,17 +169,23 @@ def run(args: argparse.Namespace) -> int:
         shape = image_shape(args.image, color="gray" if args.gray else "keep")
         if args.resize:
             shape = (*args.resize, *shape[2:])
-        check_memory(pipeline_bytes(shape), f"filtering the {shape[1]}x{shape[0]} image")
+        # Any padding but 'same' writes the result beside the image instead of over it.
+        result_bytes = 0 if args.padding == "same" else 8 * int(np.prod(shape))
+        check_memory(pipeline_bytes(shape) + result_bytes,
+                     f"filtering the {shape[1]}x{shape[0]} image")
     kernel = parse_kernel(args.kernel)
     image = load_input(args)
-    # The image is ours: filter it in place, which saves the memory of a second copy.
+    # The image is ours: with 'same' padding filter it in place, which saves the memory of a
+    # second copy.
     result = filter_image(
         image,
         kernel,
         operation="convolve" if args.convolve else "correlate",
         padding_mode=args.padding_mode,
-        out=image,
+        padding=args.padding,
+        out=image if args.padding == "same" else None,
     )
+    colour = image.ndim == 3 and image.shape[2] > 1
     del image
     low, high = float(result.min()), float(result.max())
     if suffix == "npy":
@@ -166,8 +203,12 @@ def run(args: argparse.Namespace) -> int:
         }[method]
     rows, columns = kernel.shape
     operation = "convolution" if args.convolve else "correlation"
+    border = "no border" if args.padding in ("valid", 0) else f"{args.padding_mode} border"
     print(
-        f"wrote {written} ({how}); kernel {rows}x{columns} {operation}, "
-        f"padding {args.padding_mode}, result range [{low:.4g}, {high:.4g}]"
+        f"wrote {written} ({how}); kernel {rows}x{columns} {operation}, padding {args.padding} "
+        f"({border}), result {result.shape[0]}x{result.shape[1]}, range [{low:.4g}, {high:.4g}]"
     )
+    if colour and low < 0.0:
+        print("note: the colour image was filtered channel by channel, so its signed response "
+              "is shown per channel (in colour); add --gray to filter its brightness only")
     return 0

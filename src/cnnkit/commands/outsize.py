@@ -31,11 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kernel", type=int, nargs="+", required=True, metavar="M",
                         help="kernel size (one or two numbers)")
     parser.add_argument("--padding", nargs="+", default=["0"], metavar="P",
-                        help="padding per side (one or two numbers) or same, valid, full")
-    parser.add_argument("--stride", type=int, nargs="+", default=[1], metavar="S")
-    parser.add_argument("--dilation", type=int, nargs="+", default=[1], metavar="D")
+                        help="padding per side (one or two numbers) or same, valid, full "
+                        "(default: 0)")
+    parser.add_argument("--stride", type=int, nargs="+", default=[1], metavar="S",
+                        help="step between windows (one or two numbers; default: 1)")
+    parser.add_argument("--dilation", type=int, nargs="+", default=[1], metavar="D",
+                        help="spacing between kernel taps, 1 for none (one or two numbers; "
+                        "default: 1)")
     parser.add_argument("--plot", metavar="FIGURE",
-                        help="draw full/same/valid padding for a 1-D input of this size (PNG)")
+                        help="draw the windows of a 1-D input (PNG): full, same and valid "
+                        "next to the asked padding, with this stride and dilation "
+                        "(default: no figure)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing FIGURE")
     parser.set_defaults(handler=run)
 
@@ -46,8 +52,12 @@ def _per_axis(values: list, name: str, axes: int) -> list:
     if len(values) == axes:
         return values
     raise InvalidArgument(
-        f"--{name} takes one number or one per axis ({axes}), got {len(values)}: {values}"
+        f"--{name} takes {_how_many(axes)} for a {axes}-D --input, got {len(values)}: {values}"
     )
+
+
+def _how_many(axes: int) -> str:
+    return "one integer" if axes == 1 else "one or two integers"
 
 
 def _padding(values: list[str], axes: int) -> list[int | str]:
@@ -57,8 +67,10 @@ def _padding(values: list[str], axes: int) -> list[int | str]:
         numbers = [int(value) for value in values]
     except ValueError:
         raise InvalidArgument(
-            f"--padding must be same, valid, full or one or {axes} integers, got {values}"
+            f"--padding must be same, valid, full or {_how_many(axes)}, got {values}"
         ) from None
+    if min(numbers) < 0:
+        raise InvalidArgument(f"--padding takes non-negative integers, got {numbers}")
     return _per_axis(numbers, "padding", axes)
 
 
@@ -70,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--input takes N or ROWS COLUMNS, got {len(args.input)} numbers")
     if args.plot and axes != 1:
         raise InvalidArgument("--plot draws the 1-D case; give one number to --input")
+    for name in ("input", "kernel", "stride", "dilation"):
+        values = getattr(args, name)
+        if min(values) < 1:
+            raise InvalidArgument(f"--{name} takes positive integers, got {values}")
     kernel = _per_axis(args.kernel, "kernel", axes)
     padding = _padding(args.padding, axes)
     stride = _per_axis(args.stride, "stride", axes)
@@ -87,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from cnnkit.plots import padding_figure, save_figure
 
-        figure = padding_figure(args.input[0], kernel[0])
+        figure = padding_figure(args.input[0], kernel[0], stride=stride[0], padding=padding[0],
+                                dilation=dilation[0])
         print(f"wrote {save_figure(figure, args.plot, overwrite=args.overwrite)}")
     return 0

@@ -18,9 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("run", metavar="RUN_DIR")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
-    parser.add_argument("--data-dir", help="a folder searched first for data files")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write here instead (default: RUN_DIR/report.html)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE named with -o")
+    parser.add_argument("--data-dir", help="a folder searched first for data files"
+                        " (default: none, only the standard places)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
     parser.set_defaults(handler=run)
 

@@ -18,13 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--arch", default="tutorial",
-                        help="a built-in architecture ('tutorial') or a JSON spec file")
+                        help="a built-in architecture ('tutorial', the default) or a JSON spec "
+                        "file (see README: Architectures)")
     parser.add_argument("--input", default="1x28x28", metavar="CxHxW",
                         help="input shape (default 1x28x28)")
     parser.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     parser.add_argument("--run", metavar="RUN_DIR|CHECKPOINT",
                         help="summarise a trained run instead: its architecture, the engine "
-                        "that trained it and its last epoch")
+                        "that trained it and its last epoch (default: none, summarise --arch)")
     parser.set_defaults(handler=run)
 
 

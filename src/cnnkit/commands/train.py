@@ -61,13 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", metavar="CONFIG.json",
                         help="start from a saved configuration (a run's config.json); the "
-                        "options given on the command line override it")
+                        "options given on the command line override it (default: none)")
     add_config_options(parser)
-    parser.add_argument("--threads", type=int, help="torch: CPU threads per process")
+    parser.add_argument("--threads", type=int, help="torch: CPU threads per process (default: "
+                        "PyTorch's choice)")
     runs = parser.add_argument_group("run folder")
-    runs.add_argument("--out", help="run folder for checkpoints, metrics and curves")
-    runs.add_argument("--resume", metavar="RUN_DIR",
-                      help="continue a run after its last complete epoch (with either engine)")
+    # Exactly one of the two names the run folder; argparse's usage line says so.
+    folder = runs.add_mutually_exclusive_group(required=True)
+    folder.add_argument("--out", metavar="RUN_DIR",
+                        help="new run folder for checkpoints, metrics and curves (required, "
+                        "unless --resume)")
+    folder.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue a run in its folder after its last complete epoch (with "
+                        "either engine)")
     runs.add_argument("--overwrite", action="store_true",
                       help="replace the files of an earlier run in --out")
     runs.add_argument("--quiet", action="store_true",
@@ -75,10 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runs.add_argument("--no-report", action="store_true",
                       help="do not write report.html at the end (cnnkit report RUN writes it)")
     multi = parser.add_argument_group("several processes (torch engine, through torchrun)")
-    multi.add_argument("--nproc", type=int, default=1, help="processes on this machine")
-    multi.add_argument("--nnodes", type=int, default=1, help="machines taking part")
-    multi.add_argument("--node-rank", type=int, default=0, help="this machine's index")
-    multi.add_argument("--master-addr", help="address of machine 0 (several machines)")
+    multi.add_argument("--nproc", type=int, default=1,
+                       help="processes on this machine (default: 1)")
+    multi.add_argument("--nnodes", type=int, default=1, help="machines taking part (default: 1)")
+    multi.add_argument("--node-rank", type=int, default=0, help="this machine's index (default: 0)")
+    multi.add_argument("--master-addr", help="address of machine 0 (several machines; "
+                       "default: none, one machine)")
     multi.add_argument("--master-port", type=int, help="port on machine 0 (default 29500)")
     parser.set_defaults(handler=run)
 
@@ -118,10 +126,6 @@ def run(args: argparse.Namespace) -> int:
                               f"{args.nnodes}")
     if args.threads is not None and args.threads < 1:
         raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
-    if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
-        raise InvalidArgument("--resume continues the run in its own folder; leave out --out")
-    if not args.resume and not args.out:
-        raise InvalidArgument("--out RUN_DIR is needed (or --resume RUN_DIR)")
     config = build_config(args)
     several = args.nproc > 1 or args.nnodes > 1
     if several and config.engine == "numpy":

@@ -22,9 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     parser.add_argument("-o", "--output", metavar="FIG",
-                        help="PNG to write (default: weights.png in the run folder)")
-    parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+                        help="PNG to write (default: weights.png in the run folder, refreshed "
+                        "on every run)")
+    parser.add_argument("--best", action="store_true",
+                        help="use the run's best checkpoint (default: the last one)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing file named with -o")
     parser.set_defaults(handler=run)
 
 
@@ -34,10 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.plots import save_figure
 
     source = Path(args.run)
+    # The run's own figure is refreshed; a file the user named needs --overwrite.
+    replace = args.overwrite or args.output is None
     path = Path(args.output) if args.output else (
         source if source.is_dir() else source.parent) / "weights.png"
-    if path.exists() and not args.overwrite:
-        raise AlreadyExists(f"{path} exists; pass --overwrite or choose -o")
+    if path.exists() and not replace:
+        raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
     model, _ = load_model(source, engine="torch", best=args.best)
     layers = conv_weights(model)
     if layers:
@@ -47,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
         for number, kernel in enumerate(weights.sum(axis=1)):
             match = nearest_classic_kernel(kernel)
             print(f"  kernel {number:>3}: {match.label}")
-    save_figure(weights_figure(model), path, overwrite=args.overwrite)
+    save_figure(weights_figure(model), path, overwrite=replace)
     print(f"figure saved to {path}")
     return 0

@@ -92,23 +92,24 @@ class TrainConfig:
     dataset: str = field(default="synthetic-digits", metadata=option(
         "mnist, fashion-mnist, synthetic-digits (default) or imagefolder:PATH", group=_DATA))
     data_dir: str | None = field(default=None, metadata=option(
-        "a folder searched first for data files", group=_DATA))
+        "a folder searched first for data files (default: none, only the standard places)",
+        group=_DATA))
     input_shape: tuple[int, int, int] | None = field(default=None, metadata=option(
-        "image folders: resize to this shape", group=_DATA, flag="--input", metavar="CxHxW",
-        parse=parse_input_shape))
+        "image folders: resize to this shape (default: 1x28x28)", group=_DATA, flag="--input",
+        metavar="CxHxW", parse=parse_input_shape))
     val_size: int | float | None = field(default=None, metadata=option(
         "validation images held out of the training images in use (after --train-limit): a "
         "count, or a fraction of them (default: a sixth, 10000 of 60000)",
         group=_DATA, parse=validation_size))
     train_limit: int | None = field(default=None, metadata=option(
         "use at most this many of the training images, drawn per class; the validation "
-        "images are held out of these", group=_DATA, parse=int))
+        "images are held out of these (default: all)", group=_DATA, parse=int))
     on_error: str = field(default="skip", metadata=option(
         "image folders: skip (default) or refuse unreadable files", group=_DATA,
         choices=("skip", "raise")))
     split_file: str | None = field(default=None, metadata=option(
         "image folders: a split file (cnnkit data split) naming the exact training, validation "
-        "and test images", group=_DATA, metavar="SPLIT.json"))
+        "and test images (default: none, a seeded split)", group=_DATA, metavar="SPLIT.json"))
     cache: bool = field(default=True, metadata=option(
         "image folders: decode every file again instead of using the decoded cache",
         group=_DATA))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from cnnkit.errors import InvalidArgument
 __all__ = [
     "Evaluation",
     "Prediction",
+    "class_names_warning",
     "confusion_matrix",
     "evaluate",
     "load_model",
@@ -86,6 +87,20 @@ def load_split(
     (an image folder) gives all of its images, with ``split`` saying so. A data set whose input
     shape or class count differs from the model's is refused, naming ``where``.
     """
+    return _open_split(checkpoint, where, dataset, split=split, data_dir=data_dir,
+                       download=download)[:4]
+
+
+def _open_split(
+    checkpoint: Checkpoint,
+    where: str,
+    dataset: str | None,
+    *,
+    split: str,
+    data_dir: str | os.PathLike | None,
+    download: bool = True,
+) -> tuple[str, str, np.ndarray, np.ndarray, list[str]]:
+    """:func:`load_split` and the data set's class names."""
     check_choice(split, "split", ("test", "train"))
     info = checkpoint.model_info
     name = dataset or checkpoint.config.get("dataset", "synthetic-digits")
@@ -93,10 +108,36 @@ def load_split(
     data = load_dataset(name, data_dir=data_dir, input_shape=input_shape, download=download)
     expected = {"input_shape": data.input_shape, "num_classes": data.num_classes}
     check_compatible(info, expected, where)
+    classes = list(data.class_names)
     if split == "test" and data.test_images is not None:
-        return name, split, data.test_images, data.test_labels
+        return name, split, data.test_images, data.test_labels, classes
     split = "all images" if data.test_images is None else "train"
-    return name, split, data.train_images, data.train_labels
+    return name, split, data.train_images, data.train_labels, classes
+
+
+def class_names_warning(model_classes: Sequence[str], data_classes: Sequence[str]) -> str | None:
+    """A warning when a model's classes and a data set's have other names (same count), else
+    None: label k then means another thing to each, and the accuracy measures nothing.
+
+    >>> print(class_names_warning(["0", "1"], ["cat", "dog"]))  # doctest: +NORMALIZE_WHITESPACE
+    the data set's classes ['cat', 'dog'] are not the model's ['0', '1']: label 0 means 'cat'
+    here and '0' to the model, so the accuracy below compares unrelated classes
+    >>> class_names_warning(["cat", "dog"], ["cat", "dog"]) is None
+    True
+    """
+    model_classes, data_classes = list(model_classes), list(data_classes)
+    if model_classes == data_classes:
+        return None
+    index = next(i for i, (a, b) in enumerate(zip(model_classes, data_classes, strict=True))
+                 if a != b)
+    return (f"the data set's classes {_short_list(data_classes)} are not the model's "
+            f"{_short_list(model_classes)}: label {index} means {data_classes[index]!r} here and "
+            f"{model_classes[index]!r} to the model, so the accuracy below compares unrelated "
+            "classes")
+
+
+def _short_list(names: list[str]) -> str:
+    return repr(names) if len(names) <= 4 else f"[{', '.join(map(repr, names[:3]))}, ...]"
 
 
 def model_input(pixels: np.ndarray, model_info: dict):
@@ -166,6 +207,8 @@ class Evaluation:
     precision: np.ndarray
     recall: np.ndarray
     confusion: np.ndarray
+    #: What makes the numbers doubtful (a data set whose class names are not the model's).
+    warnings: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         """A readable report: accuracy, a per-class table and the confusion matrix."""
@@ -226,8 +269,8 @@ def evaluate(
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     runner, checkpoint = open_model(source, engine=engine, device=device, best=best)
     info = checkpoint.model_info
-    name, split, images, labels = load_split(checkpoint, f"the model in {source}", dataset,
-                                             split=split, data_dir=data_dir)
+    name, split, images, labels, classes = _open_split(
+        checkpoint, f"the model in {source}", dataset, split=split, data_dir=data_dir)
     loader = runner.loader(images, labels, batch_size=batch_size, mean=info["mean"],
                            std=info["std"])
     result = runner.evaluate(loader, collect=True)
@@ -238,8 +281,10 @@ def evaluate(
     precision = np.divide(diagonal, predicted_counts, out=np.zeros_like(diagonal),
                           where=predicted_counts > 0)
     recall = np.divide(diagonal, true_counts, out=np.zeros_like(diagonal), where=true_counts > 0)
+    warning = class_names_warning(info["class_names"], classes)
     return Evaluation(name, split, result["count"], result["loss"], result["accuracy"],
-                      list(info["class_names"]), precision, recall, confusion)
+                      list(info["class_names"]), precision, recall, confusion,
+                      warnings=[warning] if warning else [])
 
 
 def prepare_image(

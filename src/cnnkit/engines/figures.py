@@ -9,49 +9,101 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnnkit.plots import new_figure, save_figure
 
-__all__ = ["save_confusion_matrix", "save_training_curves"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "best_epoch",
+    "save_confusion_matrix",
+    "save_training_curves",
+    "training_curves_figure",
+]
 
 
-def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:
-    """Loss and accuracy per epoch (training and validation) as a two-panel PNG.
+def best_epoch(history: Sequence[Mapping[str, float]]) -> tuple[int, str, float] | None:
+    """The epoch whose weights ``best.safetensors`` holds: ``(epoch, split, accuracy)``.
+
+    As training chooses it: the first epoch with the highest validation accuracy, or training
+    accuracy for a run without a validation split. None for an empty history.
+
+    >>> best_epoch([{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.7},
+    ...             {"epoch": 3, "val_accuracy": 0.7}])
+    (2, 'validation', 0.7)
+    """
+    best = None
+    for row in history:
+        split = "validation" if row.get("val_accuracy") is not None else "training"
+        score = row["val_accuracy" if split == "validation" else "train_accuracy"]
+        if best is None or score > best[2]:
+            best = (row["epoch"], split, score)
+    return best
+
+
+def training_curves_figure(history: Sequence[Mapping[str, float]]) -> Figure:
+    """Loss and accuracy (in percent, as the terminal prints it) per epoch, training and
+    validation, with the best epoch marked and named in the title.
 
     ``history`` holds one dict per epoch with ``epoch``, ``train_loss``, ``train_accuracy`` and,
-    when there is a validation split, ``val_loss`` and ``val_accuracy``.
+    when there is a validation split, ``val_loss`` and ``val_accuracy`` (fractions).
     """
     from matplotlib.ticker import MaxNLocator
 
-    figure = new_figure(9, 3.5)
+    figure = new_figure(9, 3.8)
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
-    for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
+    best = best_epoch(history)
+    panels = (("loss", loss_axes, "loss (cross-entropy)", 1.0),
+              ("accuracy", accuracy_axes, "accuracy (%)", 100.0))
+    for key, axes, label_text, scale in panels:
         for split in ("train", "val"):
             values = [row.get(f"{split}_{key}") for row in history]
             if all(v is not None and v == v for v in values) and values:
                 label = "training" if split == "train" else "validation"
-                axes.plot(epochs, values, marker="o", label=label)
+                axes.plot(epochs, [scale * v for v in values], marker="o", label=label)
+        if best is not None:
+            axes.axvline(best[0], color="0.4", linestyle="--", linewidth=1,
+                         label=f"best epoch ({best[0]})")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
-        axes.set_ylabel(key)
+        axes.set_ylabel(label_text)
+        axes.set_title(f"{key} per epoch")
         axes.grid(alpha=0.3)
         axes.legend()
-    return save_figure(figure, path, overwrite=True)
+    if best is not None:
+        figure.suptitle(f"Training curves: best {best[1]} accuracy {100 * best[2]:.2f}% at "
+                        f"epoch {best[0]} of {len(history)} (best.safetensors)")
+    return figure
+
+
+def save_training_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike) -> Path:
+    """:func:`training_curves_figure` as a PNG, replacing the run's earlier one."""
+    return save_figure(training_curves_figure(history), path, overwrite=True)
 
 
 def save_confusion_matrix(
-    matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike, *, title: str = ""
+    matrix: np.ndarray,
+    class_names: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+    overwrite: bool = True,
 ) -> Path:
-    """The confusion matrix (rows: true class, columns: predicted) as a PNG with counts."""
+    """The confusion matrix (rows: true class, columns: predicted) as a PNG with counts.
+
+    A run's own figure is replaced (``overwrite``, the default); pass False for a file the user
+    named."""
     matrix = np.asarray(matrix)
     size = max(4.0, 0.55 * len(class_names) + 2)
     figure = new_figure(size, size)
     axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, shrink=0.8)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="images")
     ticks = np.arange(len(class_names))
     axes.set_xticks(ticks, class_names, rotation=45, ha="right")
     axes.set_yticks(ticks, class_names)
@@ -66,4 +118,4 @@ def save_confusion_matrix(
                 color = "white" if matrix[row, col] > threshold else "black"
                 axes.text(col, row, str(matrix[row, col]), ha="center", va="center",
                           color=color, fontsize=7)
-    return save_figure(figure, path, overwrite=True)
+    return save_figure(figure, path, overwrite=overwrite)

@@ -18,8 +18,9 @@ path run on tiles of rows (the primitives' one tiling, :func:`cnnkit.ops._parall
 both passes while the tile is in cache, in the primitives' thread pool for large images; passes
 by band matrices or FFT run over the whole plane, and the primitive tiles them itself. Padding
 per axis commutes with filtering along the other axis for every padding mode, so the two-pass
-result equals the 2-D one up to rounding. Results are floating point (float32 in gives float32 out,
-everything else float64), have the input's height and width and are never clipped;
+result equals the 2-D one up to rounding. Results are floating point (float32 in gives float32
+out, everything else float64), have the input's height and width (with the default 'same'
+padding; ``padding='full'``, ``'valid'`` or a number give other sizes) and are never clipped;
 :func:`cnnkit.imageio.to_uint8` makes a displayable 8-bit picture from them.
 
 ``operation`` chooses correlation or convolution. scipy.ndimage calls its border argument
@@ -53,7 +54,7 @@ from cnnkit.ops import PADDING_MODES, convolve2d, correlate2d, pad
 from cnnkit.ops._core import banded_cost, choose_method, direct_cost, fft_cost
 from cnnkit.ops._parallel import map_tiles, row_tiles
 from cnnkit.ops.windows import check_pad_width
-from cnnkit.shapes import resolve_padding
+from cnnkit.shapes import output_shape, resolve_padding
 
 __all__ = [
     "OPERATIONS",
@@ -110,15 +111,29 @@ def _as_image(image: object) -> np.ndarray:
     return array
 
 
+def _image_padding(
+    padding: object, kernel_shape: tuple[int, int], operation: str
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(before, after)`` per axis, placed as the primitive places it: 'same' puts the odd
+    element of an even kernel's padding before for 'convolve' and after for 'correlate'."""
+    return resolve_padding(padding, kernel_shape, extra_before=operation == "convolve")
+
+
 def _check_kernel_fits(
-    image_shape: tuple[int, ...], kernel_shape: tuple[int, int], operation: str, padding_mode: str
-) -> None:
-    """Refuse a kernel whose 'same' border the padding mode cannot build from the image, before
-    the kernel is decomposed or anything image-sized is allocated."""
+    image_shape: tuple[int, ...],
+    kernel_shape: tuple[int, int],
+    operation: str,
+    padding_mode: str,
+    padding: object = "same",
+) -> tuple[int, int]:
+    """Refuse a kernel whose border the padding mode cannot build from the image, or that does
+    not fit the padded image, before the kernel is decomposed or anything image-sized is
+    allocated; return the result's height and width."""
     check_choice(padding_mode, "padding_mode", PADDING_MODES)
-    pads = resolve_padding("same", kernel_shape, extra_before=operation == "convolve")
+    pads = _image_padding(padding, kernel_shape, operation)
     for axis, (size, (before, after)) in enumerate(zip(image_shape[:2], pads)):
         check_pad_width(padding_mode, size, before, after, axis)
+    return output_shape(image_shape[:2], kernel_shape, padding=pads)
 
 
 def separable_factors(kernel: object) -> tuple[np.ndarray, np.ndarray] | None:
@@ -188,11 +203,12 @@ def _filter(
     row: np.ndarray | None = None,
     operation: str = "correlate",
     padding_mode: str = "reflect",
+    padding: object = "same",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Run a 2-D ``kernel``, or a ``column`` pass then a ``row`` pass, on every channel.
 
-    Channels are filtered one at a time. Each is padded once (as 'same' padding of the whole
+    Channels are filtered one at a time. Each is padded once (as ``padding`` of the whole
     kernel would pad it) and the primitive runs with ``padding='valid'``. Where a pass takes the
     primitive's direct path, the padded channel is cut into tiles of rows, both passes on a tile
     before the next, so that the data stays in cache between the passes; large images run their
@@ -206,12 +222,12 @@ def _filter(
     passes = [kernel] if kernel is not None else [column[:, None], row[None, :]]
     passes = [part.astype(image.dtype) for part in passes]
     kernel_shape = (passes[0].shape[0], passes[-1].shape[1])
-    _check_kernel_fits(image.shape, kernel_shape, operation, padding_mode)
+    height, width = _check_kernel_fits(image.shape, kernel_shape, operation, padding_mode,
+                                       padding)
     # convolve2d's 'same' puts the odd element of an even kernel's padding before, correlate2d's
     # after; padding here the way the primitive would keeps both exact.
-    pads = resolve_padding("same", kernel_shape, extra_before=operation == "convolve")
-    height, width = image.shape[:2]
-    padded_shape = (height + sum(pads[0]), width + sum(pads[1]))
+    pads = _image_padding(padding, kernel_shape, operation)
+    padded_shape = (image.shape[0] + sum(pads[0]), image.shape[1] + sum(pads[1]))
     # Passes by band matrices or FFT tile the whole plane themselves; direct passes share
     # tiles of rows, so that a tile stays in cache between them.
     methods = [
@@ -224,7 +240,7 @@ def _filter(
     tiles = [(0, height)] if whole else row_tiles(height, widest_pass * width * image.itemsize)
     taps = sum(part.size for part in passes)
     if out is None:
-        out = np.empty(image.shape, dtype=image.dtype)
+        out = np.empty((height, width, *image.shape[2:]), dtype=image.dtype)
 
     def run(plane: np.ndarray, target: np.ndarray) -> None:
         padded = pad(plane, pads, padding_mode)
@@ -256,6 +272,7 @@ def _filter_separable(
     *,
     operation: str = "correlate",
     padding_mode: str = "reflect",
+    padding: object = "same",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Filter with the kernel ``outer(column, row)``: two 1-D passes, or one FFT when cheaper.
@@ -264,8 +281,9 @@ def _filter_separable(
     it (the direct 2-D path would then cost ``rows * columns`` taps per pixel).
     """
     image = _as_image(image)
-    options = {"operation": operation, "padding_mode": padding_mode, "out": out}
-    _check_kernel_fits(image.shape, (column.size, row.size), operation, padding_mode)
+    options = {"operation": operation, "padding_mode": padding_mode, "padding": padding,
+               "out": out}
+    _check_kernel_fits(image.shape, (column.size, row.size), operation, padding_mode, padding)
     if _one_fft_is_cheaper(image.shape[:2], (column.size, row.size)) and np.isfinite(image).all():
         return _filter(image, kernel=np.outer(column, row), **options)
     return _filter(image, column=column, row=row, **options)
@@ -281,6 +299,7 @@ def filter_image(
     *,
     operation: str = "correlate",
     padding_mode: str = "reflect",
+    padding: object = "same",
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Filter a grayscale or colour image with any kernel.
@@ -299,17 +318,25 @@ def filter_image(
         flips it in both axes first.
     padding_mode : {'reflect', 'zeros', 'symmetric', 'replicate', 'circular'}
         How the border is extended; ``'reflect'`` (``4 3 2 | 1 2 3 4``) is OpenCV's default.
+    padding : {'same', 'full', 'valid'}, int or per-axis form
+        How much border: ``'same'`` (the default) keeps the image's height and width;
+        ``'full'`` gives every position where the kernel overlaps the image (``k - 1`` more
+        rows and columns); ``'valid'`` only the positions where it lies wholly inside
+        (``k - 1`` fewer); a number ``p`` pads ``p`` on each side. Any form that
+        :func:`cnnkit.shapes.resolve_padding` takes for two axes.
     out : numpy.ndarray, optional
-        Where to write the result: an array of the image's shape and result dtype, which may
-        be the image itself (filtering in place saves the memory of a second image).
+        Where to write the result: an array of the result's shape and dtype, which may be the
+        image itself when the shapes agree (filtering in place saves the memory of a second
+        image).
 
     Returns
     -------
     numpy.ndarray
-        Same height, width and channels; float32 for float32 input, float64 otherwise; never
-        clipped. A kernel with an even side is placed as in ``'same'`` padding of the
-        primitives: the extra row or column of padding goes after for 'correlate' and before
-        for 'convolve'.
+        The image's channels, and its height and width for 'same' padding (otherwise as
+        :func:`cnnkit.shapes.output_shape` gives); float32 for float32 input, float64
+        otherwise; never clipped. A kernel with an even side is placed as in ``'same'``
+        padding of the primitives: the extra row or column of padding goes after for
+        'correlate' and before for 'convolve'.
 
     Notes
     -----
@@ -328,16 +355,20 @@ def filter_image(
            [0., 4., 4., 0.]])
     >>> filter_image(image, "sobel-x", operation="convolve")[0, 1]
     np.float64(-4.0)
+    >>> filter_image(image, "sobel-x", padding="valid")
+    array([[4., 4.]])
     """
     image = _as_image(image)
     kernel = parse_kernel(kernel)
-    _check_kernel_fits(image.shape, kernel.shape, operation, padding_mode)
-    if out is not None and (out.shape != image.shape or out.dtype != image.dtype):
+    shape = (*_check_kernel_fits(image.shape, kernel.shape, operation, padding_mode, padding),
+             *image.shape[2:])
+    if out is not None and (out.shape != shape or out.dtype != image.dtype):
         raise InvalidArgument(
-            f"out must have the result's shape {image.shape} and dtype {image.dtype}, got "
+            f"out must have the result's shape {shape} and dtype {image.dtype}, got "
             f"{out.shape} {out.dtype}"
         )
-    options = {"operation": operation, "padding_mode": padding_mode, "out": out}
+    options = {"operation": operation, "padding_mode": padding_mode, "padding": padding,
+               "out": out}
     factors = None if 1 in kernel.shape else separable_factors(kernel)
     if factors is None:
         return _filter(image, kernel=kernel, **options)

@@ -14,6 +14,7 @@ given as text or files are read by :mod:`cnnkit.filters.kernel_text`.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable
@@ -34,6 +35,7 @@ __all__ = [
     "gaussian_kernel",
     "gaussian_kernel1d",
     "identity_kernel",
+    "kernel_defaults",
     "kernel_parameters",
     "laplacian_kernel",
     "make_kernel",
@@ -571,6 +573,23 @@ KERNEL_NAMES = tuple(_NAMED)
 def kernel_parameters(name: str) -> tuple[str, ...]:
     """The keyword parameters that the named kernel takes (checks the name)."""
     return _NAMED[check_choice(name, "kernel name", KERNEL_NAMES)][1]
+
+
+def kernel_defaults(name: str) -> dict[str, object]:
+    """The named kernel's parameters that have a default value, with that value.
+
+    >>> kernel_defaults("gaussian")
+    {'sigma': 1.0}
+    >>> kernel_defaults("laplacian")
+    {'neighbours': 4}
+    """
+    allowed = kernel_parameters(name)
+    parameters = inspect.signature(_NAMED[name][0]).parameters.values()
+    return {
+        parameter.name: parameter.default
+        for parameter in parameters
+        if parameter.name in allowed and parameter.default not in (inspect.Parameter.empty, None)
+    }
 
 
 def make_kernel(name: str, **params: object) -> np.ndarray:
