@@ -180,3 +180,25 @@ def test_cli_train_streams_an_image_folder(small_arch, folder, tmp_path, capsys)
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
     with pytest.raises(InvalidArgument, match="--stream always cannot be combined"):
         TrainConfig(stream="always", loader="resident")
+
+
+def test_resuming_an_epoch_in_another_order_says_so(small_arch, folder, tmp_path, monkeypatch):
+    """An epoch interrupted while streamed and resumed held in memory says that the rest of it
+    follows another order, and still finishes."""
+    config = _config(small_arch, folder, stream="always", engine="numpy", epochs=1)
+    original = NumpyEngine.train_step
+
+    def interrupted(self, batch, lr):
+        original(self, batch, lr)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(NumpyEngine, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run")
+    monkeypatch.setattr(NumpyEngine, "train_step", original)
+    lines = []
+    resumed = train(TrainConfig(**{**config.to_dict(), "stream": "never"}), tmp_path / "run",
+                    resume=True, log=lines.append)
+    assert any("resuming at step 1 of epoch 1" in line for line in lines)
+    assert any("follows this run's order" in line for line in lines)
+    assert len(resumed.history) == 1

@@ -395,6 +395,11 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
                  else f"after epoch {start_epoch}")
         say(f"resuming {where} of {config.epochs} (checkpoint written by the {saved.engine} "
             "engine)")
+        if partial and (partial["streaming"], partial["batch_size"]) != (streaming,
+                                                                         config.batch_size):
+            say("the interrupted epoch was drawn with another batch size or residency "
+                "(--stream); the rest of it follows this run's order, so some of its images "
+                "may come twice and others not at all")
     if context.is_main:
         run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
         run.write_text(run.metrics, _metrics_csv(history))
@@ -410,8 +415,10 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
                                    between_steps=between_steps)
         except KeyboardInterrupt:
             if context.is_main and not context.distributed and position.step > 0:
+                partial = {**position.saved(engine), "streaming": streaming,
+                           "batch_size": config.batch_size}
                 _checkpoint(engine, config, model_info, history, best_accuracy, epoch,
-                            partial=position.saved(engine)).save(run.checkpoint)
+                            partial=partial).save(run.checkpoint)
                 run.commit()
                 say(f"interrupted after step {position.step} of epoch {epoch + 1}; its "
                     f"checkpoint is in {run.path} (continue with --resume)")
