@@ -173,8 +173,8 @@ def main() -> None:
         ("batches/s, BatchSource resident (batch 128)", f"{resident:.0f}", ""),
         ("batches/s, BatchSource streamed", f"{streamed:.0f}", ""),
         ("training steps/s, resident (tutorial CNN, torch, batch 64)",
-         f"{train_resident:.1f}", ""),
-        ("training steps/s, streamed from the memory map", f"{train_streamed:.1f}", ""),
+         f"{train_resident:.2f}", ""),
+        ("training steps/s, streamed from the memory map", f"{train_streamed:.2f}", ""),
         ("training throughput lost to streaming",
          f"{100 * (1 - train_streamed / train_resident):.1f}%", "≤ 10%"),
     ]
