@@ -42,6 +42,14 @@ def mapped(tmp_path):
     return np.load(tmp_path / "images.npy", mmap_mode="r"), rng.integers(0, 10, 600)
 
 
+@pytest.fixture
+def ctrl_c():
+    """SIGINT handled as Python's default does (raising KeyboardInterrupt), as at a prompt."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _config(arch, folder, **options):
     args = {"dataset": f"imagefolder:{folder}", "input_shape": (1, 12, 12), "arch": arch,
             "epochs": 2, "batch_size": 16, "val_size": 40, "seed": 5, "engine": "torch",
@@ -135,7 +143,7 @@ def test_streamed_run_is_deterministic_and_shares_statistics(small_arch, folder,
 
 @pytest.mark.parametrize("engine_name", ["torch", "numpy"])
 def test_interrupted_streamed_epoch_resumes_exactly(engine_name, small_arch, folder, tmp_path,
-                                                   monkeypatch):
+                                                   monkeypatch, ctrl_c):
     """Ctrl-C in the middle of a step of the second streamed epoch stops after that step and
     saves it; resuming ends with the weights and metrics of an uninterrupted run."""
     config = _config(small_arch, folder, stream="always", engine=engine_name)
@@ -182,7 +190,8 @@ def test_cli_train_streams_an_image_folder(small_arch, folder, tmp_path, capsys)
         TrainConfig(stream="always", loader="resident")
 
 
-def test_resuming_an_epoch_in_another_order_says_so(small_arch, folder, tmp_path, monkeypatch):
+def test_resuming_an_epoch_in_another_order_says_so(small_arch, folder, tmp_path, monkeypatch,
+                                                    ctrl_c):
     """An epoch interrupted while streamed and resumed held in memory says that the rest of it
     follows another order, and still finishes."""
     config = _config(small_arch, folder, stream="always", engine="numpy", epochs=1)

@@ -487,9 +487,12 @@ def _stop_between_steps(*, enabled: bool) -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     held: list[int] = []
-    signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {number: signal.signal(number, lambda number, frame: held.append(number))
-                for number in signals}
+    # Signals ignored (or handled outside Python) are left as they are.
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: handler for number, handler in previous.items()
+                if handler is not None and handler != signal.SIG_IGN}
+    for number in previous:
+        signal.signal(number, lambda number, frame: held.append(number))
 
     def restore() -> None:
         for number, handler in previous.items():
