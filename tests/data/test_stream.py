@@ -77,13 +77,27 @@ def test_block_shuffle_mixes_blocks():
     assert all(len(set(window.tolist())) == 4 for window in windows)
 
 
-def test_shards_are_disjoint_and_equal(mapped):
-    """Two ranks serve disjoint batches of the same count, together the whole epoch."""
+def test_shards_split_every_global_batch(mapped):
+    """Two ranks read disjoint halves of every global batch; together they are the batch."""
     images, labels = mapped
-    ranks = [BatchSource(images, labels, 100, seed=0, shard=(rank, 2)) for rank in (0, 1)]
-    ids = [[i for batch, _ in _epoch(source, 0) for i in _ids(batch)] for source in ranks]
-    assert len(ranks[0]) == len(ranks[1]) == 5
-    assert not set(ids[0]) & set(ids[1]) and len(ids[0]) + len(ids[1]) == 1000
+    whole = BatchSource(images, labels, 96, seed=0, block_size=50)
+    ranks = [BatchSource(images, labels, 96, seed=0, block_size=50, shard=(rank, 2))
+             for rank in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == len(whole) == 11
+    for index, (full, *parts) in enumerate(zip(_epoch(whole, 0), *(_epoch(r, 0) for r in ranks),
+                                               strict=True)):
+        ids = _ids(full[0])
+        assert _ids(parts[0][0]) == ids[0::2] and _ids(parts[1][0]) == ids[1::2]
+        assert whole.global_size(index) == len(ids)
+    assert whole.global_size(10) == 1000 - 10 * 96
+
+
+def test_no_seed_keeps_the_rows_in_order(mapped):
+    """Without a seed the rows come in the order given, for evaluation."""
+    images, labels = mapped
+    rows = np.arange(5, 1000, 7)
+    source = BatchSource(images, labels, 64, seed=None, indices=rows, read_ahead=2)
+    assert [i for batch, _ in _epoch(source, 3) for i in _ids(batch)] == rows.tolist()
 
 
 def test_stopping_early_ends_the_reader(mapped):

@@ -15,8 +15,8 @@ def _break_rank_one() -> None:
 
     original = loaders.BatchLoader.batches
 
-    def failing(self, seed=None, epoch=0):
-        for index, batch in enumerate(original(self, seed, epoch)):
+    def failing(self, seed=None, epoch=0, **options):
+        for index, batch in enumerate(original(self, seed, epoch, **options)):
             if index == 3:
                 raise OSError("simulated read failure on rank 1")
             yield batch

@@ -39,23 +39,38 @@ def epoch_order(
 
     Blocks of ``block_size`` neighbouring positions are shuffled, then positions are shuffled
     within each window of ``window_blocks`` blocks; the generator is seeded with
-    ``(seed, epoch)``.
+    ``(seed, epoch)``. With ``block_size=1`` and ``window_blocks=1`` this is the global shuffle
+    ``numpy.random.default_rng([seed, epoch]).permutation(count)`` that resident data uses
+    (:func:`cnnkit.engines.base.epoch_order`).
 
     >>> epoch_order(6, 0, seed=3, block_size=2).tolist() == epoch_order(6, 0, seed=3,
     ...     block_size=2).tolist()
     True
+    >>> import numpy as np
+    >>> bool((epoch_order(50, 2, seed=1, block_size=1, window_blocks=1)
+    ...       == np.random.default_rng([1, 2]).permutation(50)).all())
+    True
     """
     rng = np.random.default_rng([check_int(seed, "seed", minimum=0),
                                  check_int(epoch, "epoch", minimum=0)])
+    count = check_int(count, "count", minimum=0)
     block_size = check_int(block_size, "block_size", minimum=1)
     window_blocks = check_int(window_blocks, "window_blocks", minimum=1)
-    blocks = [np.arange(start, min(start + block_size, count))
-              for start in range(0, count, block_size)]
-    shuffled = [blocks[index] for index in rng.permutation(len(blocks))]
-    windows = [np.concatenate(shuffled[start : start + window_blocks])
-               for start in range(0, len(shuffled), window_blocks)]
-    return np.concatenate([rng.permutation(window) for window in windows]) if windows else (
-        np.zeros(0, dtype=np.int64))
+    blocks = -(-count // block_size)
+    # The blocks in shuffled order, expanded to their positions (the last block may be short).
+    starts = rng.permutation(blocks) * block_size
+    order = (starts[:, None] + np.arange(block_size)).ravel()
+    order = order[order < count]
+    ends = np.cumsum(np.minimum(block_size, count - starts))
+    window_ends = ends[window_blocks - 1 :: window_blocks].tolist()
+    if not window_ends or window_ends[-1] != count:
+        window_ends.append(count)
+    begin = 0
+    for end in window_ends:
+        if end - begin > 1:  # a window of one position has nothing to shuffle
+            order[begin:end] = rng.permutation(order[begin:end])
+        begin = end
+    return order
 
 
 class BatchSource:
@@ -68,8 +83,9 @@ class BatchSource:
     labels : numpy.ndarray
         ``(N,)`` integer labels.
     batch_size : int
-    seed : int
-        With the epoch, fixes the order.
+        Global batch size (summed over processes).
+    seed : int or None
+        With the epoch, fixes the order; None serves the rows in their order (evaluation).
     indices : numpy.ndarray, optional
         The rows to serve (a training split); default all. Sorted rows keep reads local.
     block_size, window_blocks : int
@@ -80,8 +96,9 @@ class BatchSource:
     drop_last : bool
         Leave out a last, smaller batch.
     shard : (int, int), optional
-        ``(rank, world_size)``: this process serves batches ``rank, rank + world_size, ...`` of
-        each epoch and no others; every rank gets the same number of batches.
+        ``(rank, world_size)``: this process reads positions ``rank, rank + world_size, ...``
+        of every global batch and no other rows (the split the resident loaders make), so the
+        shards are disjoint and together cover the epoch.
     """
 
     def __init__(
@@ -90,7 +107,7 @@ class BatchSource:
         labels: np.ndarray,
         batch_size: int,
         *,
-        seed: int,
+        seed: int | None,
         indices: np.ndarray | None = None,
         block_size: int = 1024,
         window_blocks: int = 16,
@@ -110,7 +127,7 @@ class BatchSource:
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= len(images)):
             raise InvalidArgument(f"indices must lie in 0..{len(images) - 1}")
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.seed = None if seed is None else check_int(seed, "seed", minimum=0)
         self.block_size = check_int(block_size, "block_size", minimum=1)
         self.window_blocks = check_int(window_blocks, "window_blocks", minimum=1)
         self.read_ahead = check_int(read_ahead, "read_ahead", minimum=0)
@@ -126,17 +143,23 @@ class BatchSource:
         return full + (1 if rest and not self.drop_last else 0)
 
     def __len__(self) -> int:
-        """Batches per epoch for this process."""
-        return self._all_batches() // self.world_size
+        """Batches per epoch (every process takes its part of each)."""
+        return self._all_batches()
+
+    def global_size(self, batch: int) -> int:
+        """Rows in global batch ``batch``, summed over processes."""
+        return min(self.batch_size, len(self.indices) - batch * self.batch_size)
 
     def batch_rows(self, epoch: int) -> list[np.ndarray]:
-        """The rows of ``images`` in each of this process's batches of epoch ``epoch``."""
-        order = self.indices[epoch_order(len(self.indices), epoch, seed=self.seed,
-                                         block_size=self.block_size,
-                                         window_blocks=self.window_blocks)]
-        batches = [order[start * self.batch_size : (start + 1) * self.batch_size]
-                   for start in range(self._all_batches())]
-        return batches[self.rank : len(self) * self.world_size : self.world_size]
+        """The rows of ``images`` in this process's part of each batch of epoch ``epoch``."""
+        if self.seed is None:
+            order = self.indices
+        else:
+            order = self.indices[epoch_order(len(self.indices), epoch, seed=self.seed,
+                                             block_size=self.block_size,
+                                             window_blocks=self.window_blocks)]
+        return [order[start * self.batch_size : (start + 1) * self.batch_size]
+                [self.rank :: self.world_size] for start in range(len(self))]
 
     def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Read in file order (a memory map then touches each page once, front to back), then
@@ -240,7 +263,7 @@ def batch_source(
     labels: np.ndarray,
     batch_size: int,
     *,
-    seed: int,
+    seed: int | None,
     indices: np.ndarray | None = None,
     budget: int | None = None,
     read_ahead: int = 4,

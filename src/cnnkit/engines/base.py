@@ -3,19 +3,33 @@
 Torch-free. An engine is a class with the methods the training loop, evaluation and prediction
 call (see :class:`cnnkit.engines.numpy_engine.NumpyEngine` for the smallest one); PyTorch's lives
 in :mod:`cnnkit.engines.torch_engine` and is imported only when it is asked for.
+
+Both engines' loaders (``engine.loader(images, labels, *, batch_size, mean, std, rows=None,
+streaming=False)``) have one interface: ``len(loader)`` global batches, ``loader.count``
+images, ``loader.mode`` and ``loader.batches(seed=None, epoch=0, *, start_batch=0)``, which
+yields normalised batches with ``images``, ``labels`` and ``global_size``. ``rows`` picks the
+images of a split without copying them first. Resident data is shuffled globally
+(:func:`epoch_order`); streamed data (``streaming=True``) is read from its array, usually a
+memory map, by :func:`streamed_batches`.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from cnnkit._validate import check_choice
+from cnnkit.data.stream import BatchSource
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["Context", "default_engine", "engine_class", "epoch_order", "resolve_engine"]
+__all__ = ["Context", "default_engine", "engine_class", "epoch_order", "resolve_engine",
+           "streamed_batches"]
+
+#: Batches a streaming loader reads ahead on its background thread.
+READ_AHEAD = 4
 
 _MODULES = {"numpy": "cnnkit.engines.numpy_engine", "torch": "cnnkit.engines.torch_engine"}
 
@@ -90,3 +104,32 @@ def epoch_order(seed: int | None, epoch: int, count: int) -> np.ndarray:
     if seed is None:
         return np.arange(count)
     return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def streamed_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    rows: np.ndarray | None,
+    seed: int | None,
+    epoch: int,
+    start_batch: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """This process's uint8 images, int64 labels and the global batch size of each batch of
+    epoch ``epoch``, from ``start_batch`` on, read from ``images`` (a memory map) a few
+    batches ahead on a background thread.
+
+    The rows ``rows`` (default all) are shuffled in blocks of neighbouring rows
+    (:class:`cnnkit.data.stream.BatchSource`), which keeps the reads of a memory map local;
+    the order is therefore not the resident loaders' global shuffle, but it is fixed by
+    ``(seed, epoch)`` and visits every row once. Without a seed the rows come in order.
+    """
+    source = BatchSource(images, labels, batch_size, seed=seed, indices=rows,
+                         read_ahead=READ_AHEAD, shard=(rank, world))
+    for index, (batch_images, batch_labels) in enumerate(
+        source.epoch(epoch, start_batch=start_batch), start=start_batch
+    ):
+        yield batch_images, batch_labels, source.global_size(index)

@@ -14,8 +14,10 @@ completed epochs, the metric history, the training configuration and a descripti
 Either engine reads and writes it, and reading needs neither PyTorch nor pickle: a file is data
 only, so a crafted one cannot run code. The header is checked against the file's size before
 any tensor is read, so a damaged or foreign file is refused in one line and never makes cnnkit
-allocate what its header claims. Nothing random needs saving for an exact resume: every epoch
-draws its shuffling order and dropout masks from ``(seed, epoch)`` alone.
+allocate what its header claims. After a complete epoch nothing random needs saving for an exact
+resume: every epoch draws its shuffling order and dropout masks from ``(seed, epoch)``
+alone. A checkpoint written in the middle of an epoch (an interrupted run) keeps the step,
+the running totals and the dropout generator's state in ``extra['partial_epoch']``.
 
 Files are written through :func:`cnnkit._files.atomic_write` (a temporary file in the same
 folder, then a rename), so a crash never leaves a half-written checkpoint under the real name.

@@ -23,6 +23,7 @@ __all__ = [
     "LOADER_MODES",
     "LR_SCALINGS",
     "PRECISIONS",
+    "STREAM_MODES",
     "TrainConfig",
     "option",
     "validation_size",
@@ -35,6 +36,8 @@ LR_SCALINGS = ("none", "linear", "sqrt")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Accepted values of ``loader`` (PyTorch engine: data on the device, or streamed to it).
 LOADER_MODES = ("auto", "resident", "stream")
+#: Accepted values of ``stream``: read batches from the memory-mapped data instead of memory.
+STREAM_MODES = ("auto", "always", "never")
 #: The batch size the tutorial's learning rate was chosen for; ``lr_scaling`` is relative to it.
 BASE_BATCH_SIZE = 64
 
@@ -119,6 +122,10 @@ class TrainConfig:
     workers: int | None = field(default=None, metadata=option(
         "image folders: processes decoding the images (default: the available cores)",
         group=_DATA, parse=int))
+    stream: str = field(default="auto", metadata=option(
+        "read shuffled batches from the memory-mapped cache instead of holding the images in "
+        "memory: auto (default: when they exceed the memory budget), always or never",
+        group=_DATA, choices=STREAM_MODES))
     arch: str = field(default="tutorial", metadata=option(
         "'tutorial' (default) or a JSON spec file", group=_MODEL))
     epochs: int = field(default=20, metadata=option(
@@ -184,6 +191,10 @@ class TrainConfig:
         check_choice(self.schedule, "schedule", SCHEDULES)
         check_choice(self.precision, "precision", PRECISIONS)
         check_choice(self.loader, "loader", LOADER_MODES)
+        check_choice(self.stream, "stream", STREAM_MODES)
+        if self.stream == "always" and self.loader == "resident":
+            raise InvalidArgument("--stream always cannot be combined with --loader resident "
+                                  "(streamed data is not held on the device)")
         check_choice(self.on_error, "on_error", ("skip", "raise"))
         check_choice(self.engine, "engine", ENGINES)
         if self.engine == "numpy":

@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture
-from cnnkit.engines.base import Context, epoch_order
+from cnnkit.engines.base import Context, epoch_order, streamed_batches
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument, InvalidType, StateDictError
@@ -42,13 +42,13 @@ class NumpyBatches:
     """Normalised float32 batches of a uint8 image array, in the shared shuffling order.
 
     A batch is ``images * (1 / (255 std)) - mean / std`` in float32, the PyTorch loader's
-    formula.
+    formula. ``rows`` picks the images served (default all); with ``streaming`` they are read
+    from ``images`` (a memory map) as needed (:func:`cnnkit.engines.base.streamed_batches`)
+    instead of being copied into memory first.
     """
 
-    mode = "resident"
-
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean: float,
-                 std: float) -> None:
+                 std: float, rows: np.ndarray | None = None, streaming: bool = False) -> None:
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
             raise InvalidType(f"images must be a uint8 (N, C, H, W) array, got "
@@ -56,20 +56,40 @@ class NumpyBatches:
                               f"{getattr(images, 'shape', '')}")
         if len(images) != len(labels):
             raise InvalidArgument(f"{len(images)} images but {len(labels)} labels")
-        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
-        self.count = len(images)
+        labels = np.asarray(labels, dtype=np.int64)
+        self.streaming, self.mode = bool(streaming), "stream" if streaming else "resident"
+        self._rows, self._all_labels = rows, labels
+        if rows is not None:
+            labels = labels[rows]
+            images = images if streaming else images[rows]
+        self.images, self.labels = images, labels
+        self.count = len(labels)
         self._scale = np.float32(1.0 / (255.0 * std))
         self._shift = np.float32(mean / std)
 
     def __len__(self) -> int:
         return -(-self.count // self.batch_size)
 
-    def batches(self, seed: int | None = None, epoch: int = 0) -> Iterator[NumpyBatch]:
+    def batches(
+        self, seed: int | None = None, epoch: int = 0, *, start_batch: int = 0
+    ) -> Iterator[NumpyBatch]:
+        """One epoch of batches from ``start_batch`` on, shuffled by ``(seed, epoch)`` when
+        seeded."""
+        start_batch = check_int(start_batch, "start_batch", minimum=0)
+        if self.streaming:
+            for batch in streamed_batches(self.images, self._all_labels, self.batch_size,
+                                          rows=self._rows, seed=seed, epoch=epoch,
+                                          start_batch=start_batch):
+                yield self._prepare(*batch)
+            return
         order = epoch_order(seed, epoch, self.count)
-        for start in range(0, self.count, self.batch_size):
+        for start in range(start_batch * self.batch_size, self.count, self.batch_size):
             chunk = order[start:start + self.batch_size]
-            images = self.images[chunk].astype(np.float32) * self._scale - self._shift
-            yield NumpyBatch(images, self.labels[chunk], len(chunk))
+            yield self._prepare(self.images[chunk], self.labels[chunk], len(chunk))
+
+    def _prepare(self, images: np.ndarray, labels: np.ndarray, global_size: int) -> NumpyBatch:
+        return NumpyBatch(images.astype(np.float32) * self._scale - self._shift, labels,
+                          global_size)
 
 
 class NumpyEngine:
@@ -91,8 +111,10 @@ class NumpyEngine:
         yield self.context
 
     def loader(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean: float,
-               std: float) -> NumpyBatches:
-        return NumpyBatches(images, labels, batch_size=batch_size, mean=mean, std=std)
+               std: float, rows: np.ndarray | None = None,
+               streaming: bool = False) -> NumpyBatches:
+        return NumpyBatches(images, labels, batch_size=batch_size, mean=mean, std=std,
+                            rows=rows, streaming=streaming)
 
     def describe(self, loader: NumpyBatches) -> str:
         return "engine numpy, device cpu, 1 process, precision fp32"
@@ -133,14 +155,23 @@ class NumpyEngine:
     # -- one epoch ----------------------------------------------------------------------------
     def seed_epoch(self, seed: int, epoch: int) -> None:
         """Dropout masks of this epoch drawn from (seed, epoch) alone."""
-        generator = np.random.default_rng([seed, epoch])
+        self._generator = np.random.default_rng([seed, epoch])
         for module in self.model.modules():
             if isinstance(module, Dropout):
-                module.generator = generator
+                module.generator = self._generator
 
-    def start_epoch(self) -> None:
+    def rng_state(self) -> dict:
+        """The dropout generator's state, to continue an epoch exactly (JSON-serialisable)."""
+        return self._generator.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self._generator.bit_generator.state = state
+
+    def start_epoch(self, totals: list[float] | None = None) -> None:
+        """Training mode, and the running totals zeroed (or continued from ``totals``)."""
         self.model.train()
-        self._totals = [0.0, 0, 0]
+        self._totals = [0.0, 0, 0] if totals is None else [float(totals[0]), int(totals[1]),
+                                                           int(totals[2])]
 
     def train_step(self, batch: NumpyBatch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""

@@ -71,18 +71,20 @@ class TorchEngine:
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean: float,
-               std: float) -> BatchLoader:
-        """Normalised batches of this process's shard, on the device."""
+               std: float, rows: np.ndarray | None = None,
+               streaming: bool = False) -> BatchLoader:
+        """Normalised batches of this process's shard of ``rows``, on the device."""
         return BatchLoader(images, labels, batch_size=batch_size, device=self.device,
                            mean=mean, std=std, mode=self.config.loader,
                            channels_last=self.config.channels_last, rank=self.context.rank,
-                           world=self.context.world)
+                           world=self.context.world, rows=rows, streaming=streaming)
 
     def describe(self, loader: BatchLoader) -> str:
+        where = ("the memory map" if loader.streaming else "host memory")
         return (
             f"engine torch, device {self.device}, {self.context.world} process(es), precision "
             f"{self.precision}, data {loader.mode} on the device"
-            + ("" if loader.mode == "resident" else " (streamed from host memory)")
+            + ("" if loader.mode == "resident" else f" (streamed from {where})")
         )
 
     # -- model and optimizer ------------------------------------------------------------------
@@ -164,9 +166,23 @@ class TorchEngine:
         """Seed the global RNGs (dropout) from (seed, epoch, rank) alone."""
         torch.manual_seed((seed * 1_000_003 + epoch) * 1_009 + self.context.rank)
 
-    def start_epoch(self) -> None:
+    def rng_state(self) -> dict:
+        """The generators dropout draws from (CPU, and the device's on CUDA), as lists."""
+        state = {"cpu": torch.get_rng_state().tolist()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device).tolist()
+        return state
+
+    def set_rng_state(self, state: dict) -> None:
+        torch.set_rng_state(torch.tensor(state["cpu"], dtype=torch.uint8))
+        if self.device.type == "cuda" and "cuda" in state:
+            torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), self.device)
+
+    def start_epoch(self, totals: list[float] | None = None) -> None:
+        """Training mode, and the running totals zeroed (or continued from ``totals``)."""
         self._runner.train()
-        self._totals = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._totals = torch.tensor([0.0, 0.0, 0.0] if totals is None else totals,
+                                    dtype=torch.float64, device=self.device)
 
     def train_step(self, batch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""

@@ -20,18 +20,29 @@ identical batches, and the dropout masks from ``(seed, e)`` too, so a run resume
 ``e`` draws exactly the numbers an uninterrupted run draws. On the CPU the same seed gives
 bit-identical results; on CUDA ``deterministic=True`` asks PyTorch for deterministic kernels.
 With several processes (torchrun, PyTorch engine) only rank 0 prints and writes files.
+
+Data larger than the memory budget (``stream``; decided once per run, from the bytes of the
+images it uses) is not copied into memory: every loader reads its split's rows from the
+memory-mapped cache a few batches ahead, shuffled in blocks of neighbouring rows (see
+:func:`cnnkit.engines.base.streamed_batches`). Ctrl-C (or SIGTERM) during an epoch of a
+one-process run stops at the end of the current step and saves a checkpoint of the partial
+epoch (step, running totals, dropout generator state); ``resume`` continues from that step,
+exactly as if the run had not stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import math
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +57,7 @@ from cnnkit.data import (
     split_train_validation,
     stratified_sample,
 )
+from cnnkit.data.stream import choose_residency
 from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -53,7 +65,8 @@ from cnnkit.errors import InvalidType, TrainingError
 from cnnkit.runfolder import RunFolder
 from cnnkit.schedule import lr_at
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "pixel_statistics", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingError", "image_statistics", "pixel_statistics",
+           "train"]
 
 METRIC_COLUMNS = (
     "epoch",
@@ -67,6 +80,13 @@ METRIC_COLUMNS = (
 )
 #: Steps between checks of the running loss (NaN stop) and progress-bar updates.
 CHECK_EVERY = 25
+#: Training images taking more bytes than this are summarised (mean, standard deviation,
+#: background) from a seeded sample of this size; the built-in data sets are summarised whole.
+STATISTICS_SAMPLE_BYTES = 64 * 2**20
+#: Images read at a time while summarising them (bounds the memory a streamed data set needs).
+_STATISTICS_CHUNK = 4096
+#: Where a checkpoint written in the middle of an epoch keeps the epoch's progress.
+PARTIAL_EPOCH = "partial_epoch"
 
 
 @dataclass
@@ -90,7 +110,12 @@ def pixel_statistics(images: np.ndarray) -> tuple[float, float]:
     >>> pixel_statistics(np.array([0, 255], dtype=np.uint8))
     (0.5, 0.5)
     """
-    counts = np.bincount(images.ravel(), minlength=256).astype(np.float64)
+    return _moments(np.bincount(images.ravel(), minlength=256))
+
+
+def _moments(counts: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation in [0, 1] units of a histogram of the 256 pixel values."""
+    counts = counts.astype(np.float64)
     values = np.arange(256) / 255.0
     total = counts.sum()
     mean = float((counts * values).sum() / total)
@@ -98,13 +123,36 @@ def pixel_statistics(images: np.ndarray) -> tuple[float, float]:
     return mean, max(math.sqrt(variance), 1e-6)
 
 
-def _border_mean(images: np.ndarray) -> float:
-    """Mean of the outermost pixels: low for white-on-black data sets such as MNIST."""
-    border = np.concatenate(
-        [images[..., 0, :].ravel(), images[..., -1, :].ravel(),
-         images[..., :, 0].ravel(), images[..., :, -1].ravel()]
-    )
-    return float(border.mean()) / 255.0
+def image_statistics(
+    images: np.ndarray, rows: np.ndarray | None = None, *, seed: int = 0
+) -> tuple[float, float, str]:
+    """Pixel mean and standard deviation ([0, 1] units) and background of the rows ``rows``.
+
+    The background is ``'dark'`` when the outermost pixels average below one half (MNIST's
+    white-on-black) and ``'light'`` otherwise. Exact when the rows take at most
+    ``STATISTICS_SAMPLE_BYTES``; beyond that, from that many bytes of rows drawn with
+    ``numpy.random.default_rng(seed)``, so that data too large for memory is never read
+    whole. Rows are read a few thousand at a time, so a memory map stays mostly on disk.
+    Resident and streamed runs use this one function and hence the same numbers.
+
+    >>> image_statistics(np.array([[[[0, 255], [255, 0]]]], dtype=np.uint8))
+    (0.5, 0.5, 'light')
+    """
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows, dtype=np.int64)
+    per_image = int(np.prod(images.shape[1:]))
+    if len(rows) * per_image > STATISTICS_SAMPLE_BYTES:
+        take = max(1, STATISTICS_SAMPLE_BYTES // per_image)
+        rows = np.sort(np.random.default_rng(seed).choice(rows, take, replace=False))
+    counts = np.zeros(256, dtype=np.int64)
+    border_sum = border_count = 0
+    for start in range(0, len(rows), _STATISTICS_CHUNK):
+        chunk = images[rows[start : start + _STATISTICS_CHUNK]]
+        counts += np.bincount(chunk.ravel(), minlength=256)
+        border = [chunk[..., 0, :], chunk[..., -1, :], chunk[..., :, 0], chunk[..., :, -1]]
+        border_sum += sum(int(edge.sum(dtype=np.int64)) for edge in border)
+        border_count += sum(edge.size for edge in border)
+    mean, std = _moments(counts)
+    return mean, std, "dark" if border_sum / max(border_count, 1) / 255.0 < 0.5 else "light"
 
 
 def _metrics_csv(history: list[dict]) -> str:
@@ -183,7 +231,8 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
     run = RunFolder(run_dir)
     saved = _check_run_folder(run, resume=resume, overwrite=overwrite, context=context)
     data, train, validation = _load_data(config, progress=progress and context.is_main, say=say)
-    arch, model_info = _describe_model(config, saved, data, train[0], run_dir)
+    streaming = _choose_streaming(config, data, [train, validation], say)
+    arch, model_info = _describe_model(config, saved, data, train, run_dir)
     eval_batch = max(config.batch_size, 512)
     _check_budgets(arch, data, eval_batch, run_dir, context)
 
@@ -194,7 +243,7 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
     try:
         return _fit(config, run, engine, context, arch=arch, saved=saved,
                     model_info=model_info, data=data, train=train, validation=validation,
-                    eval_batch=eval_batch, progress=progress, say=say,
+                    streaming=streaming, eval_batch=eval_batch, progress=progress, say=say,
                     evaluate_test=evaluate_test, on_epoch=on_epoch)
     except BaseException:
         if context.is_main:
@@ -220,7 +269,8 @@ def _check_run_folder(run: RunFolder, *, resume: bool, overwrite: bool,
 
 
 def _load_data(config: TrainConfig, *, progress: bool, say: Callable[[str], None]):
-    """The data set, and its training and validation images (seeded, stratified split)."""
+    """The data set, and its training and validation ``(images, labels, rows)`` (a seeded,
+    stratified split); the images are the data set's own arrays (memory maps stay so)."""
     data = load_dataset(config.dataset, data_dir=config.data_dir,
                         input_shape=config.input_shape, progress=progress,
                         on_error=config.on_error, report=say, cache=config.cache,
@@ -233,17 +283,36 @@ def _load_data(config: TrainConfig, *, progress: bool, say: Callable[[str], None
         if config.train_limit is not None and config.train_limit < len(rows):
             rows = stratified_sample(data.train_labels, config.train_limit, config.seed + 1)
         say(f"validation images as given ({len(data.val_labels)})")
-        return data, (data.train_images[rows], data.train_labels[rows]), (
-            data.val_images, data.val_labels)
+        return data, (data.train_images, data.train_labels, rows), (
+            data.val_images, data.val_labels, np.arange(len(data.val_labels)))
     split = split_train_validation(data.train_labels, config.val_size, seed=config.seed,
                                    train_limit=config.train_limit)
-    validation = data.train_images[split.validation], data.train_labels[split.validation]
-    train = data.train_images[split.train], data.train_labels[split.train]
-    return data, train, validation
+    return (data, (data.train_images, data.train_labels, split.train),
+            (data.train_images, data.train_labels, split.validation))
+
+
+def _choose_streaming(config: TrainConfig, data: Dataset, splits: list[tuple],
+                      say: Callable[[str], None]) -> bool:
+    """Whether this run streams its images (decided once, from the bytes it would hold)."""
+    per_image = int(np.prod(data.input_shape))
+    nbytes = per_image * sum(len(rows) for _, _, rows in splits)
+    if data.test_images is not None:
+        nbytes += per_image * len(data.test_images)
+    if config.stream == "never":
+        return False
+    decision = choose_residency(nbytes, budget=0 if config.stream == "always" else None)
+    if not decision.streaming:
+        return False
+    source = ("the memory-mapped cache" if isinstance(data.train_images, np.memmap)
+              else "memory")
+    reason = ("--stream always" if config.stream == "always" else decision.reason)
+    say(f"streaming: batches read from {source} in shuffled blocks, a few batches ahead on a "
+        f"background thread ({reason})")
+    return True
 
 
 def _describe_model(config: TrainConfig, saved: Checkpoint | None, data: Dataset,
-                    train_images: np.ndarray, run_dir: Path) -> tuple[Architecture, dict]:
+                    train: tuple, run_dir: Path) -> tuple[Architecture, dict]:
     """The architecture and the model description stored in every checkpoint."""
     arch = _architecture(config, saved)
     model_info = {
@@ -258,8 +327,9 @@ def _describe_model(config: TrainConfig, saved: Checkpoint | None, data: Dataset
     if saved is not None:
         check_compatible(saved.model_info, model_info, f"the checkpoint in {run_dir}")
         return arch, saved.model_info
-    model_info["mean"], model_info["std"] = pixel_statistics(train_images)
-    model_info["background"] = "dark" if _border_mean(train_images) < 0.5 else "light"
+    images, _, rows = train
+    model_info["mean"], model_info["std"], model_info["background"] = image_statistics(
+        images, rows, seed=config.seed)
     return arch, model_info
 
 
@@ -300,36 +370,59 @@ def _check_budgets(
 
 def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch: Architecture,
          saved: Checkpoint | None, model_info: dict, data: Dataset, train: tuple,
-         validation: tuple, eval_batch: int, progress: bool, say: Callable[[str], None],
-         evaluate_test: bool, on_epoch) -> TrainResult:
+         validation: tuple, streaming: bool, eval_batch: int, progress: bool,
+         say: Callable[[str], None], evaluate_test: bool, on_epoch) -> TrainResult:
     """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test."""
-    normalise = {"mean": model_info["mean"], "std": model_info["std"]}
-    train_loader = engine.loader(*train, batch_size=config.batch_size, **normalise)
-    val_loader = (engine.loader(*validation, batch_size=eval_batch, **normalise)
-                  if len(validation[1]) else None)
+    normalise = {"mean": model_info["mean"], "std": model_info["std"], "streaming": streaming}
+    train_loader = engine.loader(*train[:2], rows=train[2], batch_size=config.batch_size,
+                                 **normalise)
+    val_loader = (engine.loader(*validation[:2], rows=validation[2], batch_size=eval_batch,
+                                **normalise) if len(validation[2]) else None)
     say(
-        f"{config.dataset}: {len(train[1])} training, {len(validation[1])} validation images "
+        f"{config.dataset}: {len(train[2])} training, {len(validation[2])} validation images "
         f"({'x'.join(map(str, data.input_shape))}, {data.num_classes} classes); "
         + engine.describe(train_loader)
     )
 
     # Phase 3: model and optimizer, fresh or from the checkpoint (of either engine).
     engine.build(arch, data.input_shape, data.num_classes, seed=config.seed, lr=config.base_lr)
-    start_epoch, history, best_accuracy = 0, [], -1.0
+    start_epoch, history, best_accuracy, partial = 0, [], -1.0, None
     if saved is not None:
         engine.restore(saved, str(run.checkpoint))
         start_epoch, history, best_accuracy = saved.epoch, saved.history, saved.best_accuracy
-        say(f"resuming after epoch {start_epoch} of {config.epochs} (checkpoint written by the "
-            f"{saved.engine} engine)")
+        partial = saved.extra.get(PARTIAL_EPOCH)
+        where = (f"at step {partial['step']} of epoch {start_epoch + 1}" if partial
+                 else f"after epoch {start_epoch}")
+        say(f"resuming {where} of {config.epochs} (checkpoint written by the {saved.engine} "
+            "engine)")
+        if partial and (partial["streaming"], partial["batch_size"]) != (streaming,
+                                                                         config.batch_size):
+            say("the interrupted epoch was drawn with another batch size or residency "
+                "(--stream); the rest of it follows this run's order, so some of its images "
+                "may come twice and others not at all")
     if context.is_main:
         run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
         run.write_text(run.metrics, _metrics_csv(history))
 
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
-        # Phase 4: one epoch of training.
-        row = _train_epoch(engine, train_loader, config, epoch, run.path,
-                           progress=progress and context.is_main)
+        # Phase 4: one epoch of training; an interruption saves the partial epoch.
+        position = _EpochPosition(partial if epoch == start_epoch else None)
+        try:
+            with _stop_between_steps(enabled=not context.distributed) as between_steps:
+                row = _train_epoch(engine, train_loader, config, epoch, run.path,
+                                   progress=progress and context.is_main, position=position,
+                                   between_steps=between_steps)
+        except KeyboardInterrupt:
+            if context.is_main and not context.distributed and position.step > 0:
+                partial = {**position.saved(engine), "streaming": streaming,
+                           "batch_size": config.batch_size}
+                _checkpoint(engine, config, model_info, history, best_accuracy, epoch,
+                            partial=partial).save(run.checkpoint)
+                run.commit()
+                say(f"interrupted after step {position.step} of epoch {epoch + 1}; its "
+                    f"checkpoint is in {run.path} (continue with --resume)")
+            raise
         # Phase 5: validation, gathered over processes.
         if val_loader is not None:
             val = engine.evaluate(val_loader)
@@ -365,20 +458,87 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     return result
 
 
+class _EpochPosition:
+    """How far the current epoch has come, and the state a checkpoint of it needs."""
+
+    def __init__(self, partial: dict | None) -> None:
+        self.resumed = partial
+        self.step = 0 if partial is None else int(partial["step"])
+        self.earlier_seconds = 0.0 if partial is None else float(partial["seconds"])
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+    def saved(self, engine) -> dict:
+        """The partial epoch as a checkpoint's ``extra`` keeps it."""
+        return {"step": self.step, "totals": engine.totals(), "rng": engine.rng_state(),
+                "engine": engine.name, "seconds": self.seconds()}
+
+
+@contextlib.contextmanager
+def _stop_between_steps(*, enabled: bool) -> Iterator[Callable[[], None]]:
+    """Hold SIGINT and SIGTERM until the current training step ends.
+
+    Yields a function to call between steps: it delivers a held signal to the handler that was
+    there before (Ctrl-C then raises KeyboardInterrupt), so a checkpoint written after it holds
+    a whole number of steps. Only the main thread can handle signals; elsewhere, or when not
+    ``enabled`` (several processes must stop together), signals act at once.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    held: list[int] = []
+    # Signals ignored (or handled outside Python) are left as they are.
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: handler for number, handler in previous.items()
+                if handler is not None and handler != signal.SIG_IGN}
+    for number in previous:
+        signal.signal(number, lambda number, frame: held.append(number))
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    def between_steps() -> None:
+        if not held:
+            return
+        number = held[0]
+        restore()
+        handler = previous[number]
+        if callable(handler):
+            handler(number, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(number)
+
+    try:
+        yield between_steps
+        between_steps()  # a signal that came after the last step
+    finally:
+        restore()
+
+
 def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path, *,
-                 progress: bool) -> dict:
-    """One pass over the training batches; the epoch's metrics row (without validation)."""
+                 progress: bool, position: _EpochPosition,
+                 between_steps: Callable[[], None]) -> dict:
+    """One pass over the training batches (the rest of one, when ``position`` resumes it);
+    the epoch's metrics row (without validation)."""
     engine.seed_epoch(config.seed, epoch)
-    engine.start_epoch()
+    resumed = position.resumed
+    engine.start_epoch(totals=None if resumed is None else resumed["totals"])
+    if resumed is not None and resumed["engine"] == engine.name:
+        engine.set_rng_state(resumed["rng"])
     steps = len(loader)
     world = engine.context.world
     bar = _progress_bar(progress, loader.count, epoch, config.epochs)
-    epoch_start = time.perf_counter()
     lr = config.base_lr
-    for step, batch in enumerate(loader.batches(config.seed, epoch)):
+    batches = loader.batches(config.seed, epoch, start_batch=position.step)
+    for step, batch in enumerate(batches, start=position.step):
         lr = lr_at(epoch * steps + step, steps, base_lr=config.base_lr, epochs=config.epochs,
                    warmup_epochs=config.warmup_epochs, schedule=config.schedule)
         engine.train_step(batch, lr)
+        position.step = step + 1
+        between_steps()
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             if not engine.loss_is_finite():
                 kept = (f"the checkpoint of epoch {epoch} in {run_dir} is kept" if epoch > 0
@@ -396,7 +556,7 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
         bar.close()
     loss_sum, correct, count = engine.totals(gather=True)
     engine.synchronize()
-    epoch_seconds = time.perf_counter() - epoch_start
+    epoch_seconds = position.seconds()
     return {
         "epoch": epoch + 1,
         "train_loss": loss_sum / count,
@@ -409,6 +569,19 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
     }
 
 
+def _checkpoint(engine, config: TrainConfig, model_info: dict, history: list[dict],
+                best_accuracy: float, epoch: int, *, partial: dict | None = None) -> Checkpoint:
+    """The run's state after ``epoch`` complete epochs (and ``partial``'s steps of the next)."""
+    weights, optimizer, extra = engine.state()
+    if partial is not None:
+        extra = {**extra, PARTIAL_EPOCH: partial}
+    return Checkpoint(
+        model=weights, optimizer=optimizer, epoch=epoch, best_accuracy=best_accuracy,
+        config=config.to_dict(), model_info=model_info, history=history, engine=engine.name,
+        world_size=engine.context.world, extra=extra,
+    )
+
+
 def _save_epoch(run: RunFolder, engine, config: TrainConfig, model_info: dict,
                 history: list[dict], best_accuracy: float) -> float:
     """Write the epoch's checkpoint (and the best one if it improved) and the metrics."""
@@ -416,12 +589,7 @@ def _save_epoch(run: RunFolder, engine, config: TrainConfig, model_info: dict,
     score = row["val_accuracy"] if row["val_accuracy"] is not None else row["train_accuracy"]
     improved = score > best_accuracy
     best_accuracy = max(best_accuracy, score)
-    weights, optimizer, extra = engine.state()
-    checkpoint = Checkpoint(
-        model=weights, optimizer=optimizer, epoch=row["epoch"], best_accuracy=best_accuracy,
-        config=config.to_dict(), model_info=model_info, history=history, engine=engine.name,
-        world_size=engine.context.world, extra=extra,
-    )
+    checkpoint = _checkpoint(engine, config, model_info, history, best_accuracy, row["epoch"])
     checkpoint.save(run.checkpoint)
     if improved:
         checkpoint.save(run.best)
