@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnkit._validate import check_int
 from cnnkit.arch import Architecture
+from cnnkit.engines.augment import Augmentation, apply_numpy
 from cnnkit.engines.base import Context, epoch_order
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -142,11 +143,21 @@ class NumpyEngine:
         self.model.train()
         self._totals = [0.0, 0, 0]
 
+    def augment(self, batch: NumpyBatch, augmentation: Augmentation, epoch: int,
+                step: int) -> NumpyBatch:
+        """The batch shifted and flipped as ``augmentation`` draws for this step."""
+        height, width = batch.images.shape[2:]
+        rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
+        images = apply_numpy(batch.images, rows, columns, padding=augmentation.padding,
+                             fill=np.float32(augmentation.fill))
+        return NumpyBatch(images, batch.labels, batch.global_size)
+
     def train_step(self, batch: NumpyBatch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""
         self.optimizer.param_groups[0]["lr"] = lr
         logits = self.model(batch.images)
-        loss, grad = cross_entropy(logits, batch.labels)
+        loss, grad = cross_entropy(logits, batch.labels,
+                                   label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad()
         self.model.backward(grad)
         self.optimizer.step()

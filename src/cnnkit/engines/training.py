@@ -46,6 +46,7 @@ from cnnkit.data import (
     split_train_validation,
     stratified_sample,
 )
+from cnnkit.engines.augment import Augmentation
 from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -325,10 +326,11 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
         run.write_text(run.metrics, _metrics_csv(history))
 
+    augmentation = _augmentation(config, model_info, context)
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         # Phase 4: one epoch of training.
-        row = _train_epoch(engine, train_loader, config, epoch, run.path,
+        row = _train_epoch(engine, train_loader, config, epoch, run.path, augmentation,
                            progress=progress and context.is_main)
         # Phase 5: validation, gathered over processes.
         if val_loader is not None:
@@ -363,8 +365,16 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     return result
 
 
-def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path, *,
-                 progress: bool) -> dict:
+def _augmentation(config: TrainConfig, model_info: dict, context: Context) -> Augmentation:
+    """The run's augmentation; the uncovered border of a shifted image is the background."""
+    background = 0.0 if model_info["background"] == "dark" else 1.0
+    fill = (background - model_info["mean"]) / model_info["std"]
+    return Augmentation(config.augment, config.seed, fill, rank=context.rank,
+                        world=context.world)
+
+
+def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
+                 augmentation: Augmentation, *, progress: bool) -> dict:
     """One pass over the training batches; the epoch's metrics row (without validation)."""
     engine.seed_epoch(config.seed, epoch)
     engine.start_epoch()
@@ -376,6 +386,8 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
     for step, batch in enumerate(loader.batches(config.seed, epoch)):
         lr = lr_at(epoch * steps + step, steps, base_lr=config.base_lr, epochs=config.epochs,
                    warmup_epochs=config.warmup_epochs, schedule=config.schedule)
+        if augmentation.active:
+            batch = engine.augment(batch, augmentation, epoch, step)
         engine.train_step(batch, lr)
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             if not engine.loss_is_finite():
