@@ -79,6 +79,7 @@ def option(
 
 
 _DATA, _MODEL, _SPEED = "data", "model and optimisation", "hardware and speed"
+_LOGGING = "logging"
 
 
 @dataclass
@@ -143,6 +144,10 @@ class TrainConfig:
     seed: int = field(default=1, metadata=option(
         "random seed of weights, split, shuffling and dropout (default 1)", group=_MODEL,
         parse=int))
+    tensorboard: str | None = field(default=None, metadata=option(
+        "write TensorBoard logs to this folder: losses, learning rate, weight and gradient "
+        "histograms, first-layer kernels, test-set features for the projector (needs "
+        "cnnkit[tensorboard])", group=_LOGGING, metavar="DIR"))
     engine: str = field(default="auto", metadata=option(
         "numpy or torch (default: torch where it imports, numpy otherwise)", group=_SPEED,
         choices=ENGINES))

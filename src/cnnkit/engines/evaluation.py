@@ -33,6 +33,7 @@ __all__ = [
     "load_model",
     "load_split",
     "model_input",
+    "normalise",
     "predict",
     "prepare_image",
 ]
@@ -110,6 +111,13 @@ def model_input(pixels: np.ndarray, model_info: dict):
     # A new float32 array: the pixels may be a read-only memory map of the decoded cache.
     batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
     return (batch / 255.0 - model_info["mean"]) / model_info["std"]
+
+
+def normalise(pixels: np.ndarray, model_info: dict) -> np.ndarray:
+    """uint8 images ``(N, C, H, W)`` as the float32 array an engine takes, by the loaders'
+    formula ``pixels * (1 / (255 std)) - mean / std``."""
+    return pixels.astype(np.float32) * np.float32(1.0 / (255.0 * model_info["std"])) - (
+        np.float32(model_info["mean"] / model_info["std"]))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -389,9 +397,8 @@ def predict(
 
 def _top_classes(runner, info: dict, prepared: list[ModelImage], top_k: int) -> list[Prediction]:
     """The engine's top ``top_k`` classes of each prepared image."""
-    batch = np.stack([image.pixels for image in prepared]).astype(np.float32) * np.float32(
-        1.0 / (255.0 * info["std"])) - np.float32(info["mean"] / info["std"])
-    logits = runner.logits(batch).astype(np.float64)
+    logits = runner.logits(normalise(np.stack([image.pixels for image in prepared]), info))
+    logits = logits.astype(np.float64)
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     k = min(top_k, info["num_classes"])

@@ -201,6 +201,21 @@ class NumpyEngine:
         self.model.eval()
         return self.model(np.ascontiguousarray(images, np.float32))
 
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of the last step, by parameter name (those that have one)."""
+        return {name: parameter.grad for name, parameter in self.model.named_parameters()
+                if parameter.grad is not None}
+
+    def penultimate(self, images: np.ndarray) -> np.ndarray:
+        """The input of the last layer (flattened) for normalised images, in evaluation mode."""
+        was_training = self.model.training
+        self.model.eval()
+        hidden = np.ascontiguousarray(images, np.float32)
+        for index in range(len(self.model) - 1):
+            hidden = self.model.forward_layer(index, hidden)
+        self.model.train(was_training)
+        return hidden.reshape(len(hidden), -1)
+
     def finish(self) -> str | None:
         return None
 

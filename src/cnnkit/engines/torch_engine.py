@@ -237,6 +237,23 @@ class TorchEngine:
             batch = torch.from_numpy(np.ascontiguousarray(images, np.float32)).to(self.device)
             return self.model(batch).float().cpu().numpy()
 
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of the last step, by parameter name (those that have one)."""
+        return {name: parameter.grad.detach().float().cpu().numpy()
+                for name, parameter in self.model.named_parameters()
+                if parameter.grad is not None}
+
+    def penultimate(self, images: np.ndarray) -> np.ndarray:
+        """The input of the last layer (flattened) for normalised images, in evaluation mode."""
+        from cnnkit.explain import predict_with_features
+
+        was_training = self.model.training
+        self.model.eval()
+        _, features = predict_with_features(
+            self.model, torch.from_numpy(np.ascontiguousarray(images, np.float32)))
+        self.model.train(was_training)
+        return features
+
     def finish(self) -> str | None:
         """After training: with several processes, check that they hold the same weights."""
         if not self.context.distributed:

@@ -166,15 +166,27 @@ def train(
     if not isinstance(config, TrainConfig):
         raise InvalidType(f"config must be a TrainConfig, got {type(config).__name__}")
     config = dataclasses.replace(config, engine=resolve_engine(config.engine))
+    observers = []
+    if config.tensorboard is not None:
+        from cnnkit.engines.tensorboard import TensorBoardLogger
+
+        observers.append(TensorBoardLogger(config.tensorboard, seed=config.seed))
     engine = engine_class(config.engine)(config)
-    with engine.session() as context:
-        return _train(config, Path(run_dir), engine, context, resume=resume,
-                      overwrite=overwrite, progress=progress, log=log,
-                      evaluate_test=evaluate_test, on_epoch=on_epoch)
+    try:
+        with engine.session() as context:
+            if not context.is_main:  # only rank 0 writes files
+                observers = []
+            return _train(config, Path(run_dir), engine, context, resume=resume,
+                          overwrite=overwrite, progress=progress, log=log,
+                          evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
+    finally:
+        for observer in observers:
+            observer.close()
 
 
 def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resume: bool,
-           overwrite: bool, progress: bool, log, evaluate_test: bool, on_epoch) -> TrainResult:
+           overwrite: bool, progress: bool, log, evaluate_test: bool, on_epoch,
+           observers: list) -> TrainResult:
     def say(line: str) -> None:
         if log is not None and context.is_main:
             log(line)
@@ -196,7 +208,7 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
         return _fit(config, run, engine, context, arch=arch, saved=saved,
                     model_info=model_info, data=data, train=train, validation=validation,
                     eval_batch=eval_batch, progress=progress, say=say,
-                    evaluate_test=evaluate_test, on_epoch=on_epoch)
+                    evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
     except BaseException:
         if context.is_main:
             run.restore()
@@ -302,8 +314,13 @@ def _check_budgets(
 def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch: Architecture,
          saved: Checkpoint | None, model_info: dict, data: Dataset, train: tuple,
          validation: tuple, eval_batch: int, progress: bool, say: Callable[[str], None],
-         evaluate_test: bool, on_epoch) -> TrainResult:
-    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test."""
+         evaluate_test: bool, on_epoch, observers: list) -> TrainResult:
+    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test.
+
+    Each observer (:class:`cnnkit.engines.tensorboard.TensorBoardLogger`) is called with
+    ``on_step`` after every training step, ``on_epoch`` after every epoch's checkpoint, and
+    ``on_end`` once the final model is tested.
+    """
     normalise = {"mean": model_info["mean"], "std": model_info["std"]}
     train_loader = engine.loader(*train, batch_size=config.batch_size, **normalise)
     val_loader = (engine.loader(*validation, batch_size=eval_batch, **normalise)
@@ -331,7 +348,7 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     for epoch in range(start_epoch, config.epochs):
         # Phase 4: one epoch of training.
         row = _train_epoch(engine, train_loader, config, epoch, run.path, augmentation,
-                           progress=progress and context.is_main)
+                           progress=progress and context.is_main, observers=observers)
         # Phase 5: validation, gathered over processes.
         if val_loader is not None:
             val = engine.evaluate(val_loader)
@@ -341,6 +358,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         # Phase 6: rank 0 saves the checkpoint, the best one and the metrics.
         if context.is_main:
             best_accuracy = _save_epoch(run, engine, config, model_info, history, best_accuracy)
+        for observer in observers:
+            observer.on_epoch(row, engine)
         if on_epoch is not None and on_epoch(row, engine.model):
             break
     train_seconds = time.perf_counter() - started
@@ -362,6 +381,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         test = engine.evaluate(test_loader)
         result.test_accuracy, result.test_loss = test["accuracy"], test["loss"]
         say(f"test accuracy {100 * test['accuracy']:.2f}% on {test['count']} images")
+    for observer in observers:
+        observer.on_end(engine, data, model_info, len(history))
     return result
 
 
@@ -374,7 +395,7 @@ def _augmentation(config: TrainConfig, model_info: dict, context: Context) -> Au
 
 
 def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
-                 augmentation: Augmentation, *, progress: bool) -> dict:
+                 augmentation: Augmentation, *, progress: bool, observers: list) -> dict:
     """One pass over the training batches; the epoch's metrics row (without validation)."""
     engine.seed_epoch(config.seed, epoch)
     engine.start_epoch()
@@ -389,6 +410,8 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
         if augmentation.active:
             batch = engine.augment(batch, augmentation, epoch, step)
         engine.train_step(batch, lr)
+        for observer in observers:
+            observer.on_step(engine, epoch, step, steps, lr)
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             if not engine.loss_is_finite():
                 kept = (f"the checkpoint of epoch {epoch} in {run_dir} is kept" if epoch > 0
