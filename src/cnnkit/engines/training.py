@@ -17,8 +17,11 @@ engine, and PyTorch only when the torch engine is chosen. A run folder
 Reproducibility: the weights are initialised from ``seed``; the shuffling order of epoch ``e`` is
 drawn from ``(seed, e)`` by NumPy (:func:`cnnkit.engines.base.epoch_order`), so both engines see
 identical batches, and the dropout masks from ``(seed, e)`` too, so a run resumed after epoch
-``e`` draws exactly the numbers an uninterrupted run draws. On the CPU the same seed gives
-bit-identical results; on CUDA ``deterministic=True`` asks PyTorch for deterministic kernels.
+``e`` draws exactly the numbers an uninterrupted run draws; the augmentation's shifts and flips
+(:mod:`cnnkit.engines.augment`) are drawn from ``(seed, epoch, step)`` alone for the same reason.
+On the CPU the same seed gives bit-identical results; on CUDA ``deterministic=True`` asks
+PyTorch for deterministic kernels. Observers (TensorBoard logging,
+:mod:`cnnkit.engines.tensorboard`) watch the loop from outside.
 With several processes (torchrun, PyTorch engine) only rank 0 prints and writes files.
 """
 
