@@ -87,7 +87,7 @@ def test_csv_holds_the_engines_top_classes_for_every_image(run, tmp_path, capsys
 
 def test_unreadable_files_are_skipped_and_listed_or_refused(run, tmp_path, capsys):
     """A corrupt file: skipped and named on stderr by default; with --on-error raise, one error
-    line naming it and no CSV."""
+    line naming it and no CSV; with every file corrupt, one error line."""
     root, _ = _folder(tmp_path, _digits(3))
     (root / "more" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out.csv"
@@ -101,6 +101,11 @@ def test_unreadable_files_are_skipped_and_listed_or_refused(run, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.png" in err[0]
     assert not out.exists()
+    for corrupt in (root / "0.png", root / "more" / "1.png", root / "2.png"):
+        corrupt.write_bytes(b"not an image")
+    assert main(["predict", str(run), str(root), "--csv", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none of the 4 image file(s) could be read" in err[0], err
 
 
 def test_dark_digit_on_light_paper_is_inverted_automatically(run, tmp_path, capsys):

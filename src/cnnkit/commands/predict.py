@@ -100,21 +100,17 @@ def run(args: argparse.Namespace) -> int:
             bar = tqdm(total=total, unit="img", desc="predict", leave=False)
         bar.update(done)
 
-    def report(line: str) -> None:
-        skipped.append(line)
-        if bar is not None:
-            bar.write(line, file=sys.stderr)
-        elif not quiet:
-            print(line, file=sys.stderr)
-
     try:
         results = predict(args.checkpoint, args.images, top_k=args.top, invert=args.invert,
                           device=args.device, engine=args.engine, batch_size=args.batch_size,
-                          on_error=args.on_error, report=report,
+                          on_error=args.on_error, report=skipped.append,
                           progress=progress if show_bar else None)
     finally:
         if bar is not None:
             bar.close()
+    if not quiet:  # listed once the bar is gone (and not when nothing could be read at all)
+        for line in skipped:
+            print(line, file=sys.stderr)
     if target is not None:
         _write_csv(target, results, min(args.top, len(results[0].classes)) if results else
                    args.top, args.overwrite)

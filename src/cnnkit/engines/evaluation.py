@@ -352,7 +352,8 @@ def predict(
     batch_size : int
         Images read and classified together.
     on_error : {'raise', 'skip'}
-        An unreadable file is refused by name, or skipped and named to ``report``.
+        An unreadable file is refused by name, or skipped and named to ``report``; when no
+        file at all can be read, the first reason is raised.
     report : callable, optional
         Receives a line for each skipped file.
     progress : callable, optional
@@ -374,7 +375,7 @@ def predict(
     if invert is None:
         invert = default_invert(checkpoint.config.get("dataset", "synthetic-digits"))
     shape = tuple(info["input_shape"])
-    results = []
+    results, first_failure = [], None
     for start in range(0, len(files), batch_size):
         prepared = []
         for path in files[start:start + batch_size]:
@@ -384,6 +385,7 @@ def predict(
             except CnnkitError as exc:
                 if on_error == "raise":
                     raise
+                first_failure = first_failure or str(exc)
                 if report is not None:
                     report(f"skipped {path}: {exc}")
         if prepared:
@@ -391,7 +393,8 @@ def predict(
         if progress is not None:
             progress(len(files[start:start + batch_size]), len(files))
     if not results:
-        raise BadFile(f"none of the {len(files)} image file(s) could be read")
+        raise BadFile(f"none of the {len(files)} image file(s) could be read; the first: "
+                      f"{first_failure}")
     return results
 
 
