@@ -75,7 +75,6 @@ def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
                 for name, probability in zip(result.classes, result.probabilities,
                                              strict=True):
                     row += [name, f"{probability:.6f}"]
-                row += [""] * (len(header) - 2 - len(row))
                 writer.writerow([*row, int(result.inverted), int(result.padded)])
 
     atomic_write(path, write, overwrite=overwrite)
@@ -112,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         for line in skipped:
             print(line, file=sys.stderr)
     if target is not None:
-        _write_csv(target, results, min(args.top, len(results[0].classes)) if results else
-                   args.top, args.overwrite)
+        # predict returns at least one result; every one has the same number of classes
+        _write_csv(target, results, len(results[0].classes), args.overwrite)
     elif args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
     else:
