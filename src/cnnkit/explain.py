@@ -462,31 +462,34 @@ def prepare_for_model(
     """Read an image file and bring it to the model's input, noting every change.
 
     The steps are those of :func:`cnnkit.engines.evaluation.prepare_image`: conversion to
-    grayscale or RGB, resizing (bilinear), inversion for models trained on a dark background,
-    then normalisation with the training split's mean and standard deviation.
+    grayscale or RGB, padding to the input's aspect ratio, resizing (bilinear), inversion for
+    models trained on a dark background, then normalisation with the training split's mean and
+    standard deviation.
     """
     from PIL import Image
 
-    from cnnkit.data.imagefolder import load_image
     from cnnkit.engines.evaluation import prepare_image
 
     channels, height, width = (int(n) for n in model_info["input_shape"])
-    pixels = prepare_image(path, (channels, height, width), invert=invert,
-                           background=model_info.get("background"))
+    prepared = prepare_image(path, (channels, height, width), invert=invert,
+                             background=model_info.get("background"))
     with Image.open(path) as image:
-        mode, size = image.mode, image.size
+        mode = image.mode
     notes = []
     wanted = "L" if channels == 1 else "RGB"
     if mode != wanted:
         notes.append(f"converted from {_MODE_NAMES.get(mode, mode)} to "
                      f"{_MODE_NAMES[wanted]}")
-    if size != (width, height):
-        notes.append(f"resized from {size[0]}×{size[1]} to {width}×{height}")
-    if not np.array_equal(pixels, load_image(path, (channels, height, width))):
+    if prepared.padded:
+        notes.append("padded to the input's aspect ratio with its background colour")
+    rows, columns = prepared.size
+    if (rows, columns) != (height, width):
+        notes.append(f"resized from {columns}×{rows} to {width}×{height}")
+    if prepared.inverted:
         notes.append("inverted to light on dark, as the training images are")
     notes.append(f"normalised: (pixel/255 - {model_info['mean']:.3f}) / "
                  f"{model_info['std']:.3f}")
-    return PreparedImage(str(Path(path)), pixels, notes)
+    return PreparedImage(prepared.path, prepared.pixels, notes)
 
 
 # --- Explaining predictions ------------------------------------------------------------------

@@ -28,12 +28,15 @@ from cnnkit.errors import BadFile, InvalidArgument, InvalidType, IsAFolder, NotF
 
 __all__ = [
     "COLOR_MODES",
+    "FIT_MODES",
     "LUMA_WEIGHTS",
     "READ_FORMATS",
     "TO_UINT8_METHODS",
     "WRITE_SUFFIXES",
     "image_shape",
+    "pad_to_aspect",
     "read_image",
+    "resize",
     "to_grayscale",
     "to_uint8",
     "write_image",
@@ -44,6 +47,9 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: What :func:`read_image` can return: 'keep' (gray stays 2-D, colour keeps its channels and any
 #: alpha), 'gray' (2-D luma) or 'rgb' (three channels, alpha dropped).
 COLOR_MODES = ("keep", "gray", "rgb")
+#: How :func:`resize` meets another aspect ratio: 'stretch' (squash or stretch to the size) or
+#: 'pad' (pad to the size's aspect ratio with the image's background first, then resize).
+FIT_MODES = ("stretch", "pad")
 #: Ways :func:`to_uint8` maps floating-point values to 0..255.
 TO_UINT8_METHODS = ("rescale", "clip", "abs")
 #: Pillow format names that :func:`read_image` accepts.
@@ -135,11 +141,46 @@ def _pixels_to_float(pil_image: object) -> np.ndarray:
     raise BadFile(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize each channel with Pillow's antialiased bilinear filter, in 32-bit float."""
+def pad_to_aspect(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """``image`` ``(H, W)`` or ``(H, W, C)`` padded to the aspect ratio ``rows:columns``.
+
+    The padding goes evenly on both sides of the short axis (one more pixel after when the
+    total is odd) and holds the image's background: the median of its border pixels, channel
+    by channel. An image already of that aspect ratio is returned as it is.
+
+    >>> pad_to_aspect(np.array([[0.0, 1.0, 0.0]]), 1, 1)
+    array([[0., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 0.]])
+    """
+    height, width = image.shape[:2]
+    if height * columns == width * rows:
+        return image
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]], axis=0)
+    background = np.median(border, axis=0)
+    # The smallest padded size of the wanted aspect ratio that holds the image.
+    new_height = max(height, -(-width * rows // columns))
+    new_width = max(width, -(-height * columns // rows))
+    top, left = (new_height - height) // 2, (new_width - width) // 2
+    padded = np.empty((new_height, new_width, *image.shape[2:]), dtype=image.dtype)
+    padded[...] = background
+    padded[top:top + height, left:left + width] = image
+    return padded
+
+
+def resize(image: np.ndarray, size: tuple[int, int], *, fit: str = "stretch") -> np.ndarray:
+    """Resize ``(H, W)`` or ``(H, W, C)`` floats in [0, 1] to ``size = (rows, columns)``.
+
+    Each channel goes through Pillow's antialiased bilinear filter, in 32-bit float.
+    ``fit='pad'`` keeps the aspect ratio: the image is first padded with its background
+    (:func:`pad_to_aspect`); ``'stretch'`` squashes it to the size.
+    """
     from PIL import Image
 
+    check_choice(fit, "fit", FIT_MODES)
     rows, columns = size
+    if fit == "pad":
+        image = pad_to_aspect(image, rows, columns)
     planes = image[:, :, None] if image.ndim == 2 else image
     resized = [
         np.asarray(
@@ -198,6 +239,7 @@ def read_image(
     size: int | tuple[int, int] | None = None,
     max_pixels: int | None = None,
     draft: bool = False,
+    fit: str = "stretch",
 ) -> np.ndarray:
     """Read an image file into a float64 array with values in [0, 1].
 
@@ -222,6 +264,9 @@ def read_image(
         so that the final resize still only shrinks. Several times faster for photos much
         larger than ``size``; the pixels differ slightly from a full decode followed by the
         resize. Other formats ignore it.
+    fit : {'stretch', 'pad'}
+        With ``size``: squash the image to it, or keep its aspect ratio by padding it with its
+        background first (see :func:`resize`).
 
     Returns
     -------
@@ -253,6 +298,7 @@ def read_image(
     path = Path(path)
     check_choice(color, "color", COLOR_MODES)
     target = None if size is None else int_tuple(size, "size", 2, minimum=1)
+    check_choice(fit, "fit", FIT_MODES)
     limit = _default_max_pixels() if max_pixels is None else check_int(
         max_pixels, "max_pixels", minimum=1
     )
@@ -314,7 +360,7 @@ def read_image(
         else:
             array = array[:, :, :3]
     if target is not None:
-        array = _resize(array, target)
+        array = resize(array, target, fit=fit)
     return np.ascontiguousarray(array)
 
 

@@ -204,9 +204,10 @@ def test_predict_text_and_json(capsys, run_dir, tmp_path):
     """predict prints top-k classes per image, and --json gives the same as data."""
     image = _digit_png(tmp_path / "d.png")
     assert main(["predict", str(run_dir / "best.safetensors"), str(image), "--top", "2"]) == 0
-    line = capsys.readouterr().out.strip()
+    line, summary = capsys.readouterr().out.strip().splitlines()
     assert line.startswith(f"{image} (inverted): ") and line.count("%") == 2
-    assert main(["predict", str(run_dir), str(image), "--json", "--invert", "no"]) == 0
+    assert summary.startswith("inverted 1 of 1 image(s) to light on dark")
+    assert main(["predict", str(run_dir), str(image), "--json", "--invert", "never"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["inverted"] is False and len(data[0]["top"]) == 3
     probabilities = [entry["probability"] for entry in data[0]["top"]]
@@ -217,7 +218,7 @@ def test_predict_refusals(capsys, run_dir, tmp_path):
     """A broken image, a missing image and a bad checkpoint are refused in one line."""
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"garbage")
-    _refused(capsys, ["predict", str(run_dir), str(broken)], "broken.png")
+    _refused(capsys, ["predict", str(run_dir), str(broken), "--on-error", "raise"], "broken.png")
     _refused(capsys, ["predict", str(run_dir), str(tmp_path / "none.png")], "none.png")
     _refused(capsys, ["predict", str(broken), str(broken)], "not a cnnkit checkpoint")
     _refused(capsys, ["predict", str(run_dir), str(broken), "--top", "0"], "top_k")

@@ -87,21 +87,25 @@ def test_prediction_inverts_light_backgrounds(trained, tmp_path):
         order = np.argsort(-probabilities)[:3]
         assert result.indices == order.tolist()
         np.testing.assert_allclose(result.probabilities, probabilities[order], atol=1e-5)
-    kept = predict(trained, paths[:1], invert="no")[0]
+    kept = predict(trained, paths[:1], invert="never")[0]
     assert not kept.inverted
 
 
-def test_prediction_resizes_and_converts_colour(trained, tmp_path):
-    """An RGB image of another size is brought to 1x28x28 (Pillow grayscale + resize)."""
+def test_prediction_pads_to_square_resizes_and_converts_colour(trained, tmp_path):
+    """An RGB 50-wide, 60-high image on black is padded with 5 black columns on each side, then
+    brought to 1x28x28 (Pillow grayscale + resize), and said to be padded."""
     path = tmp_path / "big.png"
     rgb = np.zeros((60, 50, 3), dtype=np.uint8)
     rgb[10:50, 20:30] = (255, 255, 255)
     Image.fromarray(rgb).save(path)
     result = predict(trained, [path], top_k=10)[0]
+    assert result.padded and not result.inverted
     assert sorted(result.indices) == list(range(10))
     assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-4)
-    with Image.open(path) as image:
-        expected = np.array(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR))
+    square = np.zeros((60, 60, 3), dtype=np.uint8)
+    square[:, 5:55] = rgb
+    expected = np.array(Image.fromarray(square).convert("L").resize(
+        (28, 28), Image.Resampling.BILINEAR))
     direct = _direct(trained, expected[None, None])[0]
     np.testing.assert_allclose(result.probabilities[0], direct.max(), atol=1e-5)
 

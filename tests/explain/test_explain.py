@@ -199,10 +199,11 @@ def test_prepare_notes_conversion_resizing_and_inversion(tmp_path):
     Image.fromarray(picture, "RGBA").save(tmp_path / "shoe.png")
     prepared = prepare_for_model(tmp_path / "shoe.png", INFO)
     assert prepared.pixels.shape == (1, 28, 28)
-    assert prepared.notes[:3] == ["converted from RGBA to grayscale",
+    assert prepared.notes[:4] == ["converted from RGBA to grayscale",
+                                  "padded to the input's aspect ratio with its background colour",
                                   "resized from 56×40 to 28×28",
                                   "inverted to light on dark, as the training images are"]
-    assert prepared.notes[3].startswith("normalised: (pixel/255 - 0.200) / 0.300")
+    assert prepared.notes[4].startswith("normalised: (pixel/255 - 0.200) / 0.300")
 
 
 def test_prepare_notes_nothing_for_a_matching_image(tmp_path):

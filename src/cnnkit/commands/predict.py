@@ -1,26 +1,43 @@
-"""``cnnkit predict``: classify image files with a trained model."""
+"""``cnnkit predict``: classify image files and folders of them with a trained model."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
+from pathlib import Path
+
+from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
-        help="classify image files with a trained checkpoint",
+        help="classify image files (or folders of them) with a trained checkpoint",
         description=(
-            "Bring each image to the model's input (grayscale or RGB, resized, inverted to "
-            "white-on-black for MNIST-style models when its background is light) and print the "
-            "most probable classes. Example: cnnkit predict runs/fashion/best.safetensors shoe.png"
+            "Bring each image to the model's input (grayscale or RGB, padded to the model's "
+            "aspect ratio with its background colour, resized, and for digit models inverted "
+            "to white-on-black when its background is light) and print the most probable "
+            "classes, or write them to a CSV file. Folders are searched recursively. Example: "
+            "cnnkit predict runs/fashion photos/ --csv predictions.csv"
         ),
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT|RUN_DIR")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--top", type=int, default=3, help="classes shown per image (default 3)")
-    parser.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
-                        help="white-on-black conversion (default auto)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    parser.add_argument("--top", type=int, default=3, help="classes given per image (default 3)")
+    parser.add_argument("--invert", choices=("auto", "always", "never"),
+                        help="white-on-black conversion: auto judges each picture by its border "
+                        "(default auto for digit data sets, never otherwise)")
+    parser.add_argument("--csv", metavar="OUT.csv",
+                        help="write one row per image (path, top classes and probabilities, "
+                        "inverted, padded) instead of printing them")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
+                        help="unreadable files: list and skip them (default) or stop")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="images read and classified together (default 256)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
     parser.add_argument("--engine", choices=("numpy", "torch"),
                         help="which engine computes (default: torch where it imports, numpy "
                         "otherwise); either runs a model trained by either")
@@ -29,19 +46,101 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _check_csv(path: str, overwrite: bool) -> Path:
+    """Refuse, before any work, a CSV file that would replace one or has no folder to go to."""
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidArgument(f"--csv {path} is a folder; name a file such as {path}/out.csv")
+    if target.exists() and not overwrite:
+        raise AlreadyExists(f"--csv {path} already exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise NotFound(f"the folder of --csv {path} does not exist; create it first")
+    return target
+
+
+def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
+    from cnnkit._files import atomic_write
+
+    header = ["image"]
+    for rank in range(1, top + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    header += ["inverted", "padded"]
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for result in results:
+                row = [result.path]
+                for name, probability in zip(result.classes, result.probabilities,
+                                             strict=True):
+                    row += [name, f"{probability:.6f}"]
+                writer.writerow([*row, int(result.inverted), int(result.padded)])
+
+    atomic_write(path, write, overwrite=overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnkit.engines.evaluation import predict
 
-    results = predict(args.checkpoint, args.images, top_k=args.top, invert=args.invert,
-                      device=args.device, engine=args.engine)
-    if args.json:
+    if args.csv and args.json:
+        raise InvalidArgument("--csv and --json are two outputs; choose one")
+    target = _check_csv(args.csv, args.overwrite) if args.csv else None
+    quiet = args.quiet
+    show_bar = not quiet and sys.stderr.isatty()
+    bar = None
+    skipped: list[str] = []
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="img", desc="predict", leave=False)
+        bar.update(done)
+
+    try:
+        results = predict(args.checkpoint, args.images, top_k=args.top, invert=args.invert,
+                          device=args.device, engine=args.engine, batch_size=args.batch_size,
+                          on_error=args.on_error, report=skipped.append,
+                          progress=progress if show_bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet:  # listed once the bar is gone (and not when nothing could be read at all)
+        for line in skipped:
+            print(line, file=sys.stderr)
+    if target is not None:
+        # predict returns at least one result; every one has the same number of classes
+        _write_csv(target, results, len(results[0].classes), args.overwrite)
+    elif args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
-        return 0
-    for result in results:
-        note = " (inverted)" if result.inverted else ""
-        ranked = ", ".join(
-            f"{name} {100 * probability:.1f}%"
-            for name, probability in zip(result.classes, result.probabilities, strict=True)
-        )
-        print(f"{result.path}{note}: {ranked}")
+    else:
+        for result in results:
+            notes = [note for note, done in (("inverted", result.inverted),
+                                              ("padded", result.padded)) if done]
+            note = f" ({', '.join(notes)})" if notes else ""
+            ranked = ", ".join(
+                f"{name} {100 * probability:.1f}%"
+                for name, probability in zip(result.classes, result.probabilities, strict=True)
+            )
+            print(f"{result.path}{note}: {ranked}")
+    if not quiet and not args.json:
+        _summary(results, skipped, target)
     return 0
+
+
+def _summary(results, skipped: list[str], target: Path | None) -> None:
+    """What was done, in a few lines: inversions, padding, skipped files, the CSV."""
+    inverted = sum(result.inverted for result in results)
+    padded = sum(result.padded for result in results)
+    if inverted:
+        print(f"inverted {inverted} of {len(results)} image(s) to light on dark: their "
+              "background is light, the model's training images are dark")
+    if padded:
+        print(f"padded {padded} of {len(results)} image(s) to the model's aspect ratio with "
+              "their background colour before resizing")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file(s) (listed above)")
+    if target is not None:
+        print(f"{len(results)} image(s) classified: {target}")

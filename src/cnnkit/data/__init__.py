@@ -53,6 +53,8 @@ __all__ = [
     "Split",
     "check_labels",
     "fetch",
+    "flips_allowed",
+    "is_digits",
     "load_dataset",
     "load_image_folder",
     "locate",
@@ -78,6 +80,34 @@ DEFAULT_VAL_FRACTION = 1 / 6
 IDX_IMAGE_SIZE = (28, 28)
 
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 12_000, 2_000, 20_231
+
+
+def is_digits(name: str) -> bool:
+    """Whether data set ``name`` holds light digits on a dark background (MNIST and its kind).
+
+    Image folders are not known to: their content is the user's.
+
+    >>> is_digits("mnist"), is_digits("fashion-mnist"), is_digits("synthetic-digits")
+    (True, False, True)
+    """
+    if name == "synthetic-digits":
+        return True
+    spec = IDX_DATASETS.get(name)
+    return spec is not None and spec.digits
+
+
+def flips_allowed(name: str) -> bool:
+    """Whether a left-right mirrored image of data set ``name`` still shows its class.
+
+    Not for digits (a mirrored 2 is no 2); clothes and image folders (the user's choice) allow it.
+
+    >>> flips_allowed("mnist"), flips_allowed("fashion-mnist"), flips_allowed("imagefolder:x")
+    (False, True, True)
+    """
+    if name == "synthetic-digits":
+        return False
+    spec = IDX_DATASETS.get(name)
+    return spec is None or spec.flips_allowed
 
 
 @dataclass

@@ -52,8 +52,10 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
     return channels, height, width
 
 
-def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
-    """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W.
+def load_image(path: str | os.PathLike, input_shape: Sequence[int], *,
+               fit: str = "stretch") -> np.ndarray:
+    """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W
+    (``fit='pad'`` keeps the aspect ratio: see :func:`cnnkit.imageio.resize`).
 
     Read through :func:`cnnkit.imageio.read_image`, so EXIF orientation, palettes, 16-bit files
     (scaled, not clipped) and the decompression-bomb limit are handled as everywhere in cnnkit;
@@ -66,7 +68,8 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
     channels, height, width = _check_shape(input_shape)
     try:
         pixels = read_image(
-            path, color="gray" if channels == 1 else "rgb", size=(height, width), draft=True
+            path, color="gray" if channels == 1 else "rgb", size=(height, width), draft=True,
+            fit=fit,
         )
     except PermissionError:
         raise BadFile(f"{str(path)!r} cannot be read (permission denied)") from None

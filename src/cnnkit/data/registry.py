@@ -55,7 +55,9 @@ class DataFile:
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """An IDX data set: four files, the mirrors serving them, and the class names."""
+    """An IDX data set: four files, the mirrors serving them, the class names, and what its
+    images are: ``digits`` (light handwritten digits on a dark background, as MNIST) and
+    ``flips_allowed`` (a left-right mirrored image still shows its class: not so for digits)."""
 
     name: str
     train_images: DataFile
@@ -64,6 +66,8 @@ class IdxDataset:
     test_labels: DataFile
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
+    digits: bool = False
+    flips_allowed: bool = True
 
     @property
     def files(self) -> tuple[DataFile, ...]:
@@ -95,6 +99,8 @@ IDX_DATASETS = {
             "http://yann.lecun.com/exdb/mnist/",
         ),
         class_names=tuple(str(digit) for digit in range(10)),
+        digits=True,
+        flips_allowed=False,
     ),
     "fashion-mnist": IdxDataset(
         name="fashion-mnist",

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import parse_input_shape
+from cnnkit.data import flips_allowed
+from cnnkit.engines.augment import AUGMENT_POLICIES
 from cnnkit.errors import BadFile, InvalidArgument
 from cnnkit.schedule import SCHEDULES
 
@@ -80,6 +82,7 @@ def option(
 
 
 _DATA, _MODEL, _SPEED = "data", "model and optimisation", "hardware and speed"
+_LOGGING = "logging"
 
 
 @dataclass
@@ -142,9 +145,20 @@ class TrainConfig:
     schedule: str = field(default="constant", metadata=option(
         "learning rate after the warm-up: constant (default) or cosine decay to zero",
         group=_MODEL, choices=SCHEDULES))
+    augment: str = field(default="none", metadata=option(
+        "random shifts by up to 2 pixels (shift) and left-right flips (shift-flip; not for "
+        "digits) of the training images (default none)", group=_MODEL,
+        choices=AUGMENT_POLICIES))
+    label_smoothing: float = field(default=0.0, metadata=option(
+        "training loss against targets with this weight spread over all classes, in [0, 1) "
+        "(default 0)", group=_MODEL, parse=float))
     seed: int = field(default=1, metadata=option(
         "random seed of weights, split, shuffling and dropout (default 1)", group=_MODEL,
         parse=int))
+    tensorboard: str | None = field(default=None, metadata=option(
+        "write TensorBoard logs to this folder: losses, learning rate, weight and gradient "
+        "histograms, first-layer kernels, test-set features for the projector (needs "
+        "cnnkit[tensorboard])", group=_LOGGING, metavar="DIR"))
     engine: str = field(default="auto", metadata=option(
         "numpy or torch (default: torch where it imports, numpy otherwise)", group=_SPEED,
         choices=ENGINES))
@@ -197,6 +211,18 @@ class TrainConfig:
                                   "(streamed data is not held on the device)")
         check_choice(self.on_error, "on_error", ("skip", "raise"))
         check_choice(self.engine, "engine", ENGINES)
+        check_choice(self.augment, "augment", AUGMENT_POLICIES)
+        if self.augment.endswith("flip") and not flips_allowed(self.dataset):
+            raise InvalidArgument(
+                f"--augment {self.augment} mirrors images, which changes the class of "
+                f"{self.dataset!r} (digits); use --augment shift"
+            )
+        if (isinstance(self.label_smoothing, bool)
+                or not isinstance(self.label_smoothing, (int, float))
+                or not 0 <= self.label_smoothing < 1):
+            raise InvalidArgument(
+                f"label_smoothing must be a number in [0, 1), got {self.label_smoothing!r}"
+            )
         if self.engine == "numpy":
             self.check_numpy()
 

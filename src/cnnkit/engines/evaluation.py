@@ -6,7 +6,7 @@ Either engine runs a checkpoint of either engine (``engine='numpy'`` needs no Py
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,19 +14,23 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture
-from cnnkit.data import load_dataset
-from cnnkit.data.imagefolder import load_image
+from cnnkit.data import is_digits, load_dataset
+from cnnkit.data.imagefolder import IMAGE_SUFFIXES, load_image
 from cnnkit.engines.base import engine_class
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
-from cnnkit.errors import InvalidArgument
+from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
 
 __all__ = [
+    "INVERT_MODES",
     "Evaluation",
+    "ModelImage",
     "Prediction",
     "class_names_warning",
     "confusion_matrix",
+    "default_invert",
     "evaluate",
+    "find_images",
     "load_model",
     "load_split",
     "model_input",
@@ -37,6 +41,9 @@ __all__ = [
     "softmax",
     "top_classes",
 ]
+
+#: Accepted values of ``invert``: judge by the picture's border, always, never.
+INVERT_MODES = ("auto", "always", "never")
 
 
 def open_model(
@@ -287,45 +294,101 @@ def evaluate(
                       warnings=[warning] if warning else [])
 
 
+@dataclass
+class ModelImage:
+    """An image file brought to a model's input, and what was done on the way."""
+
+    path: str
+    pixels: np.ndarray  # uint8 (C, H, W), before normalisation
+    size: tuple[int, int]  # the file's (rows, columns)
+    padded: bool  # another aspect ratio than the model's: padded with its background
+    inverted: bool  # dark on light, inverted to light on dark
+
+
+def default_invert(dataset: str) -> str:
+    """``invert`` when none is given: ``'auto'`` for models of digits (a digit written on paper
+    is dark on light, MNIST's are light on dark), ``'never'`` for other data sets.
+
+    >>> default_invert("mnist"), default_invert("fashion-mnist")
+    ('auto', 'never')
+    """
+    return "auto" if is_digits(dataset) else "never"
+
+
 def prepare_image(
     path: str | os.PathLike,
     input_shape: Sequence[int],
     *,
     invert: str = "auto",
     background: str | None = "dark",
-) -> np.ndarray:
-    """An image file brought to a model's input: uint8 ``(C, H, W)``.
+) -> ModelImage:
+    """An image file brought to a model's input: uint8 ``(C, H, W)`` pixels and the steps taken.
 
-    The image is converted to grayscale or RGB and resized. MNIST-style models expect white
-    strokes on black; ``invert='auto'`` inverts a photo or scan with a light background (judged
-    by the mean of its border pixels) when the model was trained on a dark background, ``'yes'``
-    always inverts and ``'no'`` never does.
+    The image is converted to grayscale or RGB, padded to the input's aspect ratio with its
+    background colour (the median of its border, so nothing is squashed), and resized.
+    MNIST-style models expect white strokes on black; ``invert='auto'`` inverts a photo or scan
+    with a light background (judged by the mean of its border pixels) when the model was
+    trained on a dark background, ``'always'`` always inverts and ``'never'`` never does.
     """
-    check_choice(invert, "invert", ("auto", "yes", "no"))
-    image = load_image(path, input_shape)
+    from cnnkit.imageio import image_shape
+
+    check_choice(invert, "invert", INVERT_MODES)
+    channels, height, width = (int(n) for n in input_shape)
+    image = load_image(path, (channels, height, width), fit="pad")
+    # From the header: EXIF rotation may swap rows and columns, which changes nothing for a
+    # square input (every model of the named data sets).
+    rows, columns = image_shape(path)[:2]
     if invert == "auto":
         border = np.concatenate([image[:, 0].ravel(), image[:, -1].ravel(),
                                  image[:, :, 0].ravel(), image[:, :, -1].ravel()])
         flip = background == "dark" and border.mean() > 127.5
     else:
-        flip = invert == "yes"
-    return 255 - image if flip else image
+        flip = invert == "always"
+    return ModelImage(str(Path(path)), 255 - image if flip else image, (rows, columns),
+                      rows * width != columns * height, bool(flip))
+
+
+def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files among ``inputs``: files as named, folders searched recursively.
+
+    In a folder, files with an image suffix (``IMAGE_SUFFIXES``, any case) are taken, sorted by
+    path; a file named directly is taken whatever its suffix. A missing input, or no image at
+    all, is refused by name.
+    """
+    if isinstance(inputs, (str, os.PathLike)) or not inputs:
+        raise InvalidArgument("images must be a non-empty list of image files or folders")
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(found for found in path.rglob("*")
+                            if found.suffix.lower() in IMAGE_SUFFIXES and found.is_file())
+        elif path.exists():
+            files.append(path)
+        else:
+            raise NotFound(f"no image file or folder at {str(path)!r}")
+    if not files:
+        names = ", ".join(repr(str(item)) for item in inputs)
+        raise NotFound(f"no images found in {names} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 @dataclass
 class Prediction:
-    """The top classes for one image, most probable first."""
+    """The top classes for one image, most probable first, and how the image was prepared."""
 
     path: str
     classes: list[str]
     indices: list[int]
     probabilities: list[float]
     inverted: bool
+    padded: bool = False
 
     def to_dict(self) -> dict:
         return {
             "image": self.path,
             "inverted": self.inverted,
+            "padded": self.padded,
             "top": [
                 {"class": name, "index": index, "probability": probability}
                 for name, index, probability in zip(
@@ -340,31 +403,80 @@ def predict(
     images: Sequence[str | os.PathLike],
     *,
     top_k: int = 3,
-    invert: str = "auto",
+    invert: str | None = None,
     device: str = "cpu",
     engine: str | None = None,
+    batch_size: int = 256,
+    on_error: str = "raise",
+    report: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Prediction]:
     """Classify image files with a checkpoint; the ``top_k`` classes with their probabilities.
 
-    Every image is read first, so an unreadable one is refused (by name) before any work.
+    Parameters
+    ----------
+    source : path-like
+        A checkpoint file or a run folder.
+    images : sequence of path-like
+        Image files, and folders searched recursively (:func:`find_images`).
+    invert : {'auto', 'always', 'never'}, optional
+        Default :func:`default_invert` of the model's data set (see :func:`prepare_image`).
+    batch_size : int
+        Images read and classified together.
+    on_error : {'raise', 'skip'}
+        An unreadable file is refused by name, or skipped and named to ``report``; when no
+        file at all can be read, the first reason is raised.
+    report : callable, optional
+        Receives a line for each skipped file.
+    progress : callable, optional
+        Called after each batch with the number of files it held and the number of files.
+
+    Returns
+    -------
+    list of Prediction
+        One per readable image, in the order of ``images``.
     """
     top_k = check_int(top_k, "top_k", minimum=1)
-    if isinstance(images, (str, os.PathLike)) or not images:
-        raise InvalidArgument("images must be a non-empty list of image files")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    check_choice(on_error, "on_error", ("raise", "skip"))
+    if invert is not None:
+        check_choice(invert, "invert", INVERT_MODES)
     runner, checkpoint = open_model(source, engine=engine, device=device)
+    files = find_images(images)
     info = checkpoint.model_info
+    if invert is None:
+        invert = default_invert(checkpoint.config.get("dataset", "synthetic-digits"))
     shape = tuple(info["input_shape"])
-    arrays, flags = [], []
-    for path in images:
-        array = prepare_image(path, shape, invert=invert, background=info.get("background"))
-        plain = load_image(path, shape)
-        arrays.append(array)
-        flags.append(not np.array_equal(array, plain))
-    probabilities = softmax(runner.logits(normalise(np.stack(arrays), info)))
-    indices, values = top_classes(probabilities, top_k)
+    results, first_failure = [], None
+    for start in range(0, len(files), batch_size):
+        prepared = []
+        for path in files[start:start + batch_size]:
+            try:
+                prepared.append(prepare_image(path, shape, invert=invert,
+                                              background=info.get("background")))
+            except CnnkitError as exc:
+                if on_error == "raise":
+                    raise
+                first_failure = first_failure or str(exc)
+                if report is not None:
+                    report(f"skipped {path}: {exc}")
+        if prepared:
+            results += _top_classes(runner, info, prepared, top_k)
+        if progress is not None:
+            progress(len(files[start:start + batch_size]), len(files))
+    if not results:
+        raise BadFile(f"none of the {len(files)} image file(s) could be read; the first: "
+                      f"{first_failure}")
+    return results
+
+
+def _top_classes(runner, info: dict, prepared: list[ModelImage], top_k: int) -> list[Prediction]:
+    """The engine's top ``top_k`` classes of each prepared image."""
+    logits = runner.logits(normalise(np.stack([image.pixels for image in prepared]), info))
+    indices, values = top_classes(softmax(logits), top_k)
     names = info["class_names"]
     return [
-        Prediction(str(Path(path)), [names[i] for i in row_indices.tolist()],
-                   row_indices.tolist(), [round(v, 6) for v in row_values.tolist()], flag)
-        for path, row_values, row_indices, flag in zip(images, values, indices, flags, strict=True)
+        Prediction(image.path, [names[i] for i in row_indices.tolist()], row_indices.tolist(),
+                   [round(v, 6) for v in row_values.tolist()], image.inverted, image.padded)
+        for image, row_values, row_indices in zip(prepared, values, indices, strict=True)
     ]

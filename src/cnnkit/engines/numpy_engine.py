@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture
+from cnnkit.engines.augment import Augmentation, apply_numpy
 from cnnkit.engines.base import Context, epoch_order, streamed_batches
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -173,11 +174,21 @@ class NumpyEngine:
         self._totals = [0.0, 0, 0] if totals is None else [float(totals[0]), int(totals[1]),
                                                            int(totals[2])]
 
+    def augment(self, batch: NumpyBatch, augmentation: Augmentation, epoch: int,
+                step: int) -> NumpyBatch:
+        """The batch shifted and flipped as ``augmentation`` draws for this step."""
+        height, width = batch.images.shape[2:]
+        rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
+        images = apply_numpy(batch.images, rows, columns, padding=augmentation.padding,
+                             fill=np.float32(augmentation.fill))
+        return NumpyBatch(images, batch.labels, batch.global_size)
+
     def train_step(self, batch: NumpyBatch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""
         self.optimizer.param_groups[0]["lr"] = lr
         logits = self.model(batch.images)
-        loss, grad = cross_entropy(logits, batch.labels)
+        loss, grad = cross_entropy(logits, batch.labels,
+                                   label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad()
         self.model.backward(grad)
         self.optimizer.step()
@@ -222,6 +233,21 @@ class NumpyEngine:
         """Class scores of normalised float images ``(N, C, H, W)``, in evaluation mode."""
         self.model.eval()
         return self.model(np.ascontiguousarray(images, np.float32))
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of the last step, by parameter name (those that have one)."""
+        return {name: parameter.grad for name, parameter in self.model.named_parameters()
+                if parameter.grad is not None}
+
+    def penultimate(self, images: np.ndarray) -> np.ndarray:
+        """The input of the last layer (flattened) for normalised images, in evaluation mode."""
+        was_training = self.model.training
+        self.model.eval()
+        hidden = np.ascontiguousarray(images, np.float32)
+        for index in range(len(self.model) - 1):
+            hidden = self.model.forward_layer(index, hidden)
+        self.model.train(was_training)
+        return hidden.reshape(len(hidden), -1)
 
     def finish(self) -> str | None:
         return None

@@ -22,10 +22,11 @@ import torch.nn.functional as F
 
 from cnnkit.arch import Architecture
 from cnnkit.engines import distributed
+from cnnkit.engines.augment import Augmentation
 from cnnkit.engines.base import Context
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
-from cnnkit.engines.loaders import BatchLoader
+from cnnkit.engines.loaders import Batch, BatchLoader
 from cnnkit.engines.model import autocast_dtype, build_model, choose_device, resolve_precision
 from cnnkit.errors import InvalidArgument, StateDictError, TrainingError
 from cnnkit.nn.optim import from_torch_optimizer_state
@@ -184,6 +185,24 @@ class TorchEngine:
         self._totals = torch.tensor([0.0, 0.0, 0.0] if totals is None else totals,
                                     dtype=torch.float64, device=self.device)
 
+    def augment(self, batch: Batch, augmentation: Augmentation, epoch: int, step: int) -> Batch:
+        """The batch shifted and flipped on its device, as ``augmentation`` draws for this step
+        (the indices of :func:`cnnkit.engines.augment.crop_indices`, read with one gather)."""
+        images = batch.images
+        count, _, height, width = images.shape
+        rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
+        rows = torch.from_numpy(rows).to(images.device, non_blocking=True)
+        columns = torch.from_numpy(columns).to(images.device, non_blocking=True)
+        pad = augmentation.padding
+        padded = F.pad(images, (pad, pad, pad, pad), value=augmentation.fill)
+        # Advanced indices around a slice put their axes first: (N, H, W, C), which permuted
+        # back to (N, C, H, W) is channels-last memory.
+        gathered = padded[torch.arange(count, device=images.device)[:, None, None], :,
+                          rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
+        if not self.config.channels_last:
+            gathered = gathered.contiguous()
+        return Batch(gathered, batch.labels, batch.global_size)
+
     def train_step(self, batch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""
         for group in self.optimizer.param_groups:
@@ -191,7 +210,8 @@ class TorchEngine:
         dtype = autocast_dtype(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             logits = self._runner(batch.images)
-        loss_sum = F.cross_entropy(logits.float(), batch.labels, reduction="sum")
+        loss_sum = F.cross_entropy(logits.float(), batch.labels, reduction="sum",
+                                   label_smoothing=self.config.label_smoothing)
         # DDP averages gradients over processes; scaling by world / global batch makes that
         # average the gradient of the mean loss over the whole global batch.
         loss = loss_sum * (self.context.world / batch.global_size)
@@ -234,6 +254,23 @@ class TorchEngine:
         with torch.inference_mode():
             batch = torch.from_numpy(np.ascontiguousarray(images, np.float32)).to(self.device)
             return self.model(batch).float().cpu().numpy()
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of the last step, by parameter name (those that have one)."""
+        return {name: parameter.grad.detach().float().cpu().numpy()
+                for name, parameter in self.model.named_parameters()
+                if parameter.grad is not None}
+
+    def penultimate(self, images: np.ndarray) -> np.ndarray:
+        """The input of the last layer (flattened) for normalised images, in evaluation mode."""
+        from cnnkit.explain import predict_with_features
+
+        was_training = self.model.training
+        self.model.eval()
+        _, features = predict_with_features(
+            self.model, torch.from_numpy(np.ascontiguousarray(images, np.float32)))
+        self.model.train(was_training)
+        return features
 
     def finish(self) -> str | None:
         """After training: with several processes, check that they hold the same weights."""

@@ -17,8 +17,11 @@ engine, and PyTorch only when the torch engine is chosen. A run folder
 Reproducibility: the weights are initialised from ``seed``; the shuffling order of epoch ``e`` is
 drawn from ``(seed, e)`` by NumPy (:func:`cnnkit.engines.base.epoch_order`), so both engines see
 identical batches, and the dropout masks from ``(seed, e)`` too, so a run resumed after epoch
-``e`` draws exactly the numbers an uninterrupted run draws. On the CPU the same seed gives
-bit-identical results; on CUDA ``deterministic=True`` asks PyTorch for deterministic kernels.
+``e`` draws exactly the numbers an uninterrupted run draws; the augmentation's shifts and flips
+(:mod:`cnnkit.engines.augment`) are drawn from ``(seed, epoch, step)`` alone for the same reason.
+On the CPU the same seed gives bit-identical results; on CUDA ``deterministic=True`` asks
+PyTorch for deterministic kernels. Observers (TensorBoard logging,
+:mod:`cnnkit.engines.tensorboard`) watch the loop from outside.
 With several processes (torchrun, PyTorch engine) only rank 0 prints and writes files.
 
 Data larger than the memory budget (``stream``; decided once per run, from the bytes of the
@@ -58,6 +61,7 @@ from cnnkit.data import (
     stratified_sample,
 )
 from cnnkit.data.stream import choose_residency
+from cnnkit.engines.augment import Augmentation
 from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -213,15 +217,27 @@ def train(
     if not isinstance(config, TrainConfig):
         raise InvalidType(f"config must be a TrainConfig, got {type(config).__name__}")
     config = dataclasses.replace(config, engine=resolve_engine(config.engine))
+    observers = []
+    if config.tensorboard is not None:
+        from cnnkit.engines.tensorboard import TensorBoardLogger
+
+        observers.append(TensorBoardLogger(config.tensorboard, seed=config.seed))
     engine = engine_class(config.engine)(config)
-    with engine.session() as context:
-        return _train(config, Path(run_dir), engine, context, resume=resume,
-                      overwrite=overwrite, progress=progress, log=log,
-                      evaluate_test=evaluate_test, on_epoch=on_epoch)
+    try:
+        with engine.session() as context:
+            if not context.is_main:  # only rank 0 writes files
+                observers = []
+            return _train(config, Path(run_dir), engine, context, resume=resume,
+                          overwrite=overwrite, progress=progress, log=log,
+                          evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
+    finally:
+        for observer in observers:
+            observer.close()
 
 
 def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resume: bool,
-           overwrite: bool, progress: bool, log, evaluate_test: bool, on_epoch) -> TrainResult:
+           overwrite: bool, progress: bool, log, evaluate_test: bool, on_epoch,
+           observers: list) -> TrainResult:
     def say(line: str) -> None:
         if log is not None and context.is_main:
             log(line)
@@ -244,7 +260,7 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
         return _fit(config, run, engine, context, arch=arch, saved=saved,
                     model_info=model_info, data=data, train=train, validation=validation,
                     streaming=streaming, eval_batch=eval_batch, progress=progress, say=say,
-                    evaluate_test=evaluate_test, on_epoch=on_epoch)
+                    evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
     except BaseException:
         if context.is_main:
             run.restore()
@@ -371,8 +387,14 @@ def _check_budgets(
 def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch: Architecture,
          saved: Checkpoint | None, model_info: dict, data: Dataset, train: tuple,
          validation: tuple, streaming: bool, eval_batch: int, progress: bool,
-         say: Callable[[str], None], evaluate_test: bool, on_epoch) -> TrainResult:
-    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test."""
+         say: Callable[[str], None], evaluate_test: bool, on_epoch,
+         observers: list) -> TrainResult:
+    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test.
+
+    Each observer (:class:`cnnkit.engines.tensorboard.TensorBoardLogger`) is called with
+    ``on_step`` after every training step, ``on_epoch`` after every epoch's checkpoint, and
+    ``on_end`` once the final model is tested.
+    """
     normalise = {"mean": model_info["mean"], "std": model_info["std"], "streaming": streaming}
     train_loader = engine.loader(*train[:2], rows=train[2], batch_size=config.batch_size,
                                  **normalise)
@@ -404,15 +426,16 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
         run.write_text(run.metrics, _metrics_csv(history))
 
+    augmentation = _augmentation(config, model_info, context)
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         # Phase 4: one epoch of training; an interruption saves the partial epoch.
         position = _EpochPosition(partial if epoch == start_epoch else None)
         try:
             with _stop_between_steps(enabled=not context.distributed) as between_steps:
-                row = _train_epoch(engine, train_loader, config, epoch, run.path,
+                row = _train_epoch(engine, train_loader, config, epoch, run.path, augmentation,
                                    progress=progress and context.is_main, position=position,
-                                   between_steps=between_steps)
+                                   between_steps=between_steps, observers=observers)
         except KeyboardInterrupt:
             if context.is_main and not context.distributed and position.step > 0:
                 partial = {**position.saved(engine), "streaming": streaming,
@@ -432,6 +455,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         # Phase 6: rank 0 saves the checkpoint, the best one and the metrics.
         if context.is_main:
             best_accuracy = _save_epoch(run, engine, config, model_info, history, best_accuracy)
+        for observer in observers:
+            observer.on_epoch(row, engine)
         if on_epoch is not None and on_epoch(row, engine.model):
             break
     train_seconds = time.perf_counter() - started
@@ -455,7 +480,17 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         result.test_accuracy, result.test_loss = test["accuracy"], test["loss"]
         how = "" if engine.precision == "fp32" else " (computed in fp32, as cnnkit evaluate does)"
         say(f"test accuracy {100 * test['accuracy']:.2f}% on {test['count']} images{how}")
+    for observer in observers:
+        observer.on_end(engine, data, model_info, len(history))
     return result
+
+
+def _augmentation(config: TrainConfig, model_info: dict, context: Context) -> Augmentation:
+    """The run's augmentation; the uncovered border of a shifted image is the background."""
+    background = 0.0 if model_info["background"] == "dark" else 1.0
+    fill = (background - model_info["mean"]) / model_info["std"]
+    return Augmentation(config.augment, config.seed, fill, rank=context.rank,
+                        world=context.world)
 
 
 class _EpochPosition:
@@ -518,9 +553,9 @@ def _stop_between_steps(*, enabled: bool) -> Iterator[Callable[[], None]]:
         restore()
 
 
-def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path, *,
-                 progress: bool, position: _EpochPosition,
-                 between_steps: Callable[[], None]) -> dict:
+def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
+                 augmentation: Augmentation, *, progress: bool, position: _EpochPosition,
+                 between_steps: Callable[[], None], observers: list) -> dict:
     """One pass over the training batches (the rest of one, when ``position`` resumes it);
     the epoch's metrics row (without validation)."""
     engine.seed_epoch(config.seed, epoch)
@@ -536,8 +571,12 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
     for step, batch in enumerate(batches, start=position.step):
         lr = lr_at(epoch * steps + step, steps, base_lr=config.base_lr, epochs=config.epochs,
                    warmup_epochs=config.warmup_epochs, schedule=config.schedule)
+        if augmentation.active:
+            batch = engine.augment(batch, augmentation, epoch, step)
         engine.train_step(batch, lr)
         position.step = step + 1
+        for observer in observers:
+            observer.on_step(engine, epoch, step, steps, lr)
         between_steps()
         if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
             if not engine.loss_is_finite():
