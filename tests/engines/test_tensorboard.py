@@ -30,7 +30,7 @@ def test_run_logs_steps_epochs_histograms_kernels_and_embedding(small_arch, tmp_
     sprite, 1,000 feature rows of 32 and their class names."""
     logs = tmp_path / "logs"
     config = TrainConfig(dataset="synthetic-digits", arch=small_arch, epochs=2, batch_size=64,
-                         val_size=200, train_limit=640, seed=3, engine=engine,
+                         val_size=200, train_limit=840, seed=3, engine=engine,
                          tensorboard=str(logs))
     result = train(config, tmp_path / "run")
     events = _events(logs)
