@@ -520,7 +520,7 @@ def explain_images(
     method: str = "gradcam",
     layer: int | None = None,
     top_k: int = 3,
-    invert: str = "auto",
+    invert: str | None = None,
     device: str = "cpu",
 ) -> list[Explanation]:
     """Feature maps, top classes and an attribution map for each image file.
@@ -538,8 +538,11 @@ def explain_images(
         A layer with feature maps: Grad-CAM's layer, and the one a figure shows large.
     top_k : int
         Classes listed per image.
+    invert : {'auto', 'always', 'never'}, optional
+        As in :func:`cnnkit.engines.evaluation.predict`; by default
+        :func:`cnnkit.engines.evaluation.default_invert` of the model's data set.
     """
-    from cnnkit.engines.evaluation import load_model, model_input
+    from cnnkit.engines.evaluation import default_invert, load_model, model_input
 
     method = check_choice(method, "method", METHODS)
     top_k = check_int(top_k, "top_k", minimum=1)
@@ -547,6 +550,8 @@ def explain_images(
         raise InvalidArgument("images must be a non-empty list of image files")
     model, state = load_model(source, engine="torch", device=device)
     info = state.model_info
+    if invert is None:
+        invert = default_invert(state.config.get("dataset", "synthetic-digits"))
     if layer is not None:
         layer = _check_layer(model, layer)
     prepared = [prepare_for_model(path, info, invert=invert) for path in images]

@@ -128,17 +128,7 @@ def test_unreachable_server_is_reported(tmp_path):
 def test_fetch_downloads_into_the_cache_from_a_mirror(server, isolated, monkeypatch):
     """fetch downloads all four files into the user cache, each verified, then finds them."""
     httpd, base = server
-    folder = isolated / "source"
-    _write_set(folder)
-    files = []
-    for path in sorted(folder.iterdir()):
-        data = path.read_bytes()
-        httpd.files[f"/mirror/{path.name}"] = data
-        files.append(registry.DataFile(path.name, hashlib.sha256(data).hexdigest()))
-    spec = IDX_DATASETS["mnist"]
-    fake = registry.IdxDataset("mnist", *_ordered(files), mirrors=(f"{base}/mirror/",),
-                               class_names=spec.class_names)
-    monkeypatch.setitem(IDX_DATASETS, "mnist", fake)
+    _serve_dataset("mnist", httpd, base, isolated, monkeypatch)
     found = fetch("mnist")
     assert all(path.parent == isolated / "cache" / "cnnkit" / "mnist" for path in found.values())
     data = load_dataset("mnist")
@@ -231,8 +221,8 @@ def test_registry_digests_are_sha256_hex():
 # ---- the demo's data: installed, cached, downloaded, or synthetic with the reason -------------
 
 
-def _serve_fashion(httpd, base, isolated, monkeypatch):
-    """Point Fashion-MNIST's mirror at the local server, which serves a small IDX set."""
+def _serve_dataset(name, httpd, base, isolated, monkeypatch):
+    """Point data set ``name``'s mirror at the local server, which serves a small IDX set."""
     folder = isolated / "source"
     _write_set(folder)
     files = []
@@ -240,10 +230,15 @@ def _serve_fashion(httpd, base, isolated, monkeypatch):
         data = path.read_bytes()
         httpd.files[f"/mirror/{path.name}"] = data
         files.append(registry.DataFile(path.name, hashlib.sha256(data).hexdigest()))
-    spec = IDX_DATASETS["fashion-mnist"]
-    fake = registry.IdxDataset("fashion-mnist", *_ordered(files), mirrors=(f"{base}/mirror/",),
+    spec = IDX_DATASETS[name]
+    fake = registry.IdxDataset(name, *_ordered(files), mirrors=(f"{base}/mirror/",),
                                class_names=spec.class_names)
-    monkeypatch.setitem(IDX_DATASETS, "fashion-mnist", fake)
+    monkeypatch.setitem(IDX_DATASETS, name, fake)
+
+
+def _serve_fashion(httpd, base, isolated, monkeypatch):
+    """Point Fashion-MNIST's mirror at the local server, which serves a small IDX set."""
+    _serve_dataset("fashion-mnist", httpd, base, isolated, monkeypatch)
 
 
 def test_demo_uses_installed_fashion_mnist(isolated):

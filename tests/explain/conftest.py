@@ -6,20 +6,9 @@ import json
 
 import pytest
 import torch
+from tests.specs import conv_pool_spec
 
-SMALL = {
-    "name": "small",
-    "layers": [
-        {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "linear", "out_features": "num_classes"},
-    ],
-}
+SMALL = conv_pool_spec("small", (6, 8))
 
 
 @pytest.fixture(autouse=True)

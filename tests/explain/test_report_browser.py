@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
+from tests.browser import needs_chromium, open_page
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-CHROMIUM = next((path for path in (os.environ.get("CNNKIT_CHROMIUM"), "/usr/bin/chromium",
-                                   shutil.which("chromium")) if path and os.path.exists(path)),
-                None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (apt-get install chromium)")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def page(report_path):
     """The report in a headless Chromium, with console errors and requests recorded."""
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        tab.errors, tab.requests = [], []
-        tab.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-        tab.on("request", lambda request: tab.requests.append(request.url))
-        tab.goto(report_path.resolve().as_uri())
+    with open_page(report_path.resolve().as_uri()) as tab:
         tab.wait_for_load_state("load")
         yield tab
-        browser.close()
 
 
 def test_no_console_error_and_no_network_request(page, report_path):

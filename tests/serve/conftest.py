@@ -7,21 +7,11 @@ import threading
 
 import pytest
 
+from tests.specs import conv_pool_spec
+
 pytest.importorskip("starlette", reason="cnnkit serve needs pip install 'cnnkit[serve]'")
 
-TINY = {
-    "name": "tiny",
-    "layers": [
-        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "conv2d", "out_channels": 6, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "linear", "out_features": "num_classes"},
-    ],
-}
+TINY = conv_pool_spec("tiny", (4, 6))
 
 #: A stand-in for the report that cnnkit report writes (serving it does not depend on its text).
 REPORT_TEXT = "<!doctype html><title>report</title><h1 id='report-title'>Run report</h1>"

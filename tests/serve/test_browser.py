@@ -3,24 +3,17 @@ server: each view, the displayed numbers against cnnkit's, drawing on the canvas
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 
 from cnnkit import correlate2d
 from cnnkit.filters import make_kernel, sample_image
 from cnnkit.shapes import explain_output_size, output_shape
+from tests.browser import needs_chromium, open_page
 from tests.serve.helpers import png_bytes
 
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-CHROMIUM = next((path for path in (os.environ.get("CNNKIT_CHROMIUM"), "/usr/bin/chromium",
-                                   shutil.which("chromium")) if path and os.path.exists(path)),
-                None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium executable (apt-get install chromium)")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = needs_chromium
 
 #: The console message Chromium writes for a refused request that a test asks for on purpose.
 REFUSED = "Failed to load resource: the server responded with a status of 400"
@@ -29,18 +22,10 @@ REFUSED = "Failed to load resource: the server responded with a status of 400"
 @pytest.fixture(scope="module")
 def page(server_url):
     """The page in a headless Chromium, with console errors and requests recorded."""
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+    with open_page(server_url + "/", height=1000) as tab:
         tab.set_default_timeout(20_000)
-        tab.errors, tab.requests = [], []
-        tab.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-        tab.on("request", lambda request: tab.requests.append(request.url))
-        tab.goto(server_url + "/")
         tab.wait_for_selector("body[data-ready=true]")
         yield tab
-        browser.close()
 
 
 def _set(page, selector: str, value: str) -> None:

@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default: every layer, Grad-CAM on the last convolution)")
     parser.add_argument("--top-k", type=int, default=3, metavar="K",
                         help="classes listed per image (default 3)")
-    parser.add_argument("--invert", choices=("auto", "always", "never"), default="auto",
-                        help="white-on-black conversion (default auto)")
+    parser.add_argument("--invert", choices=("auto", "always", "never"),
+                        help="white-on-black conversion: auto judges each picture by its border "
+                        "(default auto for digit data sets, never otherwise, as in predict)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files named with -o")

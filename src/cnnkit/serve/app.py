@@ -247,7 +247,7 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
         if layers not in ("shown", "all"):
             raise InvalidArgument(f"layers must be 'shown' or 'all', got {layers!r}")
         result = await run_in_threadpool(
-            inspector.inspect, data, invert=query.get("invert", "auto"),
+            inspector.inspect, data, invert=query.get("invert"),
             method=query.get("method", "gradcam"), top_k=int(top),
             every_layer=layers == "all")
         return JSONResponse(result)

@@ -23,19 +23,19 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import load_architecture, trace
+from cnnkit.engines.evaluation import INVERT_MODES
 from cnnkit.errors import CnnkitError, TooLarge
 from cnnkit.explain import METHODS, attribute_numpy, layers_to_show, prepare_for_model, tile_maps
 from cnnkit.imageio import image_shape
 from cnnkit.report import _attribution_overlay, _colour_table, _coloured, _png
 
-__all__ = ["INVERT_CHOICES", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "Inspector", "saved_upload"]
+__all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "Inspector", "saved_upload"]
 
 #: Largest upload accepted, in bytes.
 MAX_UPLOAD_BYTES = 8 * 2**20
 #: Largest upload accepted, in pixels (well below Pillow's decompression-bomb limit).
 MAX_UPLOAD_PIXELS = 4096 * 4096
 #: Choices of the white-on-black conversion, as ``cnnkit predict --invert``.
-INVERT_CHOICES = ("auto", "yes", "no")
 
 
 @contextlib.contextmanager
@@ -78,7 +78,7 @@ class Inspector:
 
     def __init__(self, run_dir: str | os.PathLike, *, replicas: int | None = None) -> None:
         from cnnkit.data.imagefolder import default_workers
-        from cnnkit.engines.evaluation import open_model
+        from cnnkit.engines.evaluation import default_invert, open_model
 
         replicas = check_int(replicas or min(2, default_workers()), "replicas", minimum=1)
         # Each copy of the model serves one request at a time (its layers keep what their
@@ -88,6 +88,7 @@ class Inspector:
             runner, checkpoint = open_model(run_dir, engine="numpy")
             self._models.put(runner.model.eval())
         self.info = checkpoint.model_info
+        self.default_invert = default_invert(checkpoint.config.get("dataset", "synthetic-digits"))
         rows = trace(load_architecture(self.info["arch"]), self.info["input_shape"],
                      self.info["num_classes"])
         self.kinds = [row.type for row in rows]
@@ -116,7 +117,7 @@ class Inspector:
             model.zero_grad()  # the attribution's parameter gradients are not kept
             self._models.put(model)
 
-    def inspect(self, data: bytes, *, invert: str = "auto", method: str = "gradcam",
+    def inspect(self, data: bytes, *, invert: str | None = None, method: str = "gradcam",
                 top_k: int = 3, every_layer: bool = False) -> dict:
         """What the model makes of the image file ``data``.
 
@@ -128,7 +129,8 @@ class Inspector:
         """
         from cnnkit.engines.evaluation import normalise, softmax, top_classes
 
-        check_choice(invert, "invert", INVERT_CHOICES)
+        invert = self.default_invert if invert is None else invert
+        check_choice(invert, "invert", INVERT_MODES)
         method = check_choice(method, "method", METHODS)
         top_k = check_int(top_k, "top", minimum=1)
         started = time.perf_counter()

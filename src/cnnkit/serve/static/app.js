@@ -625,7 +625,7 @@ function setupNetwork() {
   $("network-body").hidden = !run;
   if (!run) return;
   $("network-model").textContent = `Run ${run.name}: input ${run.input_shape.join("×")}, ${run.class_names.length} classes, layers ${run.layers.join(" → ")}. Draw dark on light; the model's input is made as cnnkit predict makes it.`;
-  fillSelect($("network-invert"), ["auto", "yes", "no"], "auto");
+  fillSelect($("network-invert"), ["auto", "always", "never"], "auto");
   fillSelect($("network-method"), run.methods, "gradcam");
   ["network-invert", "network-method", "network-every"].forEach((id) => $(id).addEventListener("change", () => sendDrawing()));
   $("network-top").addEventListener("input", () => sendDrawing());
