@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default auto for digit data sets, never otherwise)")
     parser.add_argument("--csv", metavar="OUT.csv",
                         help="write one row per image (path, top classes and probabilities, "
-                        "inverted, padded) instead of printing them")
+                        "inverted, padded) instead of printing them (default: print them)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="unreadable files: list and skip them (default) or stop")

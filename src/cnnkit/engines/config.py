@@ -158,7 +158,7 @@ class TrainConfig:
     tensorboard: str | None = field(default=None, metadata=option(
         "write TensorBoard logs to this folder: losses, learning rate, weight and gradient "
         "histograms, first-layer kernels, test-set features for the projector (needs "
-        "cnnkit[tensorboard])", group=_LOGGING, metavar="DIR"))
+        "cnnkit[tensorboard]; default: no logs)", group=_LOGGING, metavar="DIR"))
     engine: str = field(default="auto", metadata=option(
         "numpy or torch (default: torch where it imports, numpy otherwise)", group=_SPEED,
         choices=ENGINES))
