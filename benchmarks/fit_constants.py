@@ -9,11 +9,13 @@ Prints the values measured for
   path is the one chosen) give the seconds per multiply-add, and a least-squares line through
   the FFT times, in those units, against ``S log2 S`` gives the cost per FFT unit (slope) and
   the fixed cost (intercept);
-- ``BAND_COST``, ``BAND_REARRANGE``, ``BAND_ROWS`` and ``BAND_COLUMNS`` (``cnnkit.ops._core``):
+- ``BAND_COST``, ``BAND_TRANSPOSED_COST``, ``BAND_REARRANGE``, ``BAND_ROWS`` and
+  ``BAND_COLUMNS`` (``cnnkit.ops._core``):
   one-row and one-column kernels of 3 to 65 taps on 1024² and 2048² images, timed on the banded
   path for several block sizes and on the direct path; per output and in units of the direct
-  path, a line through the banded times against the multiply-adds per output gives the cost of
-  one (slope) and, for row kernels, of putting the products in place (intercept);
+  path, a least-squares fit of the banded times to the multiply-adds per output (and, for
+  kernels of several columns, the kernel rows) gives the cost of one multiply-add and of
+  putting each kernel row's products in place;
 - ``TILE_BYTES`` (``cnnkit.ops._parallel``): a Gaussian blur with sigma 3 on a 2048² image and
   the tutorial CNN's second convolution layer, for tile sizes from 256 KiB to 8 MiB;
 - ``PARALLEL_MIN_WORK`` (``cnnkit.ops._parallel``): Sobel filters of growing images with the
@@ -101,7 +103,8 @@ def fit_banded(seconds_per_mac: float, quick: bool) -> None:
             if name == "BAND_ROWS":
                 design = design[:, :1]
             coefficients = np.linalg.lstsq(design, np.array(units), rcond=None)[0]
-            text = f"BAND_COST = {coefficients[0]:.3f}"
+            text = f"{'BAND_TRANSPOSED_COST' if name == 'BAND_ROWS' else 'BAND_COST'} = " \
+                   f"{coefficients[0]:.3f}"
             if name == "BAND_COLUMNS":
                 text += f", BAND_REARRANGE = {coefficients[1]:.2f}"
             print(f"{name} = {block}: {text}")

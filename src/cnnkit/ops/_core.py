@@ -51,6 +51,7 @@ __all__ = [
     "BAND_OVERHEAD",
     "BAND_REARRANGE",
     "BAND_ROWS",
+    "BAND_TRANSPOSED_COST",
     "FFT_COST",
     "FFT_OVERHEAD",
     "banded_cost",
@@ -70,12 +71,15 @@ FFT_COST = 3.0
 #: the direct path always wins.
 FFT_OVERHEAD = 50_000
 
-#: Cost of one multiply-add of the banded path (the band's zeros included) relative to one of
-#: the direct path: BLAS runs it from cache on data read in place.
-BAND_COST = 0.06
+#: Cost of one multiply-add by a band matrix (its zeros included) relative to one of the direct
+#: path: BLAS runs it from cache on input read in place. Kernels of several columns (segments of
+#: rows times the band), and one-column kernels (the transposed band times whole rows), which
+#: multiply fewer, longer rows and measure costlier per multiply-add.
+BAND_COST = 0.045
+BAND_TRANSPOSED_COST = 0.15
 
 #: Cost per output and kernel row of summing the products and putting them in place.
-BAND_REARRANGE = 2.0
+BAND_REARRANGE = 3.0
 
 #: Fixed cost of the banded path (band matrices, views, calls): small planes stay direct.
 BAND_OVERHEAD = 20_000
@@ -179,16 +183,16 @@ def direct_cost(taps: int, outputs: int) -> float:
 def banded_cost(kernel_size: tuple[int, int], outputs: int) -> float:
     """Predicted cost of the banded path, in the units of :func:`direct_cost`.
 
-    ``BAND_OVERHEAD``, plus per output ``BAND_COST`` for each multiply-add by a band matrix:
-    ``BAND_ROWS + kh - 1`` for a one-column kernel; otherwise ``BAND_COLUMNS + kw - 1`` for each
-    of the ``kh`` kernel rows, with ``BAND_REARRANGE`` for summing each kernel row's products and
-    for putting the sum in place.
+    ``BAND_OVERHEAD``, plus per output: for a one-column kernel, ``BAND_TRANSPOSED_COST`` for
+    each of ``BAND_ROWS + kh - 1`` multiply-adds; otherwise, for each of the ``kh`` kernel rows,
+    ``BAND_COST`` for each of ``BAND_COLUMNS + kw - 1`` multiply-adds and ``BAND_REARRANGE`` for
+    summing the products and putting them in place.
     """
     kh, kw = kernel_size
     if kw == 1:
-        per_output = BAND_COST * (BAND_ROWS + kh - 1)
+        per_output = BAND_TRANSPOSED_COST * (BAND_ROWS + kh - 1)
     else:
-        per_output = kh * BAND_COST * (BAND_COLUMNS + kw - 1) + kh * BAND_REARRANGE
+        per_output = kh * (BAND_COST * (BAND_COLUMNS + kw - 1) + BAND_REARRANGE)
     return BAND_OVERHEAD + per_output * outputs
 
 
