@@ -43,7 +43,10 @@ __all__ = ["LOCK_NAME", "PREVIOUS_NAME", "RunFolder"]
 LOCK_NAME = ".lock"
 #: The files a run writes; ``overwrite`` replaces these and leaves every other file alone.
 OWN_FILES = ("config.json", "metrics.csv", "curves.png", "report.html", "model.onnx")
-OWN_PATTERNS = ("checkpoint.*", "best.*", "confusion-*.png")
+#: Figures that other commands draw from the run's weights (cnnkit weights, evaluate, explain):
+#: out of date, and removed, once training writes new weights.
+WEIGHT_FIGURES = ("weights.png", "confusion-*.png", "explain-*.png")
+OWN_PATTERNS = ("checkpoint.*", "best.*", *WEIGHT_FIGURES)
 PREVIOUS_NAME = ".previous-run"
 
 
@@ -107,6 +110,17 @@ class RunFolder:
     def is_own(self, name: str) -> bool:
         """Whether ``name`` is one of the files a run writes (other files are left alone)."""
         return name in OWN_FILES or any(fnmatch.fnmatch(name, pattern) for pattern in OWN_PATTERNS)
+
+    def remove_weight_figures(self) -> list[str]:
+        """Remove the figures drawn from earlier weights (:data:`WEIGHT_FIGURES`), which new
+        weights make wrong; returns their names."""
+        removed = []
+        for entry in sorted(self.path.iterdir()):
+            if entry.is_file() and any(fnmatch.fnmatch(entry.name, pattern)
+                                       for pattern in WEIGHT_FIGURES):
+                entry.unlink()
+                removed.append(entry.name)
+        return removed
 
     def write_text(self, path: Path, text: str) -> None:
         """Write one of the run's text files atomically."""

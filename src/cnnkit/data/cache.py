@@ -152,9 +152,10 @@ def _locked(path: Path) -> Iterator[None]:
 def _stat_files(listing: FolderListing) -> list[tuple[int, int]]:
     """``(size, mtime_ns)`` of each file; a file gone since the listing gets ``(-1, -1)``."""
     stats = []
+    root = os.fspath(listing.root)
     for name in listing.files:
         try:
-            info = os.stat(listing.root / name)
+            info = os.stat(os.path.join(root, name))
             stats.append((info.st_size, info.st_mtime_ns))
         except FileNotFoundError:
             stats.append((-1, -1))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,12 +119,23 @@ def _sub_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    )
+def _image_files(folder: Path) -> list[str]:
+    """The image files below ``folder`` at any depth, relative to it with ``/`` separators, in
+    the order of their path parts (that of sorted paths). Directories are read with
+    ``os.scandir``, whose entries know their type without a stat: a second start of a cached
+    folder of 50,000 files lists it in a fraction of the time paths took."""
+    found = []
+    pending = [("", os.fspath(folder))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                elif (entry.is_file()
+                      and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES):
+                    found.append(prefix + entry.name)
+    return sorted(found, key=lambda name: name.split("/"))
 
 
 def list_image_folder(root: str | os.PathLike) -> FolderListing:
@@ -175,7 +187,7 @@ def list_image_folder(root: str | os.PathLike) -> FolderListing:
             )
         for name in names:
             for path in _image_files(root / folder / name):
-                files.append(path.relative_to(root).as_posix())
+                files.append(posixpath.join(folder, name, path))
                 labels.append(class_names.index(name))
                 splits.append(split)
     return FolderListing(root, class_names, files, labels, splits, presplit)

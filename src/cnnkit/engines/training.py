@@ -455,6 +455,10 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         # Phase 6: rank 0 saves the checkpoint, the best one and the metrics.
         if context.is_main:
             best_accuracy = _save_epoch(run, engine, config, model_info, history, best_accuracy)
+            removed = run.remove_weight_figures()
+            if removed:
+                say(f"removed {', '.join(removed)}: drawn from the earlier weights (cnnkit "
+                    "weights, evaluate and explain draw them again)")
         for observer in observers:
             observer.on_epoch(row, engine)
         if on_epoch is not None and on_epoch(row, engine.model):
