@@ -129,10 +129,8 @@ def _check_pool(spec: dict, where: str) -> None:
 
 def _check_fraction(spec: dict, where: str, key: str, *, closed: bool) -> None:
     value = spec[key]
-    upper_ok = value <= 1 if closed else value < 1
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0 <= value and upper_ok
-    ):
+    is_number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (is_number and 0 <= value and (value <= 1 if closed else value < 1)):
         interval = "[0, 1]" if closed else "[0, 1)"
         raise InvalidArgument(f"{where} {key} must be a number in {interval}, got {value!r}")
 

@@ -99,6 +99,9 @@ def test_pool_stride_defaults_to_kernel_size():
         ([{"type": "conv2d", "kernel_size": 3}], "needs the key 'out_channels'"),
         ([{"type": "relu", "inplace": True}], "unknown keys ['inplace']"),
         ([{"type": "dropout", "p": 1.5}], "p must be a number in [0, 1)"),
+        ([{"type": "dropout", "p": "half"}], "p must be a number in [0, 1)"),
+        # Regression: a text momentum reached a comparison with a number (TypeError).
+        ([{"type": "batch_norm2d", "momentum": ""}], "momentum must be a number in [0, 1]"),
         ([{"type": "conv2d", "out_channels": 0, "kernel_size": 3}], "out_channels"),
         ([{"type": "linear", "out_features": 3, "bias": "yes"}], "bias must be true or false"),
         (["relu"], "layer 0 must be a dict"),
