@@ -27,3 +27,14 @@ def _no_downloads(monkeypatch):
 def _private_cache(monkeypatch, tmp_path_factory):
     """Tests never write to the user's cache: image-folder caches go to a temporary folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture
+def torch_two_threads():
+    """torch on two threads at most, restored afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(2, previous))
+    yield
+    torch.set_num_threads(previous)

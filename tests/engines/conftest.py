@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 SMALL_ARCH = {
     "name": "small",
@@ -34,12 +33,8 @@ def small_arch(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    """Two threads at most, restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+def _threads(torch_two_threads):
+    """Two torch threads at most in these tests."""
 
 
 @pytest.fixture(scope="session")

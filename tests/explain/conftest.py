@@ -12,12 +12,8 @@ SMALL = conv_pool_spec("small", (6, 8))
 
 
 @pytest.fixture(autouse=True)
-def _threads():
-    """Two threads at most, restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    yield
-    torch.set_num_threads(previous)
+def _threads(torch_two_threads):
+    """Two torch threads at most in these tests."""
 
 
 @pytest.fixture(scope="session")

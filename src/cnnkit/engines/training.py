@@ -428,6 +428,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
 
     augmentation = _augmentation(config, model_info, context)
     started = time.perf_counter()
+    # A resumed run's first checkpoint makes figures of the earlier weights out of date.
+    weight_figures_stale = saved is not None
     for epoch in range(start_epoch, config.epochs):
         # Phase 4: one epoch of training; an interruption saves the partial epoch.
         position = _EpochPosition(partial if epoch == start_epoch else None)
@@ -455,10 +457,12 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
         # Phase 6: rank 0 saves the checkpoint, the best one and the metrics.
         if context.is_main:
             best_accuracy = _save_epoch(run, engine, config, model_info, history, best_accuracy)
-            removed = run.remove_weight_figures()
-            if removed:
-                say(f"removed {', '.join(removed)}: drawn from the earlier weights (cnnkit "
-                    "weights, evaluate and explain draw them again)")
+            if weight_figures_stale:
+                weight_figures_stale = False
+                removed = run.remove_weight_figures()
+                if removed:
+                    say(f"removed {', '.join(removed)}: drawn from the earlier weights (cnnkit "
+                        "weights, evaluate and explain draw them again)")
         for observer in observers:
             observer.on_epoch(row, engine)
         if on_epoch is not None and on_epoch(row, engine.model):
