@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._files import atomic_write
-from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, CnnkitError, InvalidArgument, MissingPackage
+from cnnkit.modelinfo import Normalisation
 
 __all__ = ["EXPORT_PACKAGES", "ExportCheck", "MissingPackage", "export_onnx"]
 
@@ -91,7 +91,7 @@ def export_onnx(
     -------
     ExportCheck
     """
-    from cnnkit.engines.evaluation import load_model
+    from cnnkit.model import TrainedModel
 
     if not (isinstance(tolerance, (int, float)) and tolerance > 0):
         raise InvalidArgument(f"tolerance must be a positive number, got {tolerance!r}")
@@ -110,16 +110,16 @@ def export_onnx(
     if not target.parent.is_dir():
         raise InvalidArgument(f"the folder of {target} does not exist")
     _require_packages()
-    model, state = load_model(run, engine="torch", device="cpu", best=best)
-    info = state.model_info
-    images, source = _check_batch(state, info, check_images, data_dir)
-    wrapped = _with_normalisation(model, info["mean"], info["std"])
-    expected = _engine_logits(wrapped, images)
+    model = TrainedModel.load(run, engine="torch", device="cpu", best=best)
+    pixels, source = _check_batch(model, check_images, data_dir)
+    images = pixels.astype(np.float32) / np.float32(255.0)
+    wrapped = _with_normalisation(model.runner.model, model.info.normalisation)
+    expected = model.logits(model.normalise(pixels))
     measured: list[float] = []
 
     def write(temporary: Path) -> None:
         # Checked before the rename: a file that disagrees with the engine is never kept.
-        _torch_export(wrapped, tuple(info["input_shape"]), temporary)
+        _torch_export(wrapped, model.info.input_shape, temporary)
         difference = float(np.abs(_onnxruntime_logits(temporary, images) - expected).max())
         if not difference <= tolerance:
             raise CnnkitError(
@@ -129,46 +129,41 @@ def export_onnx(
         measured.append(difference)
 
     atomic_write(target, write, overwrite=replace)
-    return ExportCheck(target, len(images), source, measured[0], tolerance,
+    return ExportCheck(target, len(pixels), source, measured[0], tolerance,
                        target.stat().st_size)
 
 
-def _check_batch(state: Checkpoint, info: dict, count: int, data_dir) -> tuple[np.ndarray, str]:
-    """Up to ``count`` test images in [0, 1], or seeded random pixels without the data."""
+def _check_batch(model, count: int, data_dir) -> tuple[np.ndarray, str]:
+    """Up to ``count`` uint8 test images, or seeded random pixels without the data."""
     from cnnkit.engines.evaluation import load_split
 
     try:
-        _, _, images, _ = load_split(state, "the exported model", None, split="test",
+        _, _, images, _ = load_split(model.checkpoint, "the exported model", None, split="test",
                                      data_dir=data_dir)
-        return images[:count].astype(np.float32) / 255.0, "test images"
+        return images[:count], "test images"
     except CnnkitError:
-        shape = tuple(info["input_shape"])
-        pixels = np.random.default_rng(0).random((min(count, 64), *shape), dtype=np.float32)
+        shape = model.info.input_shape
+        pixels = np.random.default_rng(0).integers(0, 256, (min(count, 64), *shape), np.uint8)
         return pixels, "random images (the run's data set was not found)"
 
 
-def _with_normalisation(model, mean: float, std: float):
-    """The model behind ``(x - mean) / std``, so the graph takes plain [0, 1] pixels."""
+def _with_normalisation(network, normalisation: Normalisation):
+    """The network behind the run's normalisation of [0, 1] pixels, ``pixels * 255 * scale -
+    shift`` (the formula of :class:`cnnkit.modelinfo.Normalisation`), so the graph takes plain
+    pixels."""
     import torch
 
     class Normalised(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
-            self.register_buffer("mean", torch.tensor(float(mean)))
-            self.register_buffer("std", torch.tensor(float(std)))
+            self.network = network
+            self.register_buffer("scale", torch.tensor(255.0 * float(normalisation.scale)))
+            self.register_buffer("shift", torch.tensor(float(normalisation.shift)))
 
         def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return self.model((pixels - self.mean) / self.std)
+            return self.network(pixels * self.scale - self.shift)
 
     return Normalised().eval()
-
-
-def _engine_logits(model, images: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        return model(torch.from_numpy(images)).float().numpy()
 
 
 def _torch_export(model, input_shape: tuple[int, ...], path: Path) -> None:

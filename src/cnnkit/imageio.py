@@ -17,6 +17,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "READ_FORMATS",
     "TO_UINT8_METHODS",
     "WRITE_SUFFIXES",
+    "ImageHeader",
     "image_shape",
     "pad_to_aspect",
     "read_image",
@@ -50,6 +52,16 @@ COLOR_MODES = ("keep", "gray", "rgb")
 #: How :func:`resize` meets another aspect ratio: 'stretch' (squash or stretch to the size) or
 #: 'pad' (pad to the size's aspect ratio with the image's background first, then resize).
 FIT_MODES = ("stretch", "pad")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a file said about itself while it was read: its size after the EXIF rotation (the
+    full size, even where the JPEG decoder scaled it down in draft mode) and its Pillow mode."""
+
+    rows: int
+    columns: int
+    mode: str
 #: Ways :func:`to_uint8` maps floating-point values to 0..255.
 TO_UINT8_METHODS = ("rescale", "clip", "abs")
 #: Pillow format names that :func:`read_image` accepts.
@@ -240,7 +252,8 @@ def read_image(
     max_pixels: int | None = None,
     draft: bool = False,
     fit: str = "stretch",
-) -> np.ndarray:
+    with_header: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ImageHeader]:
     """Read an image file into a float64 array with values in [0, 1].
 
     Parameters
@@ -267,11 +280,15 @@ def read_image(
     fit : {'stretch', 'pad'}
         With ``size``: squash the image to it, or keep its aspect ratio by padding it with its
         background first (see :func:`resize`).
+    with_header : bool
+        Also return the file's :class:`ImageHeader`, so that a caller learns the original size
+        and mode without opening the file again.
 
     Returns
     -------
     numpy.ndarray
-        float64, 8-bit files divided by 255, 16-bit by 65535.
+        float64, 8-bit files divided by 255, 16-bit by 65535; with ``with_header`` the pair
+        ``(array, header)``.
 
     Raises
     ------
@@ -325,6 +342,7 @@ def read_image(
             raise BadFile(f"{corrupt} ({exc})") from None
         with pil_image:
             columns, rows = pil_image.size
+            full_size, mode = (rows, columns), pil_image.mode
             if limit is not None and rows * columns > limit:
                 raise TooLarge(
                     f"{str(path)!r} has {columns}x{rows} = {rows * columns} pixels, more than "
@@ -348,6 +366,8 @@ def read_image(
             except (OSError, SyntaxError, EOFError, ValueError) as exc:
                 raise BadFile(f"{corrupt} ({exc})") from None
             array = _pixels_to_float(oriented)
+            if oriented.size != pil_image.size:  # EXIF rotation by 90 or 270 degrees
+                full_size = full_size[::-1]
 
     if color == "gray" and array.ndim == 3:
         # RGB(A) to luma; gray + alpha keeps the gray.
@@ -361,7 +381,8 @@ def read_image(
             array = array[:, :, :3]
     if target is not None:
         array = resize(array, target, fit=fit)
-    return np.ascontiguousarray(array)
+    array = np.ascontiguousarray(array)
+    return (array, ImageHeader(*full_size, mode)) if with_header else array
 
 
 def _to_integer_pixels(array: np.ndarray, bit_depth: int) -> np.ndarray:

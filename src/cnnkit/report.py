@@ -15,14 +15,12 @@ the keyboard, and the page prints.
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
-import io
 import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +28,18 @@ import numpy as np
 from cnnkit._files import atomic_write
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, NotAFolder
+from cnnkit.model import METHODS, Pass, TrainedModel
+from cnnkit.modelinfo import ModelInfo
+from cnnkit.pictures import (
+    as_picture,
+    attribution_overlay,
+    colour_table,
+    coloured,
+    png_data_uri,
+    tile_maps,
+)
 
-__all__ = ["REPORT_NAME", "build_report", "write_report"]
+__all__ = ["REPORT_NAME", "TestPass", "build_report", "write_report"]
 
 #: The report's file name inside a run folder.
 REPORT_NAME = "report.html"
@@ -53,6 +61,7 @@ def write_report(
     data_dir: str | os.PathLike | None = None,
     device: str = "cpu",
     download: bool = True,
+    engine: str | None = None,
 ) -> Path:
     """Write the report of a run folder, atomically; return its path.
 
@@ -66,10 +75,13 @@ def write_report(
     data_dir : path-like, optional
         Searched first for the data set's files (as in ``cnnkit evaluate``).
     device : str
-        Where the model runs.
+        Where the model runs (PyTorch engine).
     download : bool
         Allow downloading the test data when it is not on disk. Without the data the report
         leaves out the sections that need test images and says so.
+    engine : {'auto', 'numpy', 'torch'}, optional
+        Which engine computes (default: PyTorch where it imports, NumPy otherwise); the report
+        has the same sections either way.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -77,7 +89,8 @@ def write_report(
     target = run_dir / REPORT_NAME if output is None else Path(output)
     if output is not None and target.exists() and not overwrite:
         raise AlreadyExists(f"{target} exists; pass --overwrite or choose another -o")
-    text = build_report(run_dir, data_dir=data_dir, device=device, download=download)
+    text = build_report(run_dir, data_dir=data_dir, device=device, download=download,
+                        engine=engine)
     return atomic_write(target, lambda temporary: temporary.write_text(text, encoding="utf-8"),
                         overwrite=True)
 
@@ -89,30 +102,38 @@ def build_report(
     device: str = "cpu",
     download: bool = True,
     examples_per_class: int = 2,
+    engine: str | None = None,
+    model: TrainedModel | None = None,
+    test_pass: TestPass | None = None,
 ) -> str:
-    """The report of a run folder as HTML text (see :func:`write_report`)."""
-    import torch
+    """The report of a run folder as HTML text (see :func:`write_report`).
 
+    ``model`` is the run's model already loaded (default: loaded here on ``engine``), and
+    ``test_pass`` the test split's pass through it, when the caller has made one (training does,
+    for its final test): the report then runs no image through the network twice.
+    """
     from cnnkit.data.registry import DatasetNotFoundError, DownloadError
-    from cnnkit.engines.evaluation import load_model, load_split, model_input
-    from cnnkit.explain import predict_with_features
+    from cnnkit.engines.evaluation import load_split
 
-    model, state = load_model(run_dir, engine="torch", device=device)
-    # oneDNN's fast convolutions want channels-last weights; the values stay the same.
-    model = model.to(memory_format=torch.channels_last)
-    info = state.model_info
-    page = _Page(Path(run_dir).resolve().name, list(info["class_names"]))
-    try:
-        dataset, split, images, labels = load_split(
-            state, f"the model in {run_dir}", data_dir=data_dir, download=download)
-    except (DatasetNotFoundError, DownloadError) as exc:
-        dataset, split, images, labels = state.config["dataset"], "", None, None
-        page.missing_data = f"The {dataset} images are not available ({exc})."
+    if model is None:
+        model = TrainedModel.load(run_dir, engine=engine, device=device)
+    state, info = model.checkpoint, model.info
+    page = _Page(Path(run_dir).resolve().name, list(info.class_names))
     test = None
-    if images is not None:
-        probabilities, features = predict_with_features(model, model_input(images, info))
-        test = _TestResults(images, labels, probabilities, features, split)
-    page.add("data", "Data and configuration", _data_section(state, dataset, test))
+    if test_pass is None:
+        try:
+            dataset, split, images, labels = load_split(
+                state, f"the model in {run_dir}", data_dir=data_dir, download=download)
+        except (DatasetNotFoundError, DownloadError) as exc:
+            dataset = info.dataset
+            page.missing_data = f"The {dataset} images are not available ({exc})."
+        else:
+            test_pass = TestPass(dataset, split, images, labels, model.run_pixels(images))
+    if test_pass is not None:
+        dataset = test_pass.dataset
+        test = _TestResults(test_pass.images, test_pass.labels, test_pass.result.probabilities,
+                            test_pass.result.features, test_pass.split)
+    page.add("data", "Data and configuration", _data_section(state, info, dataset, test))
     page.add("architecture", "Architecture", _architecture_section(info))
     page.add("curves", "Learning curves", _curves_section(state.history))
     if test is not None:
@@ -122,9 +143,20 @@ def build_report(
     page.add("kernels", "First-layer kernels", _kernels_section(model))
     if test is not None:
         page.add("examples", "Feature maps and attributions",
-                 _examples_section(page, model, info, test, examples_per_class))
+                 _examples_section(page, model, test, examples_per_class))
         page.add("pca", "Map of the penultimate features", _pca_section(page, test))
     return page.render()
+
+
+@dataclass
+class TestPass:
+    """A split's images run through a model once: what a report needs of the test data."""
+
+    dataset: str
+    split: str
+    images: np.ndarray  # uint8 (N, C, H, W)
+    labels: np.ndarray
+    result: Pass
 
 
 class _TestResults:
@@ -162,7 +194,7 @@ class _Page:
         """The data URI of test image ``index``, encoded on first use."""
         index = int(index)
         if index not in self.images:
-            self.images[index] = _png(_as_picture(test.images[index]))
+            self.images[index] = png_data_uri(as_picture(test.images[index]))
         return self.images[index]
 
     def render(self) -> str:
@@ -191,49 +223,6 @@ class _Page:
         )
 
 
-def _as_picture(pixels: np.ndarray) -> np.ndarray:
-    """uint8 ``(C, H, W)`` as ``(H, W)`` or ``(H, W, 3)``."""
-    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-
-
-def _png(picture: np.ndarray) -> str:
-    """A uint8 ``(H, W)`` or ``(H, W, 3)`` array as a PNG data URI."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-@functools.lru_cache(maxsize=8)
-def _colour_table(name: str) -> np.ndarray:
-    """A matplotlib colour map as a ``(256, 3)`` uint8 lookup table."""
-    import matplotlib
-
-    return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(
-        np.uint8)
-
-
-def _coloured(values: np.ndarray, table: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Values mapped through a colour table on ``[low, high]``; NaN (tile gaps) white."""
-    scale = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    indices = np.clip(np.nan_to_num(scale, nan=0.0) * 255, 0, 255).round().astype(np.intp)
-    picture = table[indices]
-    picture[np.isnan(values)] = 255
-    return picture
-
-
-def _attribution_overlay(values: np.ndarray, gray: np.ndarray, method: str) -> np.ndarray:
-    """An attribution map coloured over a gray image ``(H, W)``: diverging red-blue around 0
-    for integrated gradients (signed), ``inferno`` from 0 for the others."""
-    if method == "integrated-gradients":
-        extent = float(np.abs(values).max()) or 1.0
-        colour = _coloured(values, _colour_table("RdBu_r"), -extent, extent)
-    else:
-        colour = _coloured(values, _colour_table("inferno"), 0.0, float(values.max()) or 1.0)
-    return (0.35 * gray[..., None] + 0.65 * colour).round().astype(np.uint8)
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: str = "",
            numeric_from: int = 1) -> str:
     """An HTML table; columns from ``numeric_from`` on are right-aligned."""
@@ -252,14 +241,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, caption: 
 # --- Sections --------------------------------------------------------------------------------
 
 
-def _data_section(state: Checkpoint, dataset: str, test: _TestResults | None) -> str:
-    info, config, history = state.model_info, state.config, state.history
-    shape = "×".join(map(str, info["input_shape"]))
+def _data_section(state: Checkpoint, info: ModelInfo, dataset: str,
+                  test: _TestResults | None) -> str:
+    config, history = state.config, state.history
+    shape = "×".join(map(str, info.input_shape))
     facts = [
         ("data set", dataset),
         ("input", f"{shape} (channels × height × width)"),
-        ("classes", ", ".join(info["class_names"])),
-        ("normalisation", f"(pixel/255 − {info['mean']:.4f}) / {info['std']:.4f}"),
+        ("classes", ", ".join(info.class_names)),
+        ("normalisation", info.normalisation.describe(4).replace("-", "−")),
         ("epochs trained", state.epoch),
     ]
     if history:
@@ -278,12 +268,9 @@ def _data_section(state: Checkpoint, dataset: str, test: _TestResults | None) ->
                      numeric_from=9))
 
 
-def _architecture_section(info: dict) -> str:
-    from cnnkit.arch import load_architecture, trace
-
-    arch = load_architecture(info["arch"])
-    rows = trace(arch, info["input_shape"], info["num_classes"])
-    lines = [("input", "", "×".join(map(str, info["input_shape"])), 0, "")]
+def _architecture_section(info: ModelInfo) -> str:
+    arch, rows = info.arch, info.layers
+    lines = [("input", "", "×".join(map(str, info.input_shape)), 0, "")]
     for row, layer in zip(rows, arch.layers):
         options = ", ".join(f"{key} {value}" for key, value in layer.items() if key != "type")
         lines.append((row.index, f"{row.type} {options}".strip(),
@@ -485,22 +472,22 @@ def _wrong_section(page: _Page, test: _TestResults) -> str:
             f'<div class="cards">{"".join(cards)}</div>')
 
 
-def _kernels_section(model) -> str:
-    from cnnkit.explain import conv_weights, nearest_classic_kernel
+def _kernels_section(model: TrainedModel) -> str:
+    from cnnkit.explain import nearest_classic_kernel
 
-    layers = conv_weights(model)
+    layers = model.conv_weights()
     if not layers:
         return "<p>The network has no convolution layer.</p>"
     index, weights = layers[0]
     kernels = weights.sum(axis=1)
-    table = _colour_table("RdBu_r")
+    table = colour_table("RdBu_r")
     matches = [nearest_classic_kernel(kernel) for kernel in kernels]
     cards = []
     for number, (kernel, match) in enumerate(zip(kernels, matches)):
         extent = float(np.abs(kernel).max()) or 1.0
-        picture = _coloured(kernel, table, -extent, extent)
+        picture = coloured(kernel, table, -extent, extent)
         cards.append(
-            f'<figure class="kernel"><img src="{_png(picture)}" alt="kernel {number}, '
+            f'<figure class="kernel"><img src="{png_data_uri(picture)}" alt="kernel {number}, '
             f'closest to {html.escape(match.label)}"><figcaption>{number}: '
             f"{html.escape(match.label)}</figcaption></figure>")
     close = sum(match.similarity >= 0.8 for match in matches)
@@ -515,45 +502,43 @@ def _kernels_section(model) -> str:
             f'least 0.8.</p><div class="kernels">{"".join(cards)}</div>')
 
 
-def _examples_section(page: _Page, model, info: dict, test: _TestResults,
+def _examples_section(page: _Page, model: TrainedModel, test: _TestResults,
                       per_class: int) -> str:
-    from cnnkit.engines.evaluation import model_input
-    from cnnkit.explain import METHODS, attribute, feature_maps, layer_type, shown_layers, tile_maps
-
+    info = model.info
     chosen = [int(i) for c in range(len(page.class_names))
               for i in np.flatnonzero(test.labels == c)[:per_class]]
     if not chosen:
         return "<p>No test images.</p>"
-    inputs = model_input(test.images[chosen], info)
-    maps = feature_maps(model, inputs)
-    layers = shown_layers(model)
+    inputs = model.normalise(test.images[chosen])
+    layers = info.shown_layers()
+    maps, _ = model.layer_outputs(inputs, layers)
     targets = test.predictions[chosen]
-    baseline = model_input(np.zeros((1, *test.images.shape[1:]), np.uint8), info)
-    attributions = {method: attribute(model, inputs, targets, method=method, baseline=baseline)
+    baseline = model.normalise(np.zeros((1, *info.input_shape), np.uint8))
+    attributions = {method: model.attribute(inputs, targets, method=method, baseline=baseline)
                     for method in METHODS}
-    viridis = _colour_table("viridis")
+    viridis = colour_table("viridis")
     names = page.class_names
     blocks = []
     for n, index in enumerate(chosen):
-        gray = _as_picture(test.images[index]).astype(np.float64)
+        gray = as_picture(test.images[index]).astype(np.float64)
         if gray.ndim == 3:
             gray = gray.mean(axis=2)
         overlays = []
         for method in METHODS:
-            blend = _attribution_overlay(attributions[method][n], gray, method)
-            overlays.append(f'<figure><img class="px" src="{_png(blend)}" alt="{method} of '
+            blend = attribution_overlay(attributions[method][n], gray, method)
+            overlays.append(f'<figure><img class="px" src="{png_data_uri(blend)}" alt="{method} of '
                             f'test image {index}"><figcaption>{method}</figcaption></figure>')
         mosaics = []
         for layer in layers:
             values = maps[layer][n]
             tiles = tile_maps(values)
-            picture = _coloured(tiles, viridis, float(values.min()), float(values.max()))
-            kind = layer_type(model[layer])
+            picture = coloured(tiles, viridis, float(values.min()), float(values.max()))
+            kind = info.layers[layer].type
             count, height, width = values.shape
             mosaics.append(
-                f'<figure class="maps"><img class="px" src="{_png(picture)}" alt="feature maps '
-                f'of layer {layer}"><figcaption>layer {layer} ({kind}): {count} maps of '
-                f"{height}×{width}</figcaption></figure>")
+                f'<figure class="maps"><img class="px" src="{png_data_uri(picture)}" '
+                f'alt="feature maps of layer {layer}"><figcaption>layer {layer} ({kind}): '
+                f"{count} maps of {height}×{width}</figcaption></figure>")
         label, predicted = names[test.labels[index]], names[targets[n]]
         verdict = "right" if test.labels[index] == targets[n] else "wrong"
         blocks.append(

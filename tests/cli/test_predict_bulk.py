@@ -12,8 +12,8 @@ from PIL import Image
 
 from cnnkit.cli import main
 from cnnkit.data import load_dataset
-from cnnkit.engines.evaluation import open_model
 from cnnkit.imageio import pad_to_aspect
+from cnnkit.model import TrainedModel
 from tests.engines.conftest import SMALL_ARCH
 
 
@@ -53,10 +53,10 @@ def _rows(path):
 
 def _expected_top(run, images, k):
     """The engine's top-k names and probabilities of uint8 images, computed directly."""
-    engine, checkpoint = open_model(run)
-    info = checkpoint.model_info
+    model = TrainedModel.load(run)
+    info = model.checkpoint.model_info
     scaled = (images[:, None].astype(np.float32) / 255 - info["mean"]) / info["std"]
-    logits = engine.logits(scaled).astype(np.float64)
+    logits = model.logits(scaled).astype(np.float64)
     probabilities = np.exp(logits - logits.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]

@@ -8,20 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from tests.engines.conftest import SMALL_ARCH
+from tests.processes import SOURCE_ROOT, cnnkit_process
 
-import cnnkit
 from cnnkit.data import load_dataset
 from cnnkit.engines.checkpoint import load_checkpoint
-from cnnkit.engines.evaluation import evaluate, open_model
+from cnnkit.engines.evaluation import evaluate
 from cnnkit.engines.training import TrainConfig, train
+from cnnkit.model import TrainedModel
 
-SOURCE_ROOT = str(Path(cnnkit.__file__).resolve().parents[1])
 #: The small CNN without dropout: both engines then compute the same function step by step.
 NO_DROPOUT = {
     "name": "small-no-dropout",
@@ -61,7 +60,7 @@ def test_either_engine_evaluates_a_run_of_either_with_the_same_result(runs, trai
     images = load_dataset("synthetic-digits").test_images[:256]
     info = load_checkpoint(run).model_info
     scaled = (images.astype(np.float32) / 255 - info["mean"]) / info["std"]
-    logits = {engine: open_model(run, engine=engine)[0].logits(scaled)
+    logits = {engine: TrainedModel.load(run, engine=engine).logits(scaled)
               for engine in ("torch", "numpy")}
     np.testing.assert_allclose(logits["numpy"], logits["torch"], rtol=0, atol=1e-4)
 
@@ -91,26 +90,8 @@ def test_resume_across_engines_follows_the_single_engine_run(tmp_path, first, se
         assert float(mixed.optimizer["state"][index]["step"]) == float(entries["step"])
 
 
-# `cnnkit ARGS` in an interpreter where `import torch` fails, as without PyTorch installed.
-_WITHOUT_TORCH = (
-    "import sys\n"
-    "sys.modules['torch'] = None\n"
-    "from cnnkit.cli import main\n"
-    "status = main(sys.argv[1:])\n"
-    "assert sys.modules['torch'] is None\n"
-    "sys.exit(status)\n"
-)
-
-
-def _cnnkit(*arguments, cwd, script=None, check=True):
-    command = [sys.executable, "-c", script or _WITHOUT_TORCH, *map(str, arguments)]
-    env = {**os.environ, "CNNKIT_OFFLINE": "1", "PYTHONPATH": SOURCE_ROOT,
-           "OMP_NUM_THREADS": "2"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=300)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
+def _cnnkit(*arguments, cwd, check=True):
+    return cnnkit_process(*arguments, cwd=cwd, check=check)
 
 
 def test_numpy_engine_trains_evaluates_and_predicts_without_torch(tmp_path):

@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from cnnkit.data import load_dataset
-from cnnkit.engines.evaluation import confusion_matrix, evaluate, load_model, predict
+from cnnkit.engines.evaluation import confusion_matrix, evaluate, predict
 from cnnkit.engines.training import TrainConfig, train
+from cnnkit.model import TrainedModel
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def trained(tmp_path_factory, small_arch_spec):
 
 def _direct(run, images):
     """Probabilities of the checkpoint's model on uint8 images, computed here step by step."""
-    model, state = load_model(run)
-    info = state.model_info
+    loaded = TrainedModel.load(run, engine="torch")
+    model, info = loaded.runner.model, loaded.checkpoint.model_info
     x = (torch.from_numpy(images).float() / 255 - info["mean"]) / info["std"]
     with torch.no_grad():
         return torch.softmax(model(x), dim=1).numpy()

@@ -102,6 +102,62 @@ def test_resume_continues_exactly(small_arch, tmp_path):
     assert [r["epoch"] for r in rows] == ["1", "2"]
 
 
+def test_resume_from_a_given_checkpoint_does_not_read_it_again(small_arch, tmp_path,
+                                                               monkeypatch):
+    """A checkpoint the caller has read is the one resumed from (the folder's is not read
+    again), and the run ends as a straight one does."""
+    from cnnkit.engines import training
+
+    train(_config(small_arch, epochs=2), tmp_path / "straight", evaluate_test=False)
+    train(_config(small_arch, epochs=1), tmp_path / "split", evaluate_test=False)
+    saved = load_checkpoint(tmp_path / "split")
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the checkpoint was read a second time")
+
+    monkeypatch.setattr(training, "load_checkpoint", read_again)
+    train(_config(small_arch, epochs=2), tmp_path / "split", resume=True, checkpoint=saved,
+          evaluate_test=False)
+    assert _equal(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
+
+
+def test_checkpoint_without_resume_is_refused(small_arch, tmp_path):
+    """A checkpoint given for a new run is refused before the folder is made."""
+    train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
+    with pytest.raises(ValueError, match="only to resume"):
+        train(_config(small_arch), tmp_path / "new", checkpoint=load_checkpoint(tmp_path / "run"))
+    assert not (tmp_path / "new").exists()
+
+
+class _Recorder:
+    """An observer that writes down each call of the loop."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_step(self, engine, epoch, step, steps, lr):
+        self.calls.append(("step", epoch, step, steps))
+
+    def on_epoch(self, row, engine):
+        self.calls.append(("epoch", row["epoch"]))
+
+    def on_end(self, engine, data, model_info, epoch):
+        self.calls.append(("end", epoch))
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_observers_see_every_step_every_epoch_and_the_end(small_arch, tmp_path, engine):
+    """2 epochs of 10 steps: the observer is called after each step, then the epoch, in order,
+    and once at the end with the number of epochs trained."""
+    recorder = _Recorder()
+    train(_config(small_arch, train_limit=840, engine=engine), tmp_path / "run",
+          evaluate_test=False, observers=[recorder])
+    expected = []
+    for epoch in range(2):
+        expected += [("step", epoch, step, 10) for step in range(10)] + [("epoch", epoch + 1)]
+    assert recorder.calls == [*expected, ("end", 2)]
+
+
 def test_resume_with_another_architecture_is_refused(small_arch, tmp_path):
     """Resuming with a different architecture names the difference."""
     train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
@@ -191,7 +247,7 @@ def test_fp16_with_gradient_scaler_runs_and_resumes(small_arch, tmp_path):
 def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, tmp_path):
     """With torch.compile the model learns like the eager one, and the checkpoint holds plain
     weights that load into an uncompiled model."""
-    from cnnkit.engines.evaluation import load_model
+    from cnnkit.model import TrainedModel
 
     eager = train(_config(small_arch, epochs=2, precision="fp32"), tmp_path / "eager",
                   evaluate_test=False)
@@ -199,7 +255,7 @@ def test_compiled_model_trains_and_its_checkpoint_loads_uncompiled(small_arch, t
                      tmp_path / "compiled", evaluate_test=False)
     for row_eager, row_compiled in zip(eager.history, compiled.history, strict=True):
         assert row_compiled["train_loss"] == pytest.approx(row_eager["train_loss"], rel=0.02)
-    model, _ = load_model(tmp_path / "compiled")
+    model = TrainedModel.load(tmp_path / "compiled", engine="torch").runner.model
     assert not any("_orig_mod" in name for name, _ in model.named_parameters())
 
 

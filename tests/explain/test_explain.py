@@ -1,125 +1,51 @@
-"""Feature maps, attributions, nearest classic kernels and the PCA map, on constructed cases."""
+"""Explanations, nearest classic kernels, the PCA map and image preparation, on constructed
+cases (the attributions themselves are checked in test_attributions.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch import nn
 
-from cnnkit.arch import load_architecture, trace
-from cnnkit.engines.model import build_model
 from cnnkit.errors import InvalidArgument
 from cnnkit.explain import (
-    attribute,
     classic_kernels,
-    conv_weights,
     explain_images,
     explanation_figure,
-    feature_maps,
     nearest_classic_kernel,
     pca_2d,
-    prepare_for_model,
-    shown_layers,
-    spatial_layers,
-    tile_maps,
 )
 from cnnkit.filters.kernels import gaussian_kernel, laplacian_kernel, scharr_kernel, sobel_kernel
-
-INFO = {"input_shape": [1, 28, 28], "mean": 0.2, "std": 0.3, "background": "dark"}
-
-
-def _left_half_network(seed: int = 0) -> nn.Sequential:
-    """conv 3x3 (padding 1), ReLU, linear on 16x16 inputs; the linear layer ignores the conv
-    outputs in columns 7 and up, so the right half (input columns 8 and up) cannot change any
-    score."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 16 * 16, 3))
-    with torch.no_grad():
-        model[3].weight.view(3, 4, 16, 16)[..., 7:] = 0.0
-    return model.eval()
+from cnnkit.model import TrainedModel
+from cnnkit.modelinfo import ModelInfo, Normalisation
+from cnnkit.pictures import tile_maps
 
 
-def test_feature_map_shapes_equal_the_summary():
-    """Every spatial layer's feature maps have the shape the architecture summary traces."""
-    arch = load_architecture("tutorial")
-    model = build_model(arch, (1, 28, 28)).eval()
-    maps = feature_maps(model, torch.randn(2, 1, 28, 28))
-    rows = trace(arch, (1, 28, 28))
-    assert sorted(maps) == spatial_layers(model) == [0, 1, 2, 3, 4, 5]
-    for index, values in maps.items():
-        assert values.shape == (2, *rows[index].output_shape)
+def _tutorial_info() -> ModelInfo:
+    return ModelInfo.from_dict({"arch": "tutorial", "input_shape": [1, 28, 28],
+                                "num_classes": 10, "class_names": list("0123456789"),
+                                "mean": 0.2, "std": 0.3, "background": "dark"})
 
 
-def test_shown_layers_are_after_activation_and_pooling():
-    """A convolution followed by ReLU is shown through its ReLU; pooling layers are shown."""
-    model = build_model(load_architecture("tutorial"), (1, 28, 28))
-    assert shown_layers(model) == [1, 2, 4, 5]
+def _dark_background_model() -> TrainedModel:
+    """A 1x28x28 model trained (as it says) on light-on-dark images, normalised 0.2/0.3."""
+    weights = {"1.weight": np.zeros((2, 784), np.float32), "1.bias": np.zeros(2, np.float32)}
+    return TrainedModel.from_weights(
+        {"layers": [{"type": "flatten"}, {"type": "linear", "out_features": 2}]}, (1, 28, 28),
+        weights, normalisation=Normalisation(0.2, 0.3), background="dark", engine="numpy")
 
 
-@pytest.mark.parametrize("method", ["saliency", "integrated-gradients"])
-def test_network_seeing_only_the_left_half_gives_zero_attribution_on_the_right(method):
-    """Inputs the scores cannot depend on get exactly zero attribution; the left half does not."""
-    model = _left_half_network()
-    inputs = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(1))
-    result = attribute(model, inputs, [0, 1, 2], method=method)
-    assert result.shape == (3, 16, 16)
-    assert np.all(result[:, :, 8:] == 0.0)
-    assert np.all(np.abs(result[:, :, :6]).sum(axis=(1, 2)) > 0)
-
-
-def test_saliency_of_a_linear_model_is_the_weight_size():
-    """For score = w·x the saliency is |w| (largest over channels)."""
-    torch.manual_seed(2)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 5 * 5, 3)).eval()
-    result = attribute(model, torch.randn(1, 2, 5, 5), [1], method="saliency")
-    expected = model[1].weight[1].detach().abs().view(2, 5, 5).amax(dim=0).numpy()
-    np.testing.assert_allclose(result[0], expected, rtol=1e-6)
-
-
-def test_integrated_gradients_of_a_linear_model_are_exact():
-    """For score = w·x + b, integrated gradients are (x - x0)·w summed over channels."""
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).eval()
-    inputs, baseline = torch.randn(2, 2, 4, 4), torch.full((1, 2, 4, 4), -0.5)
-    result = attribute(model, inputs, [0, 1], method="integrated-gradients", baseline=baseline,
-                       steps=4)
-    weights = model[1].weight.detach().view(2, 2, 4, 4)
-    expected = ((inputs - baseline) * weights).sum(dim=1).numpy()
-    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_integrated_gradients_add_up_to_the_score_difference():
-    """Completeness: the attributions sum to score(x) - score(baseline) (midpoint rule, 1%)."""
-    model = _left_half_network(seed=4)
-    inputs = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(5))
-    result = attribute(model, inputs, [2, 0], method="integrated-gradients", steps=128)
-    with torch.no_grad():
-        scores = model(inputs)[[0, 1], [2, 0]] - model(torch.zeros(1, 1, 16, 16))[0, [2, 0]]
-    np.testing.assert_allclose(result.sum(axis=(1, 2)), scores.numpy(), rtol=1e-2, atol=1e-3)
-
-
-def test_gradcam_of_a_summing_network_is_the_rectified_activation():
-    """With score = sum of the activation every channel weight is 1, so Grad-CAM equals the
-    activation (same size: nothing to interpolate)."""
-    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(36, 1, bias=False)).eval()
-    with torch.no_grad():
-        model[0].weight.copy_(torch.tensor(sobel_kernel(1)).view(1, 1, 3, 3))
-        model[3].weight.fill_(1.0)
-    inputs = torch.randn(1, 1, 6, 6, generator=torch.Generator().manual_seed(6))
-    result = attribute(model, inputs, [0], method="gradcam")
-    expected = torch.relu(model[0](inputs)).detach().numpy()[:, 0]
-    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_gradcam_refuses_a_layer_without_maps():
-    """Grad-CAM on the flatten layer is refused, naming the layers that have maps."""
-    with pytest.raises(InvalidArgument, match=r"\(0, 1\), got 2"):
-        attribute(_left_half_network(), torch.rand(1, 1, 16, 16), [0], method="gradcam",
-                  layer=2)
+def test_feature_map_layers_follow_the_traced_kinds():
+    """The tutorial's layers 0-5 have maps; shown are those after each activation and pooling
+    (a convolution followed by ReLU is shown through its ReLU); Grad-CAM looks at the last
+    convolution's ReLU."""
+    info = _tutorial_info()
+    assert info.spatial_layers == [0, 1, 2, 3, 4, 5]
+    assert info.shown_layers() == [1, 2, 4, 5]
+    assert info.shown_layers(every=True) == info.spatial_layers
+    assert info.gradcam_layer == 4
+    assert [info.layers[i].output_shape for i in (0, 2, 5)] == [(32, 28, 28), (32, 14, 14),
+                                                               (64, 7, 7)]
 
 
 def test_sobel_first_layer_is_labelled_sobel():
@@ -134,10 +60,14 @@ def test_sobel_first_layer_is_labelled_sobel():
         "box": (np.full((3, 3), -0.2), -1),
         "identity": (np.eye(3)[1][:, None] * np.eye(3)[1][None, :], 1),
     }
-    model = nn.Sequential(nn.Conv2d(1, len(kernels), 3), nn.ReLU())
-    with torch.no_grad():
-        model[0].weight.copy_(torch.tensor(np.stack([k for k, _ in kernels.values()]))[:, None])
-    (_, weights), = conv_weights(model)
+    stacked = np.stack([k for k, _ in kernels.values()])[:, None].astype(np.float32)
+    model = TrainedModel.from_weights(
+        {"layers": [{"type": "conv2d", "out_channels": len(kernels), "kernel_size": 3},
+                    {"type": "flatten"}, {"type": "linear", "out_features": 2}]}, (1, 3, 3),
+        {"0.weight": stacked, "0.bias": np.zeros(len(kernels), np.float32),
+         "2.weight": np.zeros((2, len(kernels)), np.float32), "2.bias": np.zeros(2, np.float32)},
+        engine="numpy")
+    (_, weights), = model.conv_weights()
     for (name, (_, sign)), kernel in zip(kernels.items(), weights[:, 0], strict=True):
         match = nearest_classic_kernel(kernel)
         assert (match.name, match.sign) == (name, sign)
@@ -197,7 +127,7 @@ def test_prepare_notes_conversion_resizing_and_inversion(tmp_path):
     picture = np.full((40, 56, 4), 255, np.uint8)
     picture[10:30, 20:36, :3] = 0
     Image.fromarray(picture, "RGBA").save(tmp_path / "shoe.png")
-    prepared = prepare_for_model(tmp_path / "shoe.png", INFO)
+    prepared = _dark_background_model().prepare(tmp_path / "shoe.png", invert="auto")
     assert prepared.pixels.shape == (1, 28, 28)
     assert prepared.notes[:4] == ["converted from RGBA to grayscale",
                                   "padded to the input's aspect ratio with its background colour",
@@ -209,27 +139,29 @@ def test_prepare_notes_conversion_resizing_and_inversion(tmp_path):
 def test_prepare_notes_nothing_for_a_matching_image(tmp_path):
     """A grayscale 28x28 image on a dark background needs only normalising."""
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")
-    assert len(prepare_for_model(tmp_path / "digit.png", INFO).notes) == 1
+    assert len(_dark_background_model().prepare(tmp_path / "digit.png").notes) == 1
 
 
 def test_prepare_refuses_a_non_image(tmp_path):
     """A text file is refused with its name."""
     (tmp_path / "notes.txt").write_text("not an image")
     with pytest.raises(ValueError, match=r"notes\.txt"):
-        prepare_for_model(tmp_path / "notes.txt", INFO)
+        _dark_background_model().prepare(tmp_path / "notes.txt")
 
 
-def test_explain_images_of_a_trained_run(run_dir, tmp_path):
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_explain_images_of_a_trained_run(run_dir, tmp_path, engine):
     """Top classes sorted, maps of the shown layers, one attribution per image; --layer
-    keeps one layer."""
+    keeps one layer; on either engine."""
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
-    (result,) = explain_images(run_dir, [tmp_path / "blank.png"], method="saliency", top_k=4)
+    (result,) = explain_images(run_dir, [tmp_path / "blank.png"], method="saliency", top_k=4,
+                               engine=engine)
     assert len(result.top_classes) == 4
     assert result.top_probabilities == sorted(result.top_probabilities, reverse=True)
     assert sorted(result.maps) == [1, 2, 4, 5]
     assert result.attribution.shape == (28, 28)
-    (single,) = explain_images(run_dir, [tmp_path / "blank.png"], layer=4)
+    (single,) = explain_images(run_dir, [tmp_path / "blank.png"], layer=4, engine=engine)
     assert list(single.maps) == [4] and single.maps[4].shape == (8, 14, 14)
     assert len(explanation_figure(single).axes) >= 4
     with pytest.raises(InvalidArgument, match="got 6"):
-        explain_images(run_dir, [tmp_path / "blank.png"], layer=6)
+        explain_images(run_dir, [tmp_path / "blank.png"], layer=6, engine=engine)

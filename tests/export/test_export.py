@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from cnnkit.cli import main
-from cnnkit.engines.evaluation import load_model
 from cnnkit.engines.training import TrainConfig, train
 from cnnkit.export import export_onnx
+from cnnkit.model import TrainedModel
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -37,8 +37,8 @@ def test_exported_logits_match_the_engine_for_any_batch(run_dir):
     check = export_onnx(run_dir)
     assert check.path == run_dir / "model.onnx" and check.max_abs_difference <= 1e-4
     assert [p.name for p in run_dir.iterdir() if p.name.startswith("model")] == ["model.onnx"]
-    model, state = load_model(run_dir, engine="torch")
-    info = state.model_info
+    loaded = TrainedModel.load(run_dir, engine="torch")
+    model, info = loaded.runner.model, loaded.checkpoint.model_info
     session = onnxruntime.InferenceSession(str(check.path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
     for batch in (1, 7):

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
 
 
@@ -28,16 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which split of the data set to evaluate on (default: test; a "
                         "data set without a test split is evaluated on all of its images)")
     parser.add_argument("--best", action="store_true", help="use the run's best checkpoint")
-    parser.add_argument("--engine", choices=("numpy", "torch"),
-                        help="which engine computes (default: torch where it imports, numpy "
-                        "otherwise); either runs a model trained by either")
-    parser.add_argument("--device", default="auto",
-                        help="torch: auto, cpu, cuda, cuda:N, mps (default: auto)")
     parser.add_argument("--figure", help="confusion-matrix PNG (default: confusion-SPLIT.png "
                         "in the run folder, or next to the checkpoint, refreshed on every "
                         "evaluation)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --figure file")
+    add_engine_options(parser, device="auto")
     parser.set_defaults(handler=run)
 
 

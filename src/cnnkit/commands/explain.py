@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
 
 
@@ -33,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--invert", choices=("auto", "always", "never"),
                         help="white-on-black conversion: auto judges each picture by its border "
                         "(default auto for digit data sets, never otherwise, as in predict)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files named with -o")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         if path.exists() and not replace:
             raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
     explanations = explain_images(args.run, args.images, method=args.method, layer=args.layer,
-                                  top_k=args.top_k, invert=args.invert, device=args.device)
+                                  top_k=args.top_k, invert=args.invert, engine=args.engine,
+                                  device=args.device)
     for explanation, path in zip(explanations, paths, strict=True):
         ranked = ", ".join(
             f"{name} {100 * probability:.1f}%"

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 
 
@@ -38,11 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=256,
                         help="images read and classified together (default 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
-    parser.add_argument("--engine", choices=("numpy", "torch"),
-                        help="which engine computes (default: torch where it imports, numpy "
-                        "otherwise); either runs a model trained by either")
-    parser.add_argument("--device", default="cpu", help="torch: cpu (default), cuda, mps, auto")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)
 
 

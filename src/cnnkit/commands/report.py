@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.commands.options import add_engine_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="replace an existing FILE named with -o")
     parser.add_argument("--data-dir", help="a folder searched first for data files"
                         " (default: none, only the standard places)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps, auto")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -32,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     from cnnkit.report import write_report
 
     path = write_report(args.run, args.output, overwrite=args.overwrite,
-                        data_dir=args.data_dir, device=args.device)
+                        data_dir=args.data_dir, device=args.device, engine=args.engine)
     print(f"report written to {path}")
     return 0

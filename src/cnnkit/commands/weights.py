@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
 
 
@@ -28,12 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="use the run's best checkpoint (default: the last one)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing file named with -o")
+    add_engine_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.engines.evaluation import load_model
-    from cnnkit.explain import conv_weights, nearest_classic_kernel, weights_figure
+    from cnnkit.explain import nearest_classic_kernel, weights_figure
+    from cnnkit.model import TrainedModel
     from cnnkit.plots import save_figure
 
     source = Path(args.run)
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         source if source.is_dir() else source.parent) / "weights.png"
     if path.exists() and not replace:
         raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
-    model, _ = load_model(source, engine="torch", best=args.best)
-    layers = conv_weights(model)
+    model = TrainedModel.load(source, engine=args.engine, device=args.device, best=args.best)
+    layers = model.conv_weights()
     if layers:
         index, weights = layers[0]
         print(f"layer {index}: {len(weights)} kernels of {weights.shape[2]}x{weights.shape[3]}"

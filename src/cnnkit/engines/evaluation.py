@@ -1,6 +1,7 @@
 """Using a trained model: evaluation on a data set, and prediction for image files.
 
-Either engine runs a checkpoint of either engine (``engine='numpy'`` needs no PyTorch).
+Both go through :class:`cnnkit.model.TrainedModel`, so either engine runs a checkpoint of either
+engine (``engine='numpy'`` needs no PyTorch).
 """
 
 from __future__ import annotations
@@ -13,70 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.arch import load_architecture
-from cnnkit.data import is_digits, load_dataset
-from cnnkit.data.imagefolder import IMAGE_SUFFIXES, load_image
-from cnnkit.engines.base import engine_class
-from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
-from cnnkit.engines.config import TrainConfig
+from cnnkit.data import load_dataset
+from cnnkit.data.imagefolder import IMAGE_SUFFIXES
+from cnnkit.engines.checkpoint import Checkpoint, check_compatible
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
+from cnnkit.model import INVERT_MODES, PreparedImage, TrainedModel, top_classes
 
 __all__ = [
-    "INVERT_MODES",
     "Evaluation",
-    "ModelImage",
     "Prediction",
     "class_names_warning",
     "confusion_matrix",
-    "default_invert",
     "evaluate",
     "find_images",
-    "load_model",
     "load_split",
-    "model_input",
-    "normalise",
-    "open_model",
     "predict",
-    "prepare_image",
-    "softmax",
-    "top_classes",
 ]
-
-#: Accepted values of ``invert``: judge by the picture's border, always, never.
-INVERT_MODES = ("auto", "always", "never")
-
-
-def open_model(
-    source: str | os.PathLike, *, engine: str | None = None, device: str = "cpu",
-    best: bool = False,
-):
-    """An engine holding the model of a checkpoint (or run folder), and the checkpoint.
-
-    ``engine`` is ``'numpy'``, ``'torch'`` or None/``'auto'`` (PyTorch where it imports); either
-    reads a checkpoint written by either. The model is in evaluation mode, computing in fp32.
-    """
-    checkpoint = load_checkpoint(source, best=best)
-    config = TrainConfig(device=device, precision="fp32", channels_last=False,
-                         fused_optimizer=False)
-    runner = engine_class(engine)(config)
-    info = checkpoint.model_info
-    runner.build(load_architecture(info["arch"]), info["input_shape"], info["num_classes"],
-                 seed=0, lr=None)
-    runner.load_weights(checkpoint.model, str(source))
-    return runner, checkpoint
-
-
-def load_model(
-    source: str | os.PathLike, *, engine: str | None = None, device: str = "cpu",
-    best: bool = False,
-) -> tuple[object, Checkpoint]:
-    """The model of a checkpoint (or run folder) in eval mode, and the checkpoint.
-
-    The model is a ``torch.nn.Module`` with ``engine='torch'`` and a :class:`cnnkit.nn.Module`
-    with ``engine='numpy'``.
-    """
-    runner, checkpoint = open_model(source, engine=engine, device=device, best=best)
-    return runner.model.eval(), checkpoint
 
 
 def load_split(
@@ -145,47 +98,6 @@ def class_names_warning(model_classes: Sequence[str], data_classes: Sequence[str
 
 def _short_list(names: list[str]) -> str:
     return repr(names) if len(names) <= 4 else f"[{', '.join(map(repr, names[:3]))}, ...]"
-
-
-def model_input(pixels: np.ndarray, model_info: dict):
-    """uint8 images ``(N, C, H, W)`` as the float32 tensor a PyTorch model takes: scaled to
-    [0, 1] and standardised with the training split's mean and standard deviation."""
-    import torch
-
-    # A new float32 array: the pixels may be a read-only memory map of the decoded cache.
-    batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-    return (batch / 255.0 - model_info["mean"]) / model_info["std"]
-
-
-def normalise(pixels: np.ndarray, model_info: dict) -> np.ndarray:
-    """uint8 images ``(N, C, H, W)`` as the float32 array a NumPy model takes: scaled to [0, 1]
-    and standardised with the training split's mean and standard deviation (the same numbers
-    as :func:`model_input`)."""
-    return np.asarray(pixels, np.float32) * np.float32(1.0 / (255.0 * model_info["std"])) - (
-        np.float32(model_info["mean"] / model_info["std"]))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities (float64) of logits ``(N, classes)``.
-
-    >>> softmax(np.array([[0.0, 0.0]])).tolist()
-    [[0.5, 0.5]]
-    """
-    logits = np.asarray(logits, np.float64)
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return probabilities / probabilities.sum(axis=1, keepdims=True)
-
-
-def top_classes(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The indices of the ``top_k`` most probable classes of each row, most probable first
-    (ties to the lower index), and their probabilities.
-
-    >>> top_classes(np.array([[0.2, 0.5, 0.3]]), 2)[0].tolist()
-    [[1, 2]]
-    """
-    k = min(check_int(top_k, "top_k", minimum=1), probabilities.shape[1])
-    indices = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return indices, np.take_along_axis(probabilities, indices, axis=1)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -274,78 +186,22 @@ def evaluate(
     """
     check_choice(split, "split", ("test", "train"))
     batch_size = check_int(batch_size, "batch_size", minimum=1)
-    runner, checkpoint = open_model(source, engine=engine, device=device, best=best)
-    info = checkpoint.model_info
+    model = TrainedModel.load(source, engine=engine, device=device, best=best)
+    info = model.info
     name, split, images, labels, classes = _open_split(
-        checkpoint, f"the model in {source}", dataset, split=split, data_dir=data_dir)
-    loader = runner.loader(images, labels, batch_size=batch_size, mean=info["mean"],
-                           std=info["std"])
-    result = runner.evaluate(loader, collect=True)
-    confusion = confusion_matrix(result["labels"], result["predictions"], info["num_classes"])
+        model.checkpoint, f"the model in {source}", dataset, split=split, data_dir=data_dir)
+    result = model.evaluate(images, labels, batch_size=batch_size)
+    confusion = confusion_matrix(result["labels"], result["predictions"], info.num_classes)
     predicted_counts = confusion.sum(axis=0)
     true_counts = confusion.sum(axis=1)
     diagonal = np.diag(confusion).astype(np.float64)
     precision = np.divide(diagonal, predicted_counts, out=np.zeros_like(diagonal),
                           where=predicted_counts > 0)
     recall = np.divide(diagonal, true_counts, out=np.zeros_like(diagonal), where=true_counts > 0)
-    warning = class_names_warning(info["class_names"], classes)
+    warning = class_names_warning(info.class_names, classes)
     return Evaluation(name, split, result["count"], result["loss"], result["accuracy"],
-                      list(info["class_names"]), precision, recall, confusion,
+                      list(info.class_names), precision, recall, confusion,
                       warnings=[warning] if warning else [])
-
-
-@dataclass
-class ModelImage:
-    """An image file brought to a model's input, and what was done on the way."""
-
-    path: str
-    pixels: np.ndarray  # uint8 (C, H, W), before normalisation
-    size: tuple[int, int]  # the file's (rows, columns)
-    padded: bool  # another aspect ratio than the model's: padded with its background
-    inverted: bool  # dark on light, inverted to light on dark
-
-
-def default_invert(dataset: str) -> str:
-    """``invert`` when none is given: ``'auto'`` for models of digits (a digit written on paper
-    is dark on light, MNIST's are light on dark), ``'never'`` for other data sets.
-
-    >>> default_invert("mnist"), default_invert("fashion-mnist")
-    ('auto', 'never')
-    """
-    return "auto" if is_digits(dataset) else "never"
-
-
-def prepare_image(
-    path: str | os.PathLike,
-    input_shape: Sequence[int],
-    *,
-    invert: str = "auto",
-    background: str | None = "dark",
-) -> ModelImage:
-    """An image file brought to a model's input: uint8 ``(C, H, W)`` pixels and the steps taken.
-
-    The image is converted to grayscale or RGB, padded to the input's aspect ratio with its
-    background colour (the median of its border, so nothing is squashed), and resized.
-    MNIST-style models expect white strokes on black; ``invert='auto'`` inverts a photo or scan
-    with a light background (judged by the mean of its border pixels) when the model was
-    trained on a dark background, ``'always'`` always inverts and ``'never'`` never does.
-    """
-    from cnnkit.imageio import image_shape
-
-    check_choice(invert, "invert", INVERT_MODES)
-    channels, height, width = (int(n) for n in input_shape)
-    image = load_image(path, (channels, height, width), fit="pad")
-    # From the header: EXIF rotation may swap rows and columns, which changes nothing for a
-    # square input (every model of the named data sets).
-    rows, columns = image_shape(path)[:2]
-    if invert == "auto":
-        border = np.concatenate([image[:, 0].ravel(), image[:, -1].ravel(),
-                                 image[:, :, 0].ravel(), image[:, :, -1].ravel()])
-        flip = background == "dark" and border.mean() > 127.5
-    else:
-        flip = invert == "always"
-    return ModelImage(str(Path(path)), 255 - image if flip else image, (rows, columns),
-                      rows * width != columns * height, bool(flip))
 
 
 def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -420,7 +276,8 @@ def predict(
     images : sequence of path-like
         Image files, and folders searched recursively (:func:`find_images`).
     invert : {'auto', 'always', 'never'}, optional
-        Default :func:`default_invert` of the model's data set (see :func:`prepare_image`).
+        Default :func:`cnnkit.model.default_invert` of the model's data set (see
+        :meth:`cnnkit.model.TrainedModel.prepare`).
     batch_size : int
         Images read and classified together.
     on_error : {'raise', 'skip'}
@@ -441,19 +298,14 @@ def predict(
     check_choice(on_error, "on_error", ("raise", "skip"))
     if invert is not None:
         check_choice(invert, "invert", INVERT_MODES)
-    runner, checkpoint = open_model(source, engine=engine, device=device)
+    model = TrainedModel.load(source, engine=engine, device=device)
     files = find_images(images)
-    info = checkpoint.model_info
-    if invert is None:
-        invert = default_invert(checkpoint.config.get("dataset", "synthetic-digits"))
-    shape = tuple(info["input_shape"])
     results, first_failure = [], None
     for start in range(0, len(files), batch_size):
         prepared = []
         for path in files[start:start + batch_size]:
             try:
-                prepared.append(prepare_image(path, shape, invert=invert,
-                                              background=info.get("background")))
+                prepared.append(model.prepare(path, invert=invert))
             except CnnkitError as exc:
                 if on_error == "raise":
                     raise
@@ -461,7 +313,7 @@ def predict(
                 if report is not None:
                     report(f"skipped {path}: {exc}")
         if prepared:
-            results += _top_classes(runner, info, prepared, top_k)
+            results += _top_classes(model, prepared, top_k)
         if progress is not None:
             progress(len(files[start:start + batch_size]), len(files))
     if not results:
@@ -470,11 +322,12 @@ def predict(
     return results
 
 
-def _top_classes(runner, info: dict, prepared: list[ModelImage], top_k: int) -> list[Prediction]:
-    """The engine's top ``top_k`` classes of each prepared image."""
-    logits = runner.logits(normalise(np.stack([image.pixels for image in prepared]), info))
-    indices, values = top_classes(softmax(logits), top_k)
-    names = info["class_names"]
+def _top_classes(model: TrainedModel, prepared: list[PreparedImage],
+                 top_k: int) -> list[Prediction]:
+    """The model's top ``top_k`` classes of each prepared image."""
+    probabilities = model.probabilities(model.normalise(np.stack([p.pixels for p in prepared])))
+    indices, values = top_classes(probabilities, top_k)
+    names = model.info.class_names
     return [
         Prediction(image.path, [names[i] for i in row_indices.tolist()], row_indices.tolist(),
                    [round(v, 6) for v in row_values.tolist()], image.inverted, image.padded)

@@ -25,7 +25,7 @@ from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument, InvalidType, StateDictError
 from cnnkit.nn import Adam, Dropout, build_model, cross_entropy
 
-__all__ = ["ENGINE", "NumpyBatch", "NumpyBatches", "NumpyEngine"]
+__all__ = ["ENGINE", "NumpyBatch", "NumpyBatches", "NumpyEngine", "NumpyNetwork"]
 
 _HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 
@@ -249,8 +249,42 @@ class NumpyEngine:
         self.model.train(was_training)
         return hidden.reshape(len(hidden), -1)
 
+    def network(self) -> NumpyNetwork:
+        """The model as a :class:`cnnkit.model.Network`, in evaluation mode."""
+        return NumpyNetwork(self.model)
+
     def finish(self) -> str | None:
         return None
+
+
+class NumpyNetwork:
+    """A :class:`cnnkit.nn.Sequential` seen as a :class:`cnnkit.model.Network`.
+
+    ``pullback`` runs the layers' forward passes (which keep what their backward passes need)
+    and then their backward passes; the parameter gradients this accumulates are cleared, so
+    the model is left as it was found. One call at a time per model.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model.eval()
+
+    def run(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        value = np.ascontiguousarray(inputs, np.float32)
+        for index in range(start, stop):
+            value = self.model.forward_layer(index, value)
+        return value
+
+    def pullback(self, inputs: np.ndarray, start: int, stop: int,
+                 grad_output: np.ndarray) -> np.ndarray:
+        self.run(inputs, start, stop)
+        grad = np.asarray(grad_output, np.float32)
+        for index in reversed(range(start, stop)):
+            grad = self.model[index].backward(grad)
+        self.model.zero_grad()
+        return grad
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.model.state_dict()
 
 
 ENGINE = NumpyEngine

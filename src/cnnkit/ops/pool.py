@@ -20,6 +20,7 @@ from cnnkit.shapes import output_size
 __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
+    "avg_pool2d_divisor",
     "global_avg_pool2d",
     "max_pool2d",
     "max_pool2d_backward",
@@ -183,6 +184,28 @@ def _avg_divisor(plan: _PoolPlan, count_include_pad: bool, divisor_override) -> 
         else:
             counts.append(np.minimum(end, n) - np.maximum(start, 0))
     return (counts[0][:, np.newaxis] * counts[1][np.newaxis, :]).astype(plan.x.dtype)
+
+
+def avg_pool2d_divisor(
+    input: np.ndarray,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """What :func:`avg_pool2d` divides each output's window sum by, ``(H_out, W_out)``.
+
+    The window's size, less the padded positions with ``count_include_pad=False``, and less
+    the part of a ``ceil_mode`` window that lies beyond the right padding (PyTorch's rules).
+
+    >>> avg_pool2d_divisor(np.zeros((1, 1, 3, 3)), 2, padding=1, count_include_pad=False)
+    array([[1., 2.],
+           [2., 4.]])
+    """
+    plan = _plan(input, kernel_size, stride, padding, 1, ceil_mode, "avg")
+    return np.broadcast_to(_avg_divisor(plan, bool(count_include_pad), None),
+                           plan.out_shape).astype(np.float64)
 
 
 def avg_pool2d(

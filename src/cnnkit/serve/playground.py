@@ -38,8 +38,8 @@ from cnnkit.ops import (
     max_pool2d,
     pad,
 )
-from cnnkit.ops.pool import _avg_divisor, _plan
-from cnnkit.report import _png
+from cnnkit.ops.pool import avg_pool2d_divisor
+from cnnkit.pictures import png_data_uri
 from cnnkit.shapes import PADDING_NAMES, explain_output_size, resolve_padding
 
 __all__ = [
@@ -185,7 +185,7 @@ def kernel_from(request: dict) -> np.ndarray:
 
 def picture(values: np.ndarray, method: str = "rescale") -> str:
     """A 2-D array as a PNG data URI through :func:`cnnkit.imageio.to_uint8`."""
-    return _png(to_uint8(values, method))
+    return png_data_uri(to_uint8(values, method))
 
 
 def _rounded(values: np.ndarray) -> list:
@@ -463,8 +463,8 @@ def pooling(request: dict, uploads) -> dict:
             flat = int(chosen[0][pixel])
             explained["chosen"] = [flat // image.shape[1], flat % image.shape[1]]
         else:
-            plan = _plan(batch[np.newaxis], size, stride, padding, 1, ceil_mode, "avg")
-            divisor = np.broadcast_to(_avg_divisor(plan, include_pad, None), output.shape)
+            divisor = avg_pool2d_divisor(batch[np.newaxis], size, stride, padding, ceil_mode,
+                                         include_pad)
             explained["sum"] = float(np.nansum(window))
             explained["divisor"] = float(divisor[pixel])
         result["pixel"] = explained

@@ -1,0 +1,193 @@
+"""What a trained network is, without its weights: the typed description every checkpoint holds.
+
+:class:`ModelInfo` is the one reading of a checkpoint's ``model_info`` entry (a JSON object on
+disk): the architecture traced on the input shape (so each layer's kind, output shape and
+module arguments are typed fields, never looked up by string key), the class names, the data
+set it was trained on, the background of its images and the pixel :class:`Normalisation`.
+
+:class:`Normalisation` is the one formula that turns uint8 pixels into what a network takes,
+``(pixel / 255 - mean) / std``, computed in float32 as ``pixel * scale - shift``. Both engines'
+loaders, training's augmentation fill, prediction, explanation and the ONNX export use it, so the
+numbers are identical everywhere.
+
+Which layers have feature maps, which of them are worth showing and which one Grad-CAM looks at
+are decided here, from the traced kinds, for every view and engine alike.
+
+Nothing here imports an engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit.arch import Architecture, LayerTrace, load_architecture, parse_input_shape, trace
+from cnnkit.errors import InvalidArgument
+
+__all__ = ["ACTIVATIONS", "ModelInfo", "Normalisation", "layers_to_show"]
+
+#: Layer kinds that rectify or squash a map (a convolution followed by one is shown after it).
+ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Pixel statistics of the training split in [0, 1] units, and the formula that uses them.
+
+    >>> norm = Normalisation(0.5, 0.25)
+    >>> norm.apply(np.array([0, 255], np.uint8)).tolist()
+    [-2.0, 2.0]
+    >>> norm.describe()
+    '(pixel/255 - 0.500) / 0.250'
+    """
+
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value
+            ):
+                raise InvalidArgument(f"the pixel {name} must be a finite number, got {value!r}")
+        if not self.std > 0:
+            raise InvalidArgument(f"the pixel std must be positive, got {self.std!r}")
+
+    @property
+    def scale(self) -> np.float32:
+        """The factor of a uint8 pixel: ``1 / (255 std)``."""
+        return np.float32(1.0 / (255.0 * self.std))
+
+    @property
+    def shift(self) -> np.float32:
+        """What is subtracted after scaling: ``mean / std``."""
+        return np.float32(self.mean / self.std)
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (or any real) pixels as float32 ``pixel * scale - shift``, a new array."""
+        return np.asarray(pixels, np.float32) * self.scale - self.shift
+
+    def value_of(self, intensity: float) -> float:
+        """What a pixel of ``intensity`` in [0, 1] becomes (a dark background is 0)."""
+        return float((intensity - self.mean) / self.std)
+
+    def describe(self, digits: int = 3) -> str:
+        """The formula with the numbers put in."""
+        return f"(pixel/255 - {self.mean:.{digits}f}) / {self.std:.{digits}f}"
+
+
+def layers_to_show(kinds: Sequence[str], *, every: bool = False) -> list[int]:
+    """The layers whose feature maps are worth showing, from the layers' kinds in order.
+
+    Every layer before the first ``flatten`` or ``linear`` has maps ``(C, H, W)``; with
+    ``every`` all of them are listed. Otherwise a convolution directly followed by an activation
+    is left out (its activation shows the same maps, rectified).
+
+    >>> layers_to_show(["conv2d", "relu", "max_pool2d", "conv2d", "flatten", "linear"])
+    [1, 2, 3]
+    >>> layers_to_show(["conv2d", "relu", "max_pool2d", "flatten", "linear"], every=True)
+    [0, 1, 2]
+    """
+    kinds = list(kinds)
+    spatial = []
+    for index, kind in enumerate(kinds):
+        if kind in ("flatten", "linear"):
+            break
+        spatial.append(index)
+    if every:
+        return spatial
+    return [index for index in spatial
+            if not (kinds[index] == "conv2d" and index + 1 < len(kinds)
+                    and kinds[index + 1] in ACTIVATIONS)]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A trained network's description: architecture, input, classes, data and normalisation.
+
+    ``layers`` is the architecture traced on ``input_shape`` (one
+    :class:`~cnnkit.arch.LayerTrace` per layer: kind, output shape, parameters, module
+    arguments).
+
+    >>> info = ModelInfo.from_dict({"arch": "tutorial", "input_shape": [1, 28, 28],
+    ...     "num_classes": 10, "class_names": list("0123456789"), "mean": 0.13, "std": 0.31})
+    >>> info.kinds[:3], info.spatial_layers, info.gradcam_layer
+    (['conv2d', 'relu', 'max_pool2d'], [0, 1, 2, 3, 4, 5], 4)
+    """
+
+    arch: Architecture
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...]
+    normalisation: Normalisation
+    layers: tuple[LayerTrace, ...]
+    background: str | None = None
+    dataset: str = "synthetic-digits"
+
+    @classmethod
+    def from_dict(cls, info: Mapping, dataset: str = "synthetic-digits") -> ModelInfo:
+        """The description from a checkpoint's ``model_info`` object (already checked by
+        :class:`~cnnkit.engines.checkpoint.Checkpoint`), and the data set of its config."""
+        arch = load_architecture(info["arch"])
+        input_shape = parse_input_shape(info["input_shape"])
+        num_classes = int(info["num_classes"])
+        return cls(arch, input_shape, num_classes, tuple(str(n) for n in info["class_names"]),
+                   Normalisation(info["mean"], info["std"]),
+                   tuple(trace(arch, input_shape, num_classes)), info.get("background"),
+                   str(dataset))
+
+    def to_dict(self) -> dict:
+        """The JSON form stored in a checkpoint."""
+        return {"arch": self.arch.to_dict(), "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, "class_names": list(self.class_names),
+                "mean": self.normalisation.mean, "std": self.normalisation.std,
+                "background": self.background}
+
+    @property
+    def kinds(self) -> list[str]:
+        """Each layer's kind (``conv2d``, ``relu``, ...), in order."""
+        return [row.type for row in self.layers]
+
+    @property
+    def spatial_layers(self) -> list[int]:
+        """The layers whose output is a stack of maps ``(C, H, W)``."""
+        return layers_to_show(self.kinds, every=True)
+
+    def shown_layers(self, *, every: bool = False) -> list[int]:
+        """See :func:`layers_to_show`."""
+        return layers_to_show(self.kinds, every=every)
+
+    @property
+    def conv_layers(self) -> list[int]:
+        """The indices of the convolutions."""
+        return [row.index for row in self.layers if row.type == "conv2d"]
+
+    @property
+    def gradcam_layer(self) -> int:
+        """Grad-CAM's default layer: the last convolution, or the activation right after it."""
+        convolutions = self.conv_layers
+        if not convolutions:
+            raise InvalidArgument("Grad-CAM needs a convolution layer; this model has none")
+        last = convolutions[-1]
+        kinds = self.kinds
+        return last + 1 if last + 1 < len(kinds) and kinds[last + 1] in ACTIVATIONS else last
+
+    def check_map_layer(self, layer: object) -> int:
+        """``layer`` if it is the index of a layer with feature maps, else a clear refusal."""
+        allowed = self.spatial_layers
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or int(
+            layer
+        ) not in allowed:
+            choices = ", ".join(map(str, allowed))
+            raise InvalidArgument(
+                f"layer must be the index of a layer with feature maps ({choices}), got {layer!r}"
+            )
+        return int(layer)
+
+    def layer_label(self, index: int) -> str:
+        """``layer 3 (conv2d)``."""
+        return f"layer {index} ({self.layers[index].type})"

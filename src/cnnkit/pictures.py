@@ -1,0 +1,96 @@
+"""Arrays as pictures, for the views of a trained model (explain, report, serve).
+
+Network images are uint8 ``(C, H, W)``; a picture is ``(H, W)`` or ``(H, W, 3)``
+(:func:`as_picture`). Maps are tiled into one mosaic (:func:`tile_maps`), coloured through a
+matplotlib colour map without drawing a figure (:func:`coloured`), and encoded as PNG data URIs
+(:func:`png_data_uri`) that an HTML page embeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+
+import numpy as np
+
+from cnnkit.errors import InvalidArgument
+
+__all__ = ["as_picture", "attribution_overlay", "colour_table", "coloured", "png_data_uri",
+           "tile_maps"]
+
+
+def as_picture(pixels: np.ndarray) -> np.ndarray:
+    """An image ``(C, H, W)`` as ``(H, W)`` (one channel) or ``(H, W, C)``.
+
+    >>> as_picture(np.zeros((3, 2, 4))).shape
+    (2, 4, 3)
+    """
+    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+
+
+def tile_maps(maps: np.ndarray, *, columns: int | None = None, gap: int = 1) -> np.ndarray:
+    """Maps ``(C, H, W)`` laid out in a grid with ``gap`` pixels between them (NaN there).
+
+    >>> tile_maps(np.ones((3, 2, 2)), columns=2).shape
+    (5, 5)
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise InvalidArgument(f"maps must be (C, H, W), got shape {maps.shape}")
+    count, height, width = maps.shape
+    columns = min(count, columns or 16)
+    rows = math.ceil(count / columns)
+    grid = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan,
+                   np.float32)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = row * (height + gap), column * (width + gap)
+        grid[top:top + height, left:left + width] = maps[index]
+    return grid
+
+
+@functools.lru_cache(maxsize=8)
+def colour_table(name: str) -> np.ndarray:
+    """A matplotlib colour map as a ``(256, 3)`` uint8 lookup table."""
+    import matplotlib
+
+    return (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(
+        np.uint8)
+
+
+def coloured(values: np.ndarray, table: np.ndarray | str, low: float,
+             high: float) -> np.ndarray:
+    """Values mapped through a colour table (or a colour map's name) on ``[low, high]``, as a
+    uint8 ``(H, W, 3)`` picture; NaN (tile gaps) white.
+
+    >>> coloured(np.array([[0.0, np.nan]]), "gray", 0.0, 1.0).tolist()
+    [[[0, 0, 0], [255, 255, 255]]]
+    """
+    table = colour_table(table) if isinstance(table, str) else table
+    scale = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    indices = np.clip(np.nan_to_num(scale, nan=0.0) * 255, 0, 255).round().astype(np.intp)
+    picture = table[indices]
+    picture[np.isnan(values)] = 255
+    return picture
+
+
+def attribution_overlay(values: np.ndarray, gray: np.ndarray, method: str) -> np.ndarray:
+    """An attribution map coloured over a gray image ``(H, W)``: diverging red-blue around 0
+    for integrated gradients (signed), ``inferno`` from 0 for the others."""
+    if method == "integrated-gradients":
+        extent = float(np.abs(values).max()) or 1.0
+        colour = coloured(values, "RdBu_r", -extent, extent)
+    else:
+        colour = coloured(values, "inferno", 0.0, float(values.max()) or 1.0)
+    return (0.35 * gray[..., None] + 0.65 * colour).round().astype(np.uint8)
+
+
+def png_data_uri(picture: np.ndarray) -> str:
+    """A uint8 ``(H, W)`` or ``(H, W, 3)`` array as a PNG data URI."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
