@@ -47,6 +47,7 @@ from cnnkit.errors import (
     TooLarge,
 )
 from cnnkit.layers import LAYER_TYPES, NUM_CLASSES, complete_layer, trace_layer
+from cnnkit.shapes import parse_input_shape  # re-exported: its home is cnnkit.shapes
 
 __all__ = [
     "ARCHITECTURES",
@@ -158,26 +159,6 @@ def _from_dict(data: object, where: str) -> Architecture:
     if not isinstance(data, Mapping) or "layers" not in data:
         raise InvalidArgument(f"{where} must be a JSON object with a 'layers' list")
     return Architecture(str(data.get("name", "custom")), data["layers"])
-
-
-def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
-    """``"1x28x28"`` (or a sequence of three integers) as ``(channels, height, width)``.
-
-    >>> parse_input_shape("3x32x32")
-    (3, 32, 32)
-    """
-    if isinstance(text, str):
-        parts = text.lower().replace("×", "x").split("x")
-        try:
-            values = [int(part) for part in parts]
-        except ValueError:
-            values = []
-    else:
-        values = list(text)
-    if len(values) != 3:
-        raise InvalidArgument(f"input shape must be CxHxW such as 1x28x28, got {text!r}")
-    shape = tuple(check_int(v, "input shape", minimum=1) for v in values)
-    return shape  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 from cnnkit._files import atomic_write
 from cnnkit.errors import AlreadyExists, CnnkitError, InvalidArgument, MissingPackage
 from cnnkit.modelinfo import Normalisation
+from cnnkit.runfolder import RunFolder
 
 __all__ = ["EXPORT_PACKAGES", "ExportCheck", "MissingPackage", "export_onnx"]
 
@@ -98,9 +99,8 @@ def export_onnx(
     if isinstance(check_images, bool) or not isinstance(check_images, int) or check_images < 1:
         raise InvalidArgument(f"check_images must be a positive integer, got {check_images!r}")
     run = Path(run)
-    folder = run if run.is_dir() else run.parent
     if path is None:
-        target, replace = folder / "model.onnx", True
+        target, replace = RunFolder.of(run).onnx, True
     else:
         target, replace = Path(path), overwrite
         if target.suffix.lower() != ".onnx":

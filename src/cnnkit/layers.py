@@ -1,17 +1,19 @@
-"""The layer registry: every layer type of an architecture spec, defined once.
+"""The layer registry: every layer type of an architecture spec, described once.
 
 A :class:`LayerType` holds all that cnnkit knows about one ``"type"`` of a layer spec: its keys
 and their defaults, the checks of their values, the constructor arguments of its module for a
 given input shape (channels and feature counts are derived, never written in a spec), the output
 shape (through :mod:`cnnkit.shapes`), the parameter count with the formula that
-``cnnkit summary`` prints, and how to build its PyTorch module and its NumPy layer
-(:mod:`cnnkit.nn`). :func:`cnnkit.arch.trace`, :func:`cnnkit.engines.model.build_model` and
-:func:`cnnkit.nn.build_model` are loops over :data:`LAYER_TYPES`, so adding a layer type is one
-entry here plus its NumPy layer.
+``cnnkit summary`` prints, and the name of its module class. :func:`cnnkit.arch.trace` is a loop
+over :data:`LAYER_TYPES`, so adding a layer type is one entry here plus its NumPy layer.
 
-Both module classes take the same constructor arguments (PyTorch's names and defaults), so one
-``arguments`` function serves both engines. Neither PyTorch nor :mod:`cnnkit.nn` is imported
-until a module is built.
+The registry describes; it builds nothing and imports neither PyTorch nor :mod:`cnnkit.nn`. Each
+engine builds its modules from the description: :func:`cnnkit.nn.build_model` calls
+``cnnkit.nn.<module>(**arguments)`` with the ``factory`` keywords it fills in, and
+:func:`cnnkit.engines.model.build_model` calls ``torch.nn.<module>(**arguments)`` (or, for the
+``GlobalAvgPool2d`` that ``torch.nn`` lacks, its equivalent). Both module classes take the same
+constructor arguments (PyTorch's names and defaults), so one ``arguments`` function serves both
+engines.
 
 >>> LAYER_TYPES["conv2d"].keys["stride"]
 1
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cnnkit._validate import check_int
 from cnnkit.errors import InvalidArgument, InvalidType, ShapeError
@@ -65,8 +67,9 @@ class LayerType:
     ``arguments(spec, input_shape, num_classes)`` gives the constructor arguments of the module
     (the same for ``torch.nn.<module>`` and ``cnnkit.nn.<module>``); ``trace(arguments,
     input_shape)`` gives the :class:`Traced` output. ``needs`` is ``"image"`` for a CxHxW input,
-    ``"flat"`` for a vector, ``""`` for any. ``factory`` names the keywords of the NumPy layer
-    that the model builder fills in (``generator``, ``dtype``).
+    ``"flat"`` for a vector, ``""`` for any. ``module`` names the module class, and ``factory``
+    the keywords of the NumPy layer that its model builder fills in (``generator``, ``dtype``);
+    the engines build the modules (:mod:`cnnkit.nn.build`, :mod:`cnnkit.engines.model`).
     """
 
     name: str
@@ -77,22 +80,6 @@ class LayerType:
     check: Callable[[dict, str], None] = lambda spec, where: None
     needs: str = ""
     factory: tuple[str, ...] = ()
-    torch_module: Callable[[dict], object] | None = field(default=None, repr=False)
-
-    def build_torch(self, arguments: dict):
-        """The ``torch.nn`` module (PyTorch's default initialisation from its global RNG)."""
-        if self.torch_module is not None:
-            return self.torch_module(arguments)
-        from torch import nn
-
-        return getattr(nn, self.module)(**arguments)
-
-    def build_numpy(self, arguments: dict, *, generator, dtype):
-        """The :mod:`cnnkit.nn` layer, initialised from ``generator`` in ``dtype``."""
-        from cnnkit import nn
-
-        factory = {"generator": generator, "dtype": dtype}
-        return getattr(nn, self.module)(**arguments, **{k: factory[k] for k in self.factory})
 
 
 # --- checks of spec values ---------------------------------------------------------------------
@@ -250,12 +237,6 @@ def _global_pool_trace(arguments: dict, shape: tuple) -> Traced:
     return Traced((shape[0], 1, 1), 0, f"mean over {shape[1]}x{shape[2]}")
 
 
-def _global_pool_torch(arguments: dict):
-    from torch import nn
-
-    return nn.AdaptiveAvgPool2d(1)
-
-
 def _activation(name: str, module: str) -> LayerType:
     return LayerType(name, module, {}, _spec_arguments, _same_shape)
 
@@ -314,7 +295,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             _spec_arguments,
             _global_pool_trace,
             needs="image",
-            torch_module=_global_pool_torch,
         ),
         LayerType(
             "batch_norm2d",

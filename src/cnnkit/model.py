@@ -50,6 +50,7 @@ from cnnkit.engines.checkpoint import Checkpoint, load_checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument
 from cnnkit.modelinfo import ModelInfo, Normalisation
+from cnnkit.nn.loss import softmax
 
 __all__ = [
     "INVERT_MODES",
@@ -87,17 +88,6 @@ class Network(Protocol):
                  grad_output: np.ndarray) -> np.ndarray: ...
 
     def weights(self) -> dict[str, np.ndarray]: ...
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities (float64) of logits ``(N, classes)``.
-
-    >>> softmax(np.array([[0.0, 0.0]])).tolist()
-    [[0.5, 0.5]]
-    """
-    logits = np.asarray(logits, np.float64)
-    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return probabilities / probabilities.sum(axis=1, keepdims=True)
 
 
 def top_classes(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,18 +147,6 @@ class PreparedImage:
     padded: bool  # another aspect ratio than the model's: padded with its background
     inverted: bool  # dark on light, inverted to light on dark
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Pass:
-    """One pass of many images through a model: probabilities and penultimate features."""
-
-    probabilities: np.ndarray  # float64 (N, classes)
-    features: np.ndarray  # float32 (N, features): the input of the last layer
-
-    @property
-    def predictions(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
 
 
 class TrainedModel:
@@ -337,27 +315,15 @@ class TrainedModel:
         """float64 class probabilities of normalised inputs."""
         return softmax(self.logits(inputs))
 
-    def run_pixels(self, pixels: np.ndarray, *, batch_size: int = BATCH_ROWS) -> Pass:
-        """Probabilities and penultimate features of uint8 images, in one pass, in batches."""
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        last = len(self.info.layers) - 1
-        probabilities, features = [], []
-        for start in range(0, len(pixels), batch_size):
-            inputs = self.normalise(pixels[start:start + batch_size])
-            hidden = self.network.run(inputs, 0, last)
-            probabilities.append(softmax(self.network.run(hidden, last, last + 1)))
-            features.append(hidden.reshape(len(hidden), -1))
-        if not probabilities:
-            return Pass(np.zeros((0, self.info.num_classes)), np.zeros((0, 0), np.float32))
-        return Pass(np.concatenate(probabilities), np.concatenate(features))
-
-    def evaluate(self, images: np.ndarray, labels: np.ndarray, *,
-                 batch_size: int = 1000) -> dict:
-        """Loss, accuracy, count and predictions over uint8 images and their labels."""
+    def evaluate(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 1000,
+                 outputs: bool = False) -> dict:
+        """Loss, accuracy, count, predictions and labels over uint8 images and their labels, in
+        one pass in batches; with ``outputs`` also the float64 ``probabilities`` and the
+        float32 penultimate ``features`` (the input of the last layer) of every image."""
         norm = self.info.normalisation
         loader = self.runner.loader(images, labels, batch_size=batch_size, mean=norm.mean,
                                     std=norm.std)
-        return self.runner.evaluate(loader, collect=True)
+        return self.runner.evaluate(loader, collect=True, outputs=outputs)
 
     def conv_weights(self) -> list[tuple[int, np.ndarray]]:
         """``(layer index, float64 weights (out, in, k, k))`` of every convolution, in order."""

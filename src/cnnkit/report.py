@@ -28,7 +28,7 @@ import numpy as np
 from cnnkit._files import atomic_write
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, NotAFolder
-from cnnkit.model import METHODS, Pass, TrainedModel
+from cnnkit.model import METHODS, TrainedModel
 from cnnkit.modelinfo import ModelInfo
 from cnnkit.pictures import (
     as_picture,
@@ -38,11 +38,10 @@ from cnnkit.pictures import (
     png_data_uri,
     tile_maps,
 )
+from cnnkit.runfolder import RunFolder
 
-__all__ = ["REPORT_NAME", "TestPass", "build_report", "write_report"]
+__all__ = ["TestPass", "build_report", "write_report"]
 
-#: The report's file name inside a run folder.
-REPORT_NAME = "report.html"
 
 #: Class colours (matplotlib's tab10), repeated for more classes.
 _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -68,7 +67,7 @@ def write_report(
     Parameters
     ----------
     run_dir : path-like
-        A run folder written by ``cnnkit train`` (its ``checkpoint.pt`` is used).
+        A run folder written by ``cnnkit train`` (its last checkpoint is used).
     output : path-like, optional
         Default ``run_dir/report.html``, which is the run's own derived file and is always
         refreshed. Another path is refused when it exists, unless ``overwrite``.
@@ -86,7 +85,7 @@ def write_report(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NotAFolder(f"run folder {run_dir} does not exist or is not a folder")
-    target = run_dir / REPORT_NAME if output is None else Path(output)
+    target = RunFolder(run_dir).report if output is None else Path(output)
     if output is not None and target.exists() and not overwrite:
         raise AlreadyExists(f"{target} exists; pass --overwrite or choose another -o")
     text = build_report(run_dir, data_dir=data_dir, device=device, download=download,
@@ -128,11 +127,13 @@ def build_report(
             dataset = info.dataset
             page.missing_data = f"The {dataset} images are not available ({exc})."
         else:
-            test_pass = TestPass(dataset, split, images, labels, model.run_pixels(images))
+            result = model.evaluate(images, labels, outputs=True)
+            test_pass = TestPass(dataset, split, images, labels, result["probabilities"],
+                                 result["features"])
     if test_pass is not None:
         dataset = test_pass.dataset
-        test = _TestResults(test_pass.images, test_pass.labels, test_pass.result.probabilities,
-                            test_pass.result.features, test_pass.split)
+        test = _TestResults(test_pass.images, test_pass.labels, test_pass.probabilities,
+                            test_pass.features, test_pass.split)
     page.add("data", "Data and configuration", _data_section(state, info, dataset, test))
     page.add("architecture", "Architecture", _architecture_section(info))
     page.add("curves", "Learning curves", _curves_section(state.history))
@@ -156,7 +157,8 @@ class TestPass:
     split: str
     images: np.ndarray  # uint8 (N, C, H, W)
     labels: np.ndarray
-    result: Pass
+    probabilities: np.ndarray  # float64 (N, classes)
+    features: np.ndarray  # float32 (N, features): the input of the last layer
 
 
 class _TestResults:

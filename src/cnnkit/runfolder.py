@@ -1,13 +1,19 @@
 """A training run's folder: the one place that knows its file names, its lock and its history.
 
-A run folder holds::
+A run folder holds what training writes::
 
-    config.json      the full configuration
-    metrics.csv      one row per epoch
+    config.json              the full configuration
+    metrics.csv              one row per epoch
     checkpoint.safetensors   the last complete epoch (weights, optimizer, history, config)
     best.safetensors         the epoch with the best validation accuracy so far
-    curves.png       loss and accuracy curves
-    .lock            while a process writes the run: its PID, host and start time
+    curves.png               loss and accuracy curves
+    .lock                    while a process writes the run: its PID, host and start time
+
+and what other commands write from its weights: ``report.html`` (``cnnkit report``, and
+``cnnkit train`` at the end), ``model.onnx`` (``cnnkit export``), and the figures
+``weights.png`` (``cnnkit weights``), ``confusion-SPLIT.png`` (``cnnkit evaluate``) and
+``explain-IMAGE.png`` (``cnnkit explain``). Each name is spelled once, below; everyone else asks
+a :class:`RunFolder`.
 
 Safety rules, in the order a run applies them:
 
@@ -38,16 +44,44 @@ from pathlib import Path
 from cnnkit._files import atomic_write, file_mode
 from cnnkit.errors import AlreadyExists, NotAFolder, NotFound, RunBusy
 
-__all__ = ["LOCK_NAME", "PREVIOUS_NAME", "RunFolder"]
+__all__ = [
+    "BEST_NAME",
+    "CHECKPOINT_NAME",
+    "CONFIG_NAME",
+    "CURVES_NAME",
+    "LOCK_NAME",
+    "METRICS_NAME",
+    "ONNX_NAME",
+    "PREVIOUS_NAME",
+    "REPORT_NAME",
+    "WEIGHTS_FIGURE_NAME",
+    "RunFolder",
+]
 
+# -- the names of a run's files (the one place they are spelled) ------------------------------
+CONFIG_NAME = "config.json"
+METRICS_NAME = "metrics.csv"
+CURVES_NAME = "curves.png"
+_CHECKPOINT_STEM, _BEST_STEM = "checkpoint", "best"
+CHECKPOINT_NAME = f"{_CHECKPOINT_STEM}.safetensors"
+BEST_NAME = f"{_BEST_STEM}.safetensors"
+#: cnnkit 0.1 wrote its checkpoints with ``torch.save`` (``cnnkit convert-checkpoint``).
+_LEGACY_CHECKPOINT_NAME, _LEGACY_BEST_NAME = f"{_CHECKPOINT_STEM}.pt", f"{_BEST_STEM}.pt"
+REPORT_NAME = "report.html"
+ONNX_NAME = "model.onnx"
+WEIGHTS_FIGURE_NAME = "weights.png"
+#: The figures of one split (``cnnkit evaluate``) and of one image (``cnnkit explain``).
+_CONFUSION_FIGURE, _EXPLAIN_FIGURE = "confusion-{}.png", "explain-{}.png"
 LOCK_NAME = ".lock"
+PREVIOUS_NAME = ".previous-run"
+
 #: The files a run writes; ``overwrite`` replaces these and leaves every other file alone.
-OWN_FILES = ("config.json", "metrics.csv", "curves.png", "report.html", "model.onnx")
+OWN_FILES = (CONFIG_NAME, METRICS_NAME, CURVES_NAME, REPORT_NAME, ONNX_NAME)
 #: Figures that other commands draw from the run's weights (cnnkit weights, evaluate, explain):
 #: out of date, and removed, once training writes new weights.
-WEIGHT_FIGURES = ("weights.png", "confusion-*.png", "explain-*.png")
-OWN_PATTERNS = ("checkpoint.*", "best.*", *WEIGHT_FIGURES)
-PREVIOUS_NAME = ".previous-run"
+WEIGHT_FIGURES = (WEIGHTS_FIGURE_NAME, _CONFUSION_FIGURE.format("*"), _EXPLAIN_FIGURE.format("*"))
+#: The checkpoints in every format (and their half-written temporaries), and the figures.
+OWN_PATTERNS = (f"{_CHECKPOINT_STEM}.*", f"{_BEST_STEM}.*", *WEIGHT_FIGURES)
 
 
 class RunFolder:
@@ -57,6 +91,8 @@ class RunFolder:
     >>> run = RunFolder(tempfile.mkdtemp())
     >>> run.config.name, run.metrics.name, run.checkpoint.name, run.best.name
     ('config.json', 'metrics.csv', 'checkpoint.safetensors', 'best.safetensors')
+    >>> run.confusion_figure("test").name, run.explain_figure("cat").name
+    ('confusion-test.png', 'explain-cat.png')
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -64,40 +100,74 @@ class RunFolder:
         self._replaced: Path | None = None
         self._locked = False
 
+    @classmethod
+    def of(cls, source: str | os.PathLike) -> RunFolder:
+        """The run folder of ``source``: the folder itself, or the folder holding a checkpoint
+        file (where the figures drawn from it go)."""
+        path = Path(source)
+        return cls(path if path.is_dir() else path.parent)
+
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
     # -- file names ---------------------------------------------------------------------------
     @property
     def config(self) -> Path:
-        return self.path / "config.json"
+        """The run's configuration (JSON)."""
+        return self.path / CONFIG_NAME
 
     @property
     def metrics(self) -> Path:
-        return self.path / "metrics.csv"
+        """One row per epoch (CSV)."""
+        return self.path / METRICS_NAME
 
     @property
     def checkpoint(self) -> Path:
         """The last complete epoch (:class:`cnnkit.engines.checkpoint.Checkpoint`)."""
-        return self.path / "checkpoint.safetensors"
+        return self.path / CHECKPOINT_NAME
 
     @property
     def best(self) -> Path:
         """The epoch with the best validation accuracy so far."""
-        return self.path / "best.safetensors"
+        return self.path / BEST_NAME
 
     @property
     def legacy_checkpoint(self) -> Path:
         """Where cnnkit 0.1 wrote the last checkpoint (``torch.save``; to be converted)."""
-        return self.path / "checkpoint.pt"
+        return self.path / _LEGACY_CHECKPOINT_NAME
 
     @property
     def legacy_best(self) -> Path:
-        return self.path / "best.pt"
+        """Where cnnkit 0.1 wrote the best checkpoint."""
+        return self.path / _LEGACY_BEST_NAME
 
     @property
     def curves(self) -> Path:
-        return self.path / "curves.png"
+        """Loss and accuracy curves (PNG), drawn when training ends."""
+        return self.path / CURVES_NAME
+
+    @property
+    def report(self) -> Path:
+        """The HTML report (``cnnkit report``)."""
+        return self.path / REPORT_NAME
+
+    @property
+    def onnx(self) -> Path:
+        """The exported model (``cnnkit export``)."""
+        return self.path / ONNX_NAME
+
+    @property
+    def weights_figure(self) -> Path:
+        """The learned kernels of every convolution (``cnnkit weights``)."""
+        return self.path / WEIGHTS_FIGURE_NAME
+
+    def confusion_figure(self, split: str) -> Path:
+        """The confusion matrix of ``split`` (``cnnkit evaluate``)."""
+        return self.path / _CONFUSION_FIGURE.format(split)
+
+    def explain_figure(self, stem: str) -> Path:
+        """The explanation of the image named ``stem`` (``cnnkit explain``)."""
+        return self.path / _EXPLAIN_FIGURE.format(stem)
 
     @property
     def lock_file(self) -> Path:

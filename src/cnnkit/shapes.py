@@ -20,6 +20,7 @@ __all__ = [
     "explain_output_size",
     "output_shape",
     "output_size",
+    "parse_input_shape",
     "resolve_padding",
 ]
 
@@ -224,3 +225,23 @@ def explain_output_size(
         f"{rounding}(({n} + {pad_text} - {dilation}*({kernel_size} - 1) - 1) / {stride}) + 1"
         f" = {size}"
     )
+
+
+def parse_input_shape(text: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"1x28x28"`` (or a sequence of three integers) as ``(channels, height, width)``.
+
+    >>> parse_input_shape("3x32x32")
+    (3, 32, 32)
+    """
+    if isinstance(text, str):
+        parts = text.lower().replace("×", "x").split("x")
+        try:
+            values = [int(part) for part in parts]
+        except ValueError:
+            values = []
+    else:
+        values = list(text)
+    if len(values) != 3:
+        raise InvalidArgument(f"input shape must be CxHxW such as 1x28x28, got {text!r}")
+    shape = tuple(check_int(v, "input shape", minimum=1) for v in values)
+    return shape  # type: ignore[return-value]

@@ -123,6 +123,8 @@ def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):
     assert main([*args, "--epochs", "1", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert "epoch 1/1" in out and "test accuracy" in out
+    assert out.rstrip().endswith(" engine: checkpoint.safetensors, best.safetensors, "
+                                 "metrics.csv, curves.png, report.html)")
     assert main(["train", "--resume", str(out_dir), "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "resuming after epoch 1 of 2" in out and "epoch 2/2" in out

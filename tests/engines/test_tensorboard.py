@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnnkit.cli import main
-from cnnkit.engines.tensorboard import _kernel_images
+from cnnkit.engines.tensorboard import _kernel_images, observers_for
 from cnnkit.engines.training import TrainConfig, train
 from cnnkit.errors import InvalidArgument
 
@@ -32,7 +32,12 @@ def test_run_logs_steps_epochs_histograms_kernels_and_embedding(small_arch, tmp_
     config = TrainConfig(dataset="synthetic-digits", arch=small_arch, epochs=2, batch_size=64,
                          val_size=200, train_limit=840, seed=3, engine=engine,
                          tensorboard=str(logs))
-    result = train(config, tmp_path / "run")
+    observers = observers_for(config)
+    try:
+        result = train(config, tmp_path / "run", observers=observers)
+    finally:
+        for observer in observers:
+            observer.close()
     events = _events(logs)
     tags = events.Tags()
     assert [event.step for event in events.Scalars("step/loss")] == list(range(20))
@@ -82,7 +87,7 @@ def test_missing_tensorboard_is_refused_in_one_line(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorboard" else real(name, *a))
     with pytest.raises(InvalidArgument, match=r"cnnkit\[tensorboard\]"):
-        train(TrainConfig(tensorboard=str(tmp_path / "logs")), tmp_path / "run")
+        observers_for(TrainConfig(tensorboard=str(tmp_path / "logs")))
     status = main(["train", "--tensorboard", str(tmp_path / "logs"), "--out",
                    str(tmp_path / "run")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -94,4 +99,12 @@ def test_tensorboard_folder_that_is_a_file_is_refused(tmp_path):
     """A file where the log folder should be is refused by name."""
     (tmp_path / "logs").write_text("x")
     with pytest.raises(InvalidArgument, match="is a file"):
+        observers_for(TrainConfig(tensorboard=str(tmp_path / "logs")))
+
+
+def test_tensorboard_folder_without_its_observer_is_refused(tmp_path):
+    """A library call whose configuration names a log folder but passes no observer to write it
+    is refused before anything is written, rather than training without the logs."""
+    with pytest.raises(InvalidArgument, match="no observer writes the logs"):
         train(TrainConfig(tensorboard=str(tmp_path / "logs")), tmp_path / "run")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "logs").exists()

@@ -8,7 +8,8 @@ import pytest
 
 from cnnkit.data.registry import DatasetNotFoundError
 from cnnkit.engines import evaluation
-from cnnkit.report import REPORT_NAME, build_report, write_report
+from cnnkit.report import build_report, write_report
+from cnnkit.runfolder import REPORT_NAME
 
 SECTIONS = ("data", "architecture", "curves", "metrics", "confusion", "wrong", "kernels",
             "examples", "pca")

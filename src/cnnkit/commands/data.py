@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "cache":
         return _run_cache(args)
-    from cnnkit.arch import parse_input_shape
+    from cnnkit.shapes import parse_input_shape
 
     shape = parse_input_shape(args.input) if args.input else None
     if args.name not in DATASET_NAMES and not args.name.startswith("imagefolder:"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
+from cnnkit.runfolder import RunFolder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.figure:
         figure, replace = Path(args.figure), args.overwrite
     else:
-        folder = source if source.is_dir() else source.parent
-        figure, replace = folder / f"confusion-{args.split}.png", True
+        figure, replace = RunFolder.of(source).confusion_figure(args.split), True
     if figure.exists() and not replace:
         raise AlreadyExists(f"{figure} exists; pass --overwrite or choose another --figure")
     if not os.access(figure.parent if str(figure.parent) else ".", os.W_OK) or (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
+from cnnkit.runfolder import RunFolder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _figure_paths(run: Path, images: list[str], output: str | None) -> list[Path]:
     stems = [Path(image).stem for image in images]
     if output is None:
-        folder = run if run.is_dir() else run.parent
-        return [folder / f"explain-{stem}.png" for stem in stems]
+        return [RunFolder.of(run).explain_figure(stem) for stem in stems]
     target = Path(output)
     if len(images) == 1:
         return [target]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.arch import format_summary, load_architecture, parse_input_shape
+from cnnkit.arch import format_summary, load_architecture
+from cnnkit.shapes import parse_input_shape
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

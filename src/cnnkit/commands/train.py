@@ -17,9 +17,14 @@ import sys
 import tempfile
 import typing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import BadFile, InvalidArgument, NotFound
+from cnnkit.runfolder import CONFIG_NAME, RunFolder
+
+if TYPE_CHECKING:
+    from cnnkit.engines.checkpoint import Checkpoint
 
 #: Options of the configuration that only the PyTorch engine uses; a resumed run that switches to
 #: the NumPy engine drops the saved values it did not give again.
@@ -103,17 +108,16 @@ def _read_config_file(path: str) -> dict:
         raise BadFile(f"{file} is not a JSON training configuration") from None
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
-    """The run's configuration: a resumed run's or ``--config``'s, overridden by the options."""
-    from cnnkit.engines.checkpoint import load_checkpoint
-
+def build_config(args: argparse.Namespace, resumed: Checkpoint | None = None) -> TrainConfig:
+    """The run's configuration: the ``resumed`` checkpoint's or ``--config``'s, overridden by the
+    options."""
     given = {item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)
              if getattr(args, item.name) is not None}
-    base = dict(load_checkpoint(args.resume).config) if args.resume else {}
+    base = dict(resumed.config) if resumed is not None else {}
     if args.config:
         saved = _read_config_file(args.config)
         if not isinstance(saved, dict):
-            raise BadFile(f"{args.config} must hold a JSON object (a run's config.json)")
+            raise BadFile(f"{args.config} must hold a JSON object (a run's {CONFIG_NAME})")
         base.update(saved)
     if given.get("engine") == "numpy":
         base = {key: value for key, value in base.items() if key not in _TORCH_ONLY}
@@ -126,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
                               f"{args.nnodes}")
     if args.threads is not None and args.threads < 1:
         raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
-    config = build_config(args)
+    from cnnkit.engines.checkpoint import load_checkpoint
+
+    # A resumed run's checkpoint is read once: for its configuration here, and for its state by
+    # the training loop.
+    resumed = load_checkpoint(args.resume) if args.resume else None
+    config = build_config(args, resumed)
     several = args.nproc > 1 or args.nnodes > 1
     if several and config.engine == "numpy":
         raise InvalidArgument("the numpy engine runs in one process; leave out --nproc/--nnodes "
@@ -134,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if several and "WORLD_SIZE" not in os.environ:
         return _launch(args, config)
 
+    from cnnkit.engines.tensorboard import observers_for
     from cnnkit.engines.training import train
 
     if args.threads is not None and config.engine != "numpy":
@@ -141,18 +151,26 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     quiet = args.quiet
-    result = train(
-        config, args.resume or args.out, resume=bool(args.resume), overwrite=args.overwrite,
-        progress=not quiet and sys.stderr.isatty(),
-        log=None if quiet else (lambda line: print(line, flush=True)),
-    )
+    observers = observers_for(config)
+    try:
+        result = train(
+            config, args.resume or args.out, resume=resumed is not None, checkpoint=resumed,
+            overwrite=args.overwrite, progress=not quiet and sys.stderr.isatty(),
+            log=None if quiet else (lambda line: print(line, flush=True)), observers=observers,
+        )
+    finally:
+        for observer in observers:
+            observer.close()
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not args.no_report:
         _write_report(result.run_dir, quiet)
     if is_main and not quiet:
+        run_folder = RunFolder(result.run_dir)
+        files = [run_folder.checkpoint, run_folder.best, run_folder.metrics, run_folder.curves]
+        if not args.no_report:
+            files.append(run_folder.report)
         print(f"run folder: {result.run_dir} (trained by the {result.engine} engine: "
-              "checkpoint.safetensors, best.safetensors, metrics.csv, curves.png"
-              f"{'' if args.no_report else ', report.html'})")
+              f"{', '.join(path.name for path in files)})")
     elif is_main:
         print(_result_line(result))
     return 0
@@ -176,8 +194,8 @@ def _write_report(run_dir: Path, quiet: bool) -> None:
 
     if importlib.util.find_spec("torch") is None:
         if not quiet:
-            print("report.html not written: the report needs PyTorch (pip install torch), then "
-                  f"cnnkit report {run_dir}")
+            print(f"{RunFolder(run_dir).report.name} not written: the report needs PyTorch "
+                  f"(pip install torch), then cnnkit report {run_dir}")
         return
     from cnnkit.report import write_report
 
@@ -189,7 +207,7 @@ def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
     from cnnkit.engines import distributed
 
     with tempfile.TemporaryDirectory(prefix="cnnkit-train-") as folder:
-        path = Path(folder) / "config.json"
+        path = RunFolder(folder).config  # named as a run's own configuration
         path.write_text(json.dumps(config.to_dict()), encoding="utf-8")
         argv = ["--config", str(path)]
         if args.resume:

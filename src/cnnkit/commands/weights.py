@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cnnkit.commands.options import add_engine_options
 from cnnkit.errors import AlreadyExists
+from cnnkit.runfolder import RunFolder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.run)
     # The run's own figure is refreshed; a file the user named needs --overwrite.
     replace = args.overwrite or args.output is None
-    path = Path(args.output) if args.output else (
-        source if source.is_dir() else source.parent) / "weights.png"
+    path = Path(args.output) if args.output else RunFolder.of(source).weights_figure
     if path.exists() and not replace:
         raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
     model = TrainedModel.load(source, engine=args.engine, device=args.device, best=args.best)

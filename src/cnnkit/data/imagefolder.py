@@ -24,6 +24,7 @@ import numpy as np
 from cnnkit._validate import check_choice, check_int
 from cnnkit.budget import check_memory
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound, TooLarge
+from cnnkit.shapes import parse_input_shape
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -45,8 +46,6 @@ CHUNK_FILES = 32
 
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
-    from cnnkit.arch import parse_input_shape
-
     channels, height, width = parse_input_shape(input_shape)
     if channels not in (1, 3):
         raise InvalidArgument(f"input channels must be 1 (grayscale) or 3 (RGB), got {channels}")
@@ -54,7 +53,7 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
 
 
 def load_image(path: str | os.PathLike, input_shape: Sequence[int], *,
-               fit: str = "stretch") -> np.ndarray:
+               fit: str = "stretch", with_header: bool = False):
     """One image file as uint8 ``(C, H, W)``: grayscale (C=1) or RGB (C=3), resized to H×W
     (``fit='pad'`` keeps the aspect ratio: see :func:`cnnkit.imageio.resize`).
 
@@ -62,20 +61,22 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int], *,
     (scaled, not clipped) and the decompression-bomb limit are handled as everywhere in cnnkit;
     large JPEG files are decoded in draft mode (see ``read_image``). A file that cannot be used
     (also one that vanished or may not be read) raises a :class:`~cnnkit.errors.CnnkitError`
-    naming it.
+    naming it. With ``with_header`` the file's :class:`cnnkit.imageio.ImageHeader` (original
+    size and mode) comes with the pixels, from the same read.
     """
     from cnnkit.imageio import read_image
 
     channels, height, width = _check_shape(input_shape)
     try:
-        pixels = read_image(
+        pixels, header = read_image(
             path, color="gray" if channels == 1 else "rgb", size=(height, width), draft=True,
-            fit=fit,
+            fit=fit, with_header=True,
         )
     except PermissionError:
         raise BadFile(f"{str(path)!r} cannot be read (permission denied)") from None
     array = np.rint(pixels * 255.0).astype(np.uint8)
-    return array[None] if channels == 1 else array.transpose(2, 0, 1).copy()
+    array = array[None] if channels == 1 else array.transpose(2, 0, 1).copy()
+    return (array, header) if with_header else array
 
 
 

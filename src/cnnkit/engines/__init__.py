@@ -2,7 +2,8 @@
 
 The PyTorch engine (CPU, CUDA, MPS, DDP) or the NumPy engine (:mod:`cnnkit.nn`), behind one
 training loop (:mod:`cnnkit.engines.training`) and one checkpoint format
-(:mod:`cnnkit.engines.checkpoint`).
+(:mod:`cnnkit.engines.checkpoint`). A trained model, on either engine, is
+:class:`cnnkit.model.TrainedModel`.
 
 The names below are loaded on first use, so that importing this package does not import torch.
 """
@@ -21,7 +22,6 @@ __all__ = [
     "demo_training",
     "evaluate",
     "load_checkpoint",
-    "load_model",
     "predict",
     "train",
 ]
@@ -36,7 +36,6 @@ _HOMES = {
     "choose_device": "model",
     "demo_training": "demo",
     "evaluate": "evaluation",
-    "load_model": "evaluation",
     "predict": "evaluation",
     "load_checkpoint": "checkpoint",
 }

@@ -25,8 +25,8 @@ from cnnkit._validate import check_choice
 from cnnkit.data.stream import BatchSource
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["Context", "default_engine", "engine_class", "epoch_order", "resolve_engine",
-           "streamed_batches"]
+__all__ = ["Context", "default_engine", "engine_class", "epoch_order", "joined_outputs",
+           "resolve_engine", "streamed_batches"]
 
 #: Batches a streaming loader reads ahead on its background thread.
 READ_AHEAD = 4
@@ -133,3 +133,11 @@ def streamed_batches(
         source.epoch(epoch, start_batch=start_batch), start=start_batch
     ):
         yield batch_images, batch_labels, source.global_size(index)
+
+
+def joined_outputs(kept: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Per-batch ``(probabilities, features)`` joined into ``{"probabilities", "features"}``."""
+    if not kept:
+        return {"probabilities": np.zeros((0, 0)), "features": np.zeros((0, 0), np.float32)}
+    return {"probabilities": np.concatenate([p for p, _ in kept]),
+            "features": np.concatenate([f for _, f in kept])}

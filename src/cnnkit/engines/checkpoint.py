@@ -38,10 +38,11 @@ import numpy as np
 
 from cnnkit._files import atomic_write
 from cnnkit._validate import check_int
-from cnnkit.arch import load_architecture, parse_input_shape, trace
+from cnnkit.arch import load_architecture, trace
 from cnnkit.budget import FLOAT32_BYTES, check_memory
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
 from cnnkit.runfolder import RunFolder
+from cnnkit.shapes import parse_input_shape
 
 __all__ = [
     "FORMAT",

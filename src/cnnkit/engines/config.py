@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.arch import parse_input_shape
 from cnnkit.data import flips_allowed
 from cnnkit.engines.augment import AUGMENT_POLICIES
 from cnnkit.errors import BadFile, InvalidArgument
 from cnnkit.schedule import SCHEDULES
+from cnnkit.shapes import parse_input_shape
 
 __all__ = [
     "BASE_BATCH_SIZE",

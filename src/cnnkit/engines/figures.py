@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnkit.plots import new_figure, save_figure
+from cnnkit.runfolder import BEST_NAME
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,7 +78,7 @@ def training_curves_figure(history: Sequence[Mapping[str, float]]) -> Figure:
         axes.legend()
     if best is not None:
         figure.suptitle(f"Training curves: best {best[1]} accuracy {100 * best[2]:.2f}% at "
-                        f"epoch {best[0]} of {len(history)} (best.safetensors)")
+                        f"epoch {best[0]} of {len(history)} ({BEST_NAME})")
     return figure
 
 

@@ -111,7 +111,8 @@ def convert_checkpoint(
         pairs = [(old, new) for old, new in ((run.legacy_checkpoint, run.checkpoint),
                                              (run.legacy_best, run.best)) if old.is_file()]
         if not pairs:
-            raise NotFound(f"{source} holds no checkpoint.pt or best.pt to convert")
+            raise NotFound(f"{source} holds no {run.legacy_checkpoint.name} or "
+                           f"{run.legacy_best.name} to convert")
     else:
         if output is None:
             run = RunFolder(source.parent)

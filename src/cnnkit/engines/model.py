@@ -11,9 +11,31 @@ from cnnkit._validate import check_choice
 from cnnkit.arch import Architecture, trace
 from cnnkit.engines.config import PRECISIONS
 from cnnkit.errors import InvalidArgument, InvalidType
-from cnnkit.layers import LAYER_TYPES
+from cnnkit.layers import LAYER_TYPES, LayerType
 
-__all__ = ["PRECISIONS", "autocast_dtype", "build_model", "choose_device", "resolve_precision"]
+__all__ = [
+    "PRECISIONS",
+    "autocast_dtype",
+    "build_layer",
+    "build_model",
+    "choose_device",
+    "resolve_precision",
+]
+
+
+def build_layer(layer_type: LayerType, arguments: dict) -> nn.Module:
+    """The ``torch.nn`` module that ``layer_type`` describes (PyTorch's default initialisation,
+    from its global RNG).
+
+    ``torch.nn`` has no global average pool; the adaptive one with output size 1 computes it.
+
+    >>> from cnnkit.layers import LAYER_TYPES
+    >>> build_layer(LAYER_TYPES["global_avg_pool2d"], {})
+    AdaptiveAvgPool2d(output_size=1)
+    """
+    if layer_type.module == "GlobalAvgPool2d":
+        return nn.AdaptiveAvgPool2d(1)
+    return getattr(nn, layer_type.module)(**arguments)
 
 
 def build_model(
@@ -21,10 +43,11 @@ def build_model(
 ) -> nn.Sequential:
     """The PyTorch model of ``arch`` for inputs of ``input_shape`` (C, H, W).
 
-    Every layer is built by its entry in :data:`cnnkit.layers.LAYER_TYPES`; input channels and
-    the input size of every linear layer are derived by tracing the shapes
-    (:func:`cnnkit.arch.trace`), which also refuses a spec whose shapes do not fit. Weights are
-    PyTorch's default initialisation drawn from the global RNG (seed it first).
+    Every layer is built by :func:`build_layer` from its entry in
+    :data:`cnnkit.layers.LAYER_TYPES`; input channels and the input size of every linear layer
+    are derived by tracing the shapes (:func:`cnnkit.arch.trace`), which also refuses a spec
+    whose shapes do not fit. Weights are PyTorch's default initialisation drawn from the global
+    RNG (seed it first).
 
     Examples
     --------
@@ -34,7 +57,7 @@ def build_model(
     3274634
     """
     rows = trace(arch, input_shape, num_classes)
-    return nn.Sequential(*(LAYER_TYPES[row.type].build_torch(row.arguments) for row in rows))
+    return nn.Sequential(*(build_layer(LAYER_TYPES[row.type], row.arguments) for row in rows))
 
 
 def choose_device(name: str = "auto") -> torch.device:

@@ -19,11 +19,12 @@ import numpy as np
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture
 from cnnkit.engines.augment import Augmentation, apply_numpy
-from cnnkit.engines.base import Context, epoch_order, streamed_batches
+from cnnkit.engines.base import Context, epoch_order, joined_outputs, streamed_batches
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument, InvalidType, StateDictError
 from cnnkit.nn import Adam, Dropout, build_model, cross_entropy
+from cnnkit.nn.loss import softmax
 
 __all__ = ["ENGINE", "NumpyBatch", "NumpyBatches", "NumpyEngine", "NumpyNetwork"]
 
@@ -206,19 +207,30 @@ class NumpyEngine:
         """Nothing runs asynchronously here."""
 
     def evaluate(self, loader: NumpyBatches, *, collect: bool = False,
-                 precision: str = "fp32") -> dict:
-        """Loss and accuracy of the model over every batch of ``loader`` (always in fp32)."""
+                 precision: str = "fp32", outputs: bool = False) -> dict:
+        """Loss and accuracy of the model over every batch of ``loader`` (always in fp32).
+
+        With ``collect`` the predicted and true labels come too; with ``outputs`` also the
+        float64 class probabilities and the float32 penultimate features (the input of the last
+        layer) of every image, from the same pass.
+        """
         check_choice(precision, "precision", ("fp32",))
         was_training = self.model.training
         self.model.eval()
-        loss_sum, correct, predictions = 0.0, 0, []
+        last = len(self.model) - 1
+        loss_sum, correct, predictions, kept = 0.0, 0, [], []
         for batch in loader.batches():
-            logits = self.model(batch.images)
+            hidden = batch.images
+            for index in range(last):
+                hidden = self.model.forward_layer(index, hidden)
+            logits = self.model.forward_layer(last, hidden)
             loss, _ = cross_entropy(logits, batch.labels, reduction="sum")
             predicted = logits.argmax(1)
             loss_sum += loss
             correct += int((predicted == batch.labels).sum())
             predictions.append(predicted)
+            if outputs:
+                kept.append((softmax(logits), hidden.reshape(len(hidden), -1)))
         self.model.train(was_training)
         count = loader.count
         result = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1),
@@ -227,6 +239,8 @@ class NumpyEngine:
             result["predictions"] = (np.concatenate(predictions) if predictions
                                      else np.array([], np.int64))
             result["labels"] = loader.labels
+        if outputs:
+            result.update(joined_outputs(kept))
         return result
 
     def logits(self, images: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """TensorBoard logging of a training run, as an observer of the training loop.
 
 The loop (:mod:`cnnkit.engines.training`) calls an observer after every step, after every epoch
-and once at the end; this one writes, through PyTorch's ``SummaryWriter``:
+and once at the end (:class:`cnnkit.engines.training.Observer`); the caller makes the observers
+(:func:`observers_for`) and passes them in. This one writes, through PyTorch's ``SummaryWriter``:
 
 - per step: ``step/loss`` (the batch's training loss) and ``step/lr``;
 - per epoch: ``loss/train``, ``loss/validation``, ``accuracy/train``, ``accuracy/validation``,
@@ -24,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.data import Dataset, stratified_sample
-from cnnkit.engines.evaluation import normalise
+from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["EMBEDDING_SAMPLE", "TensorBoardLogger", "check_available"]
+__all__ = ["EMBEDDING_SAMPLE", "TensorBoardLogger", "check_available", "observers_for"]
 
 #: Test images shown in the embedding projector (a stratified sample).
 EMBEDDING_SAMPLE = 1000
@@ -43,6 +44,19 @@ def check_available() -> None:
             f"--tensorboard needs {' and '.join(missing)}, which cannot be imported here; "
             "install them with pip install 'cnnkit[tensorboard]'"
         )
+
+
+def observers_for(config: TrainConfig) -> list[TensorBoardLogger]:
+    """The observers of the training loop that ``config`` asks for: a :class:`TensorBoardLogger`
+    of ``config.tensorboard`` when it names a folder (refused at once when the packages are
+    missing or the folder is a file). Close them when the run ends.
+
+    >>> observers_for(TrainConfig())
+    []
+    """
+    if config.tensorboard is None:
+        return []
+    return [TensorBoardLogger(config.tensorboard, seed=config.seed)]
 
 
 def _kernel_images(weight: np.ndarray) -> np.ndarray:
@@ -115,10 +129,14 @@ class TensorBoardLogger:
         if images is None:  # an image folder without a test split: the training images
             images, labels = data.train_images, data.train_labels
         rows = np.sort(stratified_sample(labels, min(EMBEDDING_SAMPLE, len(labels)), self.seed))
-        pixels = np.asarray(images[rows])
-        features = engine.penultimate(normalise(pixels, model_info))
-        names = [data.class_names[label] for label in labels[rows].tolist()]
         import torch
+
+        from cnnkit.modelinfo import Normalisation
+
+        pixels = np.asarray(images[rows])
+        normalisation = Normalisation(model_info["mean"], model_info["std"])
+        features = engine.penultimate(normalisation.apply(pixels))
+        names = [data.class_names[label] for label in labels[rows].tolist()]
 
         self.writer.add_embedding(
             features, metadata=names,

@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from cnnkit.arch import Architecture
 from cnnkit.engines import distributed
 from cnnkit.engines.augment import Augmentation
-from cnnkit.engines.base import Context
+from cnnkit.engines.base import Context, joined_outputs
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.engines.loaders import Batch, BatchLoader
 from cnnkit.engines.model import autocast_dtype, build_model, choose_device, resolve_precision
 from cnnkit.errors import InvalidArgument, StateDictError, TrainingError
+from cnnkit.nn.loss import softmax
 from cnnkit.nn.optim import from_torch_optimizer_state
 
 __all__ = ["ENGINE", "TorchEngine", "evaluate_loader"]
@@ -242,9 +243,12 @@ class TorchEngine:
             torch.cuda.synchronize(self.device)
 
     def evaluate(self, loader: BatchLoader, *, collect: bool = False,
-                 precision: str | None = None) -> dict:
+                 precision: str | None = None, outputs: bool = False) -> dict:
         """Loss and accuracy over ``loader`` (see :func:`evaluate_loader`), in ``precision``
         (default: the training precision; the final test uses fp32, as ``cnnkit evaluate``)."""
+        if outputs:  # the probabilities and features come from the plain model, layer by layer
+            return evaluate_loader(self.model, loader, precision=precision or self.precision,
+                                   context=self.context, collect=collect, outputs=True)
         return evaluate_loader(self._runner, loader, precision=precision or self.precision,
                                context=self.context, collect=collect)
 
@@ -357,23 +361,31 @@ def evaluate_loader(
     precision: str = "fp32",
     context: Context | None = None,
     collect: bool = False,
+    outputs: bool = False,
 ) -> dict:
     """Loss and accuracy of ``model`` over every batch of ``loader`` (gathered over processes).
 
-    With ``collect`` the predicted and true labels are returned too (one process only).
+    With ``collect`` the predicted and true labels are returned too (one process only); with
+    ``outputs`` (an ``nn.Sequential``, one process) also the float64 class probabilities and
+    the float32 penultimate features (the input of the last layer) from the same pass.
     """
     context = context or Context()
     device = loader.device
     dtype = autocast_dtype(precision)
     totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    predictions, truths = [], []
+    predictions, truths, kept = [], [], []
+    body, head = (model[:-1], model[-1]) if outputs else (model, None)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for batch in loader.batches():
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = model(batch.images)
+                hidden = body(batch.images)
+                logits = head(hidden) if outputs else hidden
             logits = logits.float()
+            if outputs:
+                kept.append((softmax(logits.cpu().numpy()),
+                             hidden.float().flatten(1).cpu().numpy()))
             predicted = logits.argmax(1)
             totals[0] += F.cross_entropy(logits, batch.labels, reduction="sum")
             totals[1] += (predicted == batch.labels).sum()
@@ -389,6 +401,8 @@ def evaluate_loader(
     if collect:
         result["predictions"] = torch.cat(predictions).numpy() if predictions else np.array([])
         result["labels"] = torch.cat(truths).numpy() if truths else np.array([])
+    if outputs:
+        result.update(joined_outputs(kept))
     return result
 
 

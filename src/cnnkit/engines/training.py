@@ -20,8 +20,9 @@ identical batches, and the dropout masks from ``(seed, e)`` too, so a run resume
 ``e`` draws exactly the numbers an uninterrupted run draws; the augmentation's shifts and flips
 (:mod:`cnnkit.engines.augment`) are drawn from ``(seed, epoch, step)`` alone for the same reason.
 On the CPU the same seed gives bit-identical results; on CUDA ``deterministic=True`` asks
-PyTorch for deterministic kernels. Observers (TensorBoard logging,
-:mod:`cnnkit.engines.tensorboard`) watch the loop from outside.
+PyTorch for deterministic kernels. Observers (:class:`Observer`, such as the TensorBoard logger
+of :mod:`cnnkit.engines.tensorboard`) watch the loop from outside: the caller makes them and
+passes them in, so this module imports none of them.
 With several processes (torchrun, PyTorch engine) only rank 0 prints and writes files.
 
 Data larger than the memory budget (``stream``; decided once per run, from the bytes of the
@@ -45,9 +46,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -65,12 +67,12 @@ from cnnkit.engines.augment import Augmentation
 from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
-from cnnkit.errors import InvalidType, TrainingError
+from cnnkit.errors import InvalidArgument, InvalidType, TrainingError
 from cnnkit.runfolder import RunFolder
 from cnnkit.schedule import lr_at
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "image_statistics", "pixel_statistics",
-           "train"]
+__all__ = ["Observer", "TrainConfig", "TrainResult", "TrainingError", "image_statistics",
+           "pixel_statistics", "train"]
 
 METRIC_COLUMNS = (
     "epoch",
@@ -106,6 +108,23 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     loader: str = "resident"
+
+
+class Observer(Protocol):
+    """What the training loop calls on an observer (on rank 0 only).
+
+    The caller makes the observers, passes them to :func:`train`, and closes them afterwards;
+    :class:`cnnkit.engines.tensorboard.TensorBoardLogger` is one.
+    """
+
+    def on_step(self, engine, epoch: int, step: int, steps: int, lr: float) -> None:
+        """After every training step (``step`` of ``steps`` in ``epoch``, counted from 0)."""
+
+    def on_epoch(self, row: dict, engine) -> None:
+        """After every epoch's checkpoint, with the epoch's metrics row."""
+
+    def on_end(self, engine, data: Dataset, model_info: dict, epoch: int) -> None:
+        """Once, after the final model is tested, with the number of epochs trained."""
 
 
 def pixel_statistics(images: np.ndarray) -> tuple[float, float]:
@@ -173,11 +192,13 @@ def train(
     run_dir: str | os.PathLike,
     *,
     resume: bool = False,
+    checkpoint: Checkpoint | None = None,
     overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     evaluate_test: bool = True,
     on_epoch: Callable[[dict, object], bool | None] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train ``config`` with its engine and write the run folder ``run_dir``.
 
@@ -192,6 +213,9 @@ def train(
         Continue the run in ``run_dir`` after its last complete epoch, with either engine.
         ``config`` must describe the same model (architecture, input shape, classes); a
         difference is refused by name. ``epochs`` may be raised to train longer.
+    checkpoint : Checkpoint, optional
+        With ``resume``: the last checkpoint of ``run_dir``, when the caller has read it already
+        (``cnnkit train --resume`` reads it for the configuration); by default it is read here.
     overwrite : bool
         Allow replacing the files of an earlier run in ``run_dir``.
     progress : bool
@@ -204,6 +228,11 @@ def train(
         Called after each epoch (once its checkpoint is written) with the epoch's metrics row
         and the engine's model; returning True ends the run there (used by the benchmark to
         stop at a target accuracy).
+    observers : sequence of Observer
+        Watch the loop on rank 0 (:class:`Observer`); the caller makes and closes them. A
+        ``config.tensorboard`` folder needs its logger here:
+        :func:`cnnkit.engines.tensorboard.observers_for` makes the observers a configuration
+        asks for.
 
     Returns
     -------
@@ -216,28 +245,25 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise InvalidType(f"config must be a TrainConfig, got {type(config).__name__}")
+    if checkpoint is not None and not resume:
+        raise InvalidArgument("a checkpoint is given only to resume from it; pass resume=True")
+    if config.tensorboard is not None and not observers:
+        raise InvalidArgument(
+            f"config.tensorboard is {config.tensorboard!r} but no observer writes the logs; pass "
+            "observers=observers_for(config) (cnnkit.engines.tensorboard), as cnnkit train does"
+        )
     config = dataclasses.replace(config, engine=resolve_engine(config.engine))
-    observers = []
-    if config.tensorboard is not None:
-        from cnnkit.engines.tensorboard import TensorBoardLogger
-
-        observers.append(TensorBoardLogger(config.tensorboard, seed=config.seed))
     engine = engine_class(config.engine)(config)
-    try:
-        with engine.session() as context:
-            if not context.is_main:  # only rank 0 writes files
-                observers = []
-            return _train(config, Path(run_dir), engine, context, resume=resume,
-                          overwrite=overwrite, progress=progress, log=log,
-                          evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
-    finally:
-        for observer in observers:
-            observer.close()
+    with engine.session() as context:
+        return _train(config, Path(run_dir), engine, context, resume=resume,
+                      checkpoint=checkpoint, overwrite=overwrite, progress=progress, log=log,
+                      evaluate_test=evaluate_test, on_epoch=on_epoch,
+                      observers=list(observers) if context.is_main else [])  # rank 0 writes
 
 
 def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resume: bool,
-           overwrite: bool, progress: bool, log, evaluate_test: bool, on_epoch,
-           observers: list) -> TrainResult:
+           checkpoint: Checkpoint | None, overwrite: bool, progress: bool, log,
+           evaluate_test: bool, on_epoch, observers: list) -> TrainResult:
     def say(line: str) -> None:
         if log is not None and context.is_main:
             log(line)
@@ -245,7 +271,8 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
     # Phase 1: check everything before the run folder is touched: the folder, the checkpoint to
     # resume, the data, the architecture against the data and against memory and disk.
     run = RunFolder(run_dir)
-    saved = _check_run_folder(run, resume=resume, overwrite=overwrite, context=context)
+    saved = _check_run_folder(run, resume=resume, checkpoint=checkpoint, overwrite=overwrite,
+                              context=context)
     data, train, validation = _load_data(config, progress=progress and context.is_main, say=say)
     streaming = _choose_streaming(config, data, [train, validation], say)
     arch, model_info = _describe_model(config, saved, data, train, run_dir)
@@ -270,9 +297,10 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
             run.unlock()
 
 
-def _check_run_folder(run: RunFolder, *, resume: bool, overwrite: bool,
-                      context: Context) -> Checkpoint | None:
-    """Refuse a folder the run may not use; the checkpoint to resume from, if resuming."""
+def _check_run_folder(run: RunFolder, *, resume: bool, checkpoint: Checkpoint | None,
+                      overwrite: bool, context: Context) -> Checkpoint | None:
+    """Refuse a folder the run may not use; the checkpoint to resume from (``checkpoint``, or
+    read from the folder), if resuming."""
     if not resume:
         if context.is_main:
             run.check_new(overwrite=overwrite)
@@ -281,7 +309,7 @@ def _check_run_folder(run: RunFolder, *, resume: bool, overwrite: bool,
         if not run.checkpoint.is_file() and run.legacy_checkpoint.is_file():
             load_checkpoint(run.path)  # refused with the conversion command
         run.check_resumable(run.checkpoint)
-    return load_checkpoint(run.path)
+    return checkpoint if checkpoint is not None else load_checkpoint(run.path)
 
 
 def _load_data(config: TrainConfig, *, progress: bool, say: Callable[[str], None]):
@@ -389,12 +417,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
          validation: tuple, streaming: bool, eval_batch: int, progress: bool,
          say: Callable[[str], None], evaluate_test: bool, on_epoch,
          observers: list) -> TrainResult:
-    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test.
-
-    Each observer (:class:`cnnkit.engines.tensorboard.TensorBoardLogger`) is called with
-    ``on_step`` after every training step, ``on_epoch`` after every epoch's checkpoint, and
-    ``on_end`` once the final model is tested.
-    """
+    """Phases 3 to 7: build, train epoch by epoch with checkpoints, and test; the
+    ``observers`` (:class:`Observer`) are called as they go."""
     normalise = {"mean": model_info["mean"], "std": model_info["std"], "streaming": streaming}
     train_loader = engine.loader(*train[:2], rows=train[2], batch_size=config.batch_size,
                                  **normalise)

@@ -1,4 +1,4 @@
-"""The NumPy model of an architecture spec."""
+"""The NumPy model of an architecture spec, built from the layer registry's description."""
 
 from __future__ import annotations
 
@@ -7,10 +7,27 @@ from collections.abc import Sequence
 import numpy as np
 
 from cnnkit.arch import Architecture, trace
-from cnnkit.layers import LAYER_TYPES
-from cnnkit.nn.module import Sequential
+from cnnkit.layers import LAYER_TYPES, LayerType
+from cnnkit.nn import layers
+from cnnkit.nn.module import Module, Sequential
 
-__all__ = ["build_model"]
+__all__ = ["build_layer", "build_model"]
+
+
+def build_layer(
+    layer_type: LayerType, arguments: dict, *, generator: np.random.Generator, dtype: object
+) -> Module:
+    """The :mod:`cnnkit.nn` layer that ``layer_type`` describes, initialised from ``generator``
+    in ``dtype`` (each layer takes the keywords its ``factory`` names).
+
+    >>> from cnnkit.layers import LAYER_TYPES
+    >>> build_layer(LAYER_TYPES["dropout"], {"p": 0.25},
+    ...             generator=np.random.default_rng(0), dtype=np.float32)
+    Dropout(p=0.25)
+    """
+    factory = {"generator": generator, "dtype": dtype}
+    keywords = {name: factory[name] for name in layer_type.factory}
+    return getattr(layers, layer_type.module)(**arguments, **keywords)
 
 
 def build_model(
@@ -24,9 +41,10 @@ def build_model(
     """The :mod:`cnnkit.nn` model of ``arch`` for inputs of ``input_shape`` (C, H, W).
 
     The counterpart of :func:`cnnkit.engines.model.build_model`: the same layers with the same
-    parameter names and shapes, so state dicts move between the two. Every layer is built by its
-    entry in :data:`cnnkit.layers.LAYER_TYPES`. Weights get PyTorch's default initialisation
-    drawn from ``numpy.random.default_rng(seed)``, which also draws the dropout masks.
+    parameter names and shapes, so state dicts move between the two. Every layer is built by
+    :func:`build_layer` from its entry in :data:`cnnkit.layers.LAYER_TYPES`. Weights get
+    PyTorch's default initialisation drawn from ``numpy.random.default_rng(seed)``, which also
+    draws the dropout masks.
 
     Examples
     --------
@@ -41,7 +59,7 @@ def build_model(
     rows = trace(arch, input_shape, num_classes)
     return Sequential(
         *(
-            LAYER_TYPES[row.type].build_numpy(row.arguments, generator=generator, dtype=dtype)
+            build_layer(LAYER_TYPES[row.type], row.arguments, generator=generator, dtype=dtype)
             for row in rows
         )
     )

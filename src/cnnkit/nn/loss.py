@@ -13,7 +13,7 @@ import numpy as np
 from cnnkit._validate import check_choice
 from cnnkit.errors import InvalidArgument, InvalidType, ShapeError
 
-__all__ = ["REDUCTIONS", "cross_entropy"]
+__all__ = ["REDUCTIONS", "cross_entropy", "softmax"]
 
 #: Accepted values of ``reduction``.
 REDUCTIONS = ("mean", "sum")
@@ -91,3 +91,15 @@ def cross_entropy(
         grad /= count
         return float(losses.mean()), grad
     return float(losses.sum()), grad
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (float64) of logits ``(N, classes)``, computed after subtracting each
+    row's maximum (no overflow).
+
+    >>> softmax(np.array([[0.0, 0.0], [1000.0, 0.0]])).tolist()
+    [[0.5, 0.5], [1.0, 0.0]]
+    """
+    logits = np.asarray(logits, np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probabilities / probabilities.sum(axis=1, keepdims=True)

@@ -44,7 +44,7 @@ from cnnkit.errors import (
     TooLarge,
 )
 from cnnkit.imageio import image_shape, read_image, to_grayscale
-from cnnkit.report import REPORT_NAME
+from cnnkit.runfolder import CONFIG_NAME, CURVES_NAME, METRICS_NAME, REPORT_NAME
 from cnnkit.serve import playground
 from cnnkit.serve.network import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, Inspector, saved_upload
 
@@ -62,8 +62,8 @@ MAX_JSON_BYTES = 256 * 1024
 #: Uploaded playground images kept in memory (the oldest is forgotten first).
 UPLOADS_KEPT = 16
 #: The run's files that ``/run/{file}`` serves, and their media types.
-RUN_FILES = {REPORT_NAME: "text/html", "curves.png": "image/png", "metrics.csv": "text/csv",
-             "config.json": "application/json"}
+RUN_FILES = {REPORT_NAME: "text/html", CURVES_NAME: "image/png", METRICS_NAME: "text/csv",
+             CONFIG_NAME: "application/json"}
 
 STATIC = Path(__file__).with_name("static")
 
