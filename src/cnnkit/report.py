@@ -61,6 +61,7 @@ def write_report(
     device: str = "cpu",
     download: bool = True,
     engine: str | None = None,
+    test_pass: TestPass | None = None,
 ) -> Path:
     """Write the report of a run folder, atomically; return its path.
 
@@ -81,6 +82,9 @@ def write_report(
     engine : {'auto', 'numpy', 'torch'}, optional
         Which engine computes (default: PyTorch where it imports, NumPy otherwise); the report
         has the same sections either way.
+    test_pass : TestPass, optional
+        The test split already run through the run's last checkpoint (training's final test
+        keeps one), so that no image goes through the network twice.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -89,7 +93,7 @@ def write_report(
     if output is not None and target.exists() and not overwrite:
         raise AlreadyExists(f"{target} exists; pass --overwrite or choose another -o")
     text = build_report(run_dir, data_dir=data_dir, device=device, download=download,
-                        engine=engine)
+                        engine=engine, test_pass=test_pass)
     return atomic_write(target, lambda temporary: temporary.write_text(text, encoding="utf-8"),
                         overwrite=True)
 

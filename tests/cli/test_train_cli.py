@@ -356,6 +356,27 @@ def test_training_writes_the_run_report(run_dir):
     assert "<script src=" not in report and "http://" not in report and "https://" not in report
 
 
+def test_training_report_reuses_the_test_pass_and_equals_a_later_report(tmp_path,
+                                                                        monkeypatch):
+    """The report that train writes runs no image through the network twice (it reuses the
+    final test pass) and is the page `cnnkit report` writes later from the checkpoint."""
+    from cnnkit.model import TrainedModel
+    from cnnkit.report import build_report
+
+    spec = tmp_path / "small.json"
+    spec.write_text(json.dumps(SMALL))
+    passes = []
+    evaluate = TrainedModel.evaluate
+    monkeypatch.setattr(TrainedModel, "evaluate",
+                        lambda self, *a, **k: passes.append(1) or evaluate(self, *a, **k))
+    assert main(["train", "--arch", str(spec), "--epochs", "1", "--train-limit", "300",
+                 "--val-size", "100", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert passes == []
+    written = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert build_report(tmp_path / "run") == written
+    assert passes == [1]
+
+
 def test_no_report_skips_it(capsys, tmp_path):
     """--no-report trains without writing report.html."""
     spec = tmp_path / "s.json"

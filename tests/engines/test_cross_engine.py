@@ -95,13 +95,15 @@ def _cnnkit(*arguments, cwd, check=True):
 
 
 def test_numpy_engine_trains_evaluates_and_predicts_without_torch(tmp_path):
-    """With torch impossible to import, train defaults to the NumPy engine, and evaluate,
-    predict, resume and summary work; asking for the torch engine is refused in one line."""
+    """With torch impossible to import, train defaults to the NumPy engine and writes the
+    report, and evaluate, predict, resume and summary work; asking for the torch engine is
+    refused in one line."""
     from PIL import Image
     (tmp_path / "small.json").write_text(json.dumps(SMALL_ARCH))
     trained = _cnnkit("train", "--arch", "small.json", "--epochs", "1", "--train-limit", "500",
                       "--val-size", "100", "--out", "run", cwd=tmp_path)
     assert "engine numpy" in trained.stdout and "test accuracy" in trained.stdout
+    assert "Confusion matrix" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     resumed = _cnnkit("train", "--resume", "run", "--epochs", "2", cwd=tmp_path)
     assert "resuming after epoch 1 of 2 (checkpoint written by the numpy engine)" in (
         resumed.stdout)

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             observer.close()
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not args.no_report:
-        _write_report(result.run_dir, quiet)
+        _write_report(result, config.dataset)
     if is_main and not quiet:
         run_folder = RunFolder(result.run_dir)
         files = [run_folder.checkpoint, run_folder.best, run_folder.metrics, run_folder.curves]
@@ -188,18 +188,16 @@ def _result_line(result) -> str:
     return f"{score}; run folder: {result.run_dir}"
 
 
-def _write_report(run_dir: Path, quiet: bool) -> None:
-    """The run's HTML report, which draws with PyTorch: said and skipped where it is missing."""
-    import importlib.util
+def _write_report(result, dataset: str) -> None:
+    """The run's HTML report, on the engine that trained it, from the test pass that training
+    made (a run of several processes, or one without a test split, makes its own)."""
+    from cnnkit.report import TestPass, write_report
 
-    if importlib.util.find_spec("torch") is None:
-        if not quiet:
-            print(f"{RunFolder(run_dir).report.name} not written: the report needs PyTorch "
-                  f"(pip install torch), then cnnkit report {run_dir}")
-        return
-    from cnnkit.report import write_report
-
-    write_report(run_dir)
+    outputs = result.test_outputs
+    test_pass = None if outputs is None else TestPass(
+        dataset, "test", outputs["images"], outputs["labels"], outputs["probabilities"],
+        outputs["features"])
+    write_report(result.run_dir, engine=result.engine, test_pass=test_pass)
 
 
 def _launch(args: argparse.Namespace, config: TrainConfig) -> int:

@@ -103,6 +103,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     test_accuracy: float | None = None
     test_loss: float | None = None
+    #: The final test pass of a one-process run, for the report to reuse: the data set's
+    #: ``images`` and ``labels`` and the ``probabilities`` (float64) and penultimate
+    #: ``features`` of every image, in order.
+    test_outputs: dict | None = None
     train_seconds: float = 0.0
     engine: str = "torch"
     device: str = "cpu"
@@ -508,8 +512,14 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     if evaluate_test and data.test_images is not None:
         test_loader = engine.loader(data.test_images, data.test_labels, batch_size=eval_batch,
                                     **normalise)
-        test = engine.evaluate(test_loader, precision="fp32")
+        # One process keeps each image's probabilities and features: the report reuses them.
+        keep = not context.distributed
+        test = engine.evaluate(test_loader, precision="fp32", outputs=keep)
         result.test_accuracy, result.test_loss = test["accuracy"], test["loss"]
+        if keep:
+            result.test_outputs = {"images": data.test_images, "labels": data.test_labels,
+                                   "probabilities": test["probabilities"],
+                                   "features": test["features"]}
         how = "" if engine.precision == "fp32" else " (computed in fp32, as cnnkit evaluate does)"
         say(f"test accuracy {100 * test['accuracy']:.2f}% on {test['count']} images{how}")
     for observer in observers:
