@@ -41,7 +41,7 @@ def _sample_image(run_dir: Path, folder: Path) -> Path:
     from PIL import Image
 
     from cnnkit.engines.checkpoint import load_checkpoint
-    from cnnkit.engines.evaluation import load_split
+    from cnnkit.evaluation import load_split
 
     _, _, images, _ = load_split(load_checkpoint(run_dir), str(run_dir))
     path = folder / "test-image-0.png"

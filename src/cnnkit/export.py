@@ -135,7 +135,7 @@ def export_onnx(
 
 def _check_batch(model, count: int, data_dir) -> tuple[np.ndarray, str]:
     """Up to ``count`` uint8 test images, or seeded random pixels without the data."""
-    from cnnkit.engines.evaluation import load_split
+    from cnnkit.evaluation import load_split
 
     try:
         _, _, images, _ = load_split(model.checkpoint, "the exported model", None, split="test",

@@ -116,7 +116,7 @@ def build_report(
     for its final test): the report then runs no image through the network twice.
     """
     from cnnkit.data.registry import DatasetNotFoundError, DownloadError
-    from cnnkit.engines.evaluation import load_split
+    from cnnkit.evaluation import load_split
 
     if model is None:
         model = TrainedModel.load(run_dir, engine=engine, device=device)
@@ -369,7 +369,7 @@ def _line_chart(title: str, xs: Sequence[float], series: dict[str, list[float | 
 
 
 def _metrics_section(page: _Page, test: _TestResults) -> str:
-    from cnnkit.engines.evaluation import confusion_matrix
+    from cnnkit.evaluation import confusion_matrix
 
     count = len(page.class_names)
     confusion = confusion_matrix(test.labels, test.predictions, count)

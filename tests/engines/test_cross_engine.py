@@ -17,8 +17,8 @@ from tests.processes import SOURCE_ROOT, cnnkit_process
 
 from cnnkit.data import load_dataset
 from cnnkit.engines.checkpoint import load_checkpoint
-from cnnkit.engines.evaluation import evaluate
 from cnnkit.engines.training import TrainConfig, train
+from cnnkit.evaluation import evaluate
 from cnnkit.model import TrainedModel
 
 #: The small CNN without dropout: both engines then compute the same function step by step.

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from cnnkit.data import load_dataset
-from cnnkit.engines.evaluation import confusion_matrix, evaluate, predict
 from cnnkit.engines.training import TrainConfig, train
+from cnnkit.evaluation import confusion_matrix, evaluate, predict
 from cnnkit.model import TrainedModel
 
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from cnnkit import evaluation
 from cnnkit.data.registry import DatasetNotFoundError
-from cnnkit.engines import evaluation
 from cnnkit.report import build_report, write_report
 from cnnkit.runfolder import REPORT_NAME
 

@@ -483,7 +483,7 @@ def test_upload_refusals(client):
 def test_predict_matches_cnnkit_predict(client, run_dir, tmp_path):
     """The drawn image's top classes and probabilities are cnnkit predict's for the same file;
     the feature maps are the shown layers', and the input notes say what was done."""
-    from cnnkit.engines.evaluation import predict
+    from cnnkit.evaluation import predict
 
     data = stroke_png()
     (tmp_path / "stroke.png").write_bytes(data)

@@ -51,6 +51,57 @@ def test_modules_do_not_import_what_stands_above_them(files, forbidden):
     assert wrong == []
 
 
+#: The floors of the package, lowest first (README, "How cnnkit is built"): a module imports
+#: only modules of its own floor or of floors below it.
+FLOORS = [
+    ["cnnkit.errors", "cnnkit._validate", "cnnkit._files", "cnnkit.budget"],
+    ["cnnkit.shapes", "cnnkit.ops", "cnnkit.filters", "cnnkit.schedule"],
+    ["cnnkit.imageio", "cnnkit.data", "cnnkit.plots"],
+    ["cnnkit.layers", "cnnkit.arch", "cnnkit.modelinfo", "cnnkit.runfolder"],
+    ["cnnkit.nn", "cnnkit.engines"],
+    ["cnnkit.model", "cnnkit.pictures"],
+    ["cnnkit.evaluation", "cnnkit.explain", "cnnkit.report", "cnnkit.serve", "cnnkit.export",
+     "cnnkit.commands", "cnnkit.cli", "cnnkit.__main__"],
+]
+
+
+def _floor(module: str) -> int | None:
+    """The floor of ``module`` (its longest matching prefix), None for the package itself."""
+    matches = [(len(prefix), number) for number, prefixes in enumerate(FLOORS)
+               for prefix in prefixes if _is_under(module, prefix)]
+    return max(matches)[1] if matches else None
+
+
+def test_every_import_goes_to_the_same_floor_or_below():
+    """Engines never import the model or the views, the model never imports the views, and
+    so on down; every module of the package has a floor."""
+    wrong, homeless = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        module = ".".join(("cnnkit", *parts)).removesuffix(".__init__")
+        own = _floor(module)
+        if own is None:
+            homeless += [] if module == "cnnkit" else [module]
+            continue
+        wrong += [f"{module} (floor {own}) imports {name} (floor {_floor(name)})"
+                  for name in _imports(path)
+                  if _floor(name) is not None and _floor(name) > own]
+    assert homeless == [] and wrong == []
+
+
+def test_views_use_public_names_of_other_packages():
+    """serve, report, explain and export import no private name (``_x``) of another module."""
+    wrong = []
+    for pattern in ("serve/*.py", "report.py", "explain.py", "export.py", "evaluation.py"):
+        for path in sorted(PACKAGE.glob(pattern)):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                        "cnnkit") and not (node.module or "").startswith("cnnkit.serve"):
+                    wrong += [f"{path.name}: {node.module}.{alias.name}" for alias in node.names
+                              if alias.name.startswith("_")]
+    assert wrong == []
+
+
 def test_importing_the_layer_registry_loads_no_engine():
     """Importing cnnkit.layers and cnnkit.arch loads neither cnnkit.nn nor cnnkit.engines nor
     PyTorch."""

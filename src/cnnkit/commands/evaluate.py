@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.engines.evaluation import evaluate
     from cnnkit.engines.figures import save_confusion_matrix
+    from cnnkit.evaluation import evaluate
 
     source = Path(args.source)
     # The run's own figure is refreshed by every evaluation; a file the user named is only

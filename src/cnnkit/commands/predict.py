@@ -79,7 +79,7 @@ def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.engines.evaluation import predict
+    from cnnkit.evaluation import predict
 
     if args.csv and args.json:
         raise InvalidArgument("--csv and --json are two outputs; choose one")

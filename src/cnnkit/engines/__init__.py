@@ -3,7 +3,8 @@
 The PyTorch engine (CPU, CUDA, MPS, DDP) or the NumPy engine (:mod:`cnnkit.nn`), behind one
 training loop (:mod:`cnnkit.engines.training`) and one checkpoint format
 (:mod:`cnnkit.engines.checkpoint`). A trained model, on either engine, is
-:class:`cnnkit.model.TrainedModel`.
+:class:`cnnkit.model.TrainedModel`; evaluating and predicting with one is
+:mod:`cnnkit.evaluation`.
 
 The names below are loaded on first use, so that importing this package does not import torch.
 """
@@ -20,9 +21,7 @@ __all__ = [
     "build_model",
     "choose_device",
     "demo_training",
-    "evaluate",
     "load_checkpoint",
-    "predict",
     "train",
 ]
 
@@ -35,8 +34,6 @@ _HOMES = {
     "build_model": "model",
     "choose_device": "model",
     "demo_training": "demo",
-    "evaluate": "evaluation",
-    "predict": "evaluation",
     "load_checkpoint": "checkpoint",
 }
 
