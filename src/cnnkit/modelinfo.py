@@ -27,7 +27,8 @@ import numpy as np
 from cnnkit.arch import Architecture, LayerTrace, load_architecture, parse_input_shape, trace
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["ACTIVATIONS", "ModelInfo", "Normalisation", "layers_to_show"]
+__all__ = ["ACTIVATIONS", "ModelInfo", "Normalisation", "ReceptiveField", "layer_names",
+           "layers_to_show"]
 
 #: Layer kinds that rectify or squash a map (a convolution followed by one is shown after it).
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -103,6 +104,44 @@ def layers_to_show(kinds: Sequence[str], *, every: bool = False) -> list[int]:
     return [index for index in spatial
             if not (kinds[index] == "conv2d" and index + 1 < len(kinds)
                     and kinds[index + 1] in ACTIVATIONS)]
+
+
+#: The short name of each layer kind, numbered in order of appearance (conv1, pool1, fc1, ...).
+_SHORT_NAMES = {"conv2d": "conv", "max_pool2d": "pool", "avg_pool2d": "avgpool",
+                "global_avg_pool2d": "gap", "batch_norm2d": "bn", "linear": "fc"}
+
+
+def layer_names(kinds: Sequence[str]) -> list[str]:
+    """Readable layer names: each kind's short name numbered in order of appearance.
+
+    >>> layer_names(["conv2d", "relu", "max_pool2d", "conv2d", "relu", "flatten", "linear"])
+    ['conv1', 'relu1', 'pool1', 'conv2', 'relu2', 'flatten1', 'fc1']
+    """
+    counts: dict[str, int] = {}
+    names = []
+    for kind in kinds:
+        short = _SHORT_NAMES.get(kind, kind)
+        counts[short] = counts.get(short, 0) + 1
+        names.append(f"{short}{counts[short]}")
+    return names
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where an output pixel of a layer looks in the input image, along one axis.
+
+    Output position ``i`` of the layer sees input positions ``start + i * jump`` up to
+    ``start + i * jump + size - 1`` (positions below 0 or past the image are padding).
+    """
+
+    size: int
+    jump: int
+    start: int
+
+    def window(self, index: int) -> tuple[int, int]:
+        """The first and one-past-last input position that output ``index`` sees."""
+        first = self.start + index * self.jump
+        return first, first + self.size
 
 
 @dataclass(frozen=True)
@@ -188,6 +227,40 @@ class ModelInfo:
             )
         return int(layer)
 
+    @property
+    def names(self) -> list[str]:
+        """Readable layer names (:func:`layer_names`): conv1, relu1, pool1, ..."""
+        return layer_names(self.kinds)
+
     def layer_label(self, index: int) -> str:
-        """``layer 3 (conv2d)``."""
-        return f"layer {index} ({self.layers[index].type})"
+        """``conv2 (layer 3)``."""
+        return f"{self.names[index]} (layer {index})"
+
+    def receptive_fields(self) -> list[tuple[ReceptiveField, ReceptiveField]]:
+        """The receptive field (rows, columns) of each layer with feature maps, in the image.
+
+        A convolution or pooling of kernel ``k``, stride ``s``, padding ``p`` and dilation
+        ``d`` turns a field (size ``r``, jump ``j``, start ``t``) into
+        (``r + d (k - 1) j``, ``j s``, ``t - p j``); other layers keep it.
+
+        >>> info = ModelInfo.from_dict({"arch": "tutorial", "input_shape": [1, 28, 28],
+        ...     "num_classes": 10, "class_names": list("0123456789"), "mean": 0, "std": 1})
+        >>> [rows for rows, _ in info.receptive_fields()][3]
+        ReceptiveField(size=14, jump=2, start=-6)
+        """
+        field = (ReceptiveField(1, 1, 0), ReceptiveField(1, 1, 0))
+        fields = []
+        for index in self.spatial_layers:
+            arguments = self.layers[index].arguments
+            if "kernel_size" in arguments:
+                kernel = arguments["kernel_size"]
+                stride = arguments.get("stride") or kernel
+                dilation = arguments.get("dilation", 1)
+                padding = arguments.get("padding", 0)
+                field = tuple(ReceptiveField(f.size + dilation * (kernel - 1) * f.jump,
+                                             f.jump * stride, f.start - padding * f.jump)
+                              for f in field)
+            elif self.layers[index].type == "global_avg_pool2d":
+                field = tuple(ReceptiveField(n, n, 0) for n in self.input_shape[1:])
+            fields.append(field)
+        return fields
