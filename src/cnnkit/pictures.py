@@ -17,8 +17,8 @@ import numpy as np
 
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["as_picture", "attribution_overlay", "colour_table", "coloured", "png_data_uri",
-           "tile_maps"]
+__all__ = ["as_picture", "attribution_overlay", "colour_table", "coloured", "flat_map",
+           "png_data_uri", "tile_maps"]
 
 
 def as_picture(pixels: np.ndarray) -> np.ndarray:
@@ -94,3 +94,14 @@ def png_data_uri(picture: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=False)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def flat_map(values: np.ndarray) -> str | None:
+    """``'flat map (range a to b)'`` when a map is constant or nearly so (its range under
+    1e-6 of its largest magnitude, or zero), else None: such a map has nothing to show, and
+    a colour scale would paint it as one strong colour."""
+    values = np.asarray(values, np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high - low <= 1e-6 * max(abs(low), abs(high)) or high == low:
+        return f"flat map (range {low:.3g} to {high:.3g})"
+    return None

@@ -49,9 +49,11 @@ __all__ = [
     "CHECKPOINT_NAME",
     "CONFIG_NAME",
     "CURVES_NAME",
+    "INITIAL_NAME",
     "LOCK_NAME",
     "METRICS_NAME",
     "ONNX_NAME",
+    "PATCHES_FIGURE_NAME",
     "PREVIOUS_NAME",
     "REPORT_NAME",
     "WEIGHTS_FIGURE_NAME",
@@ -62,14 +64,17 @@ __all__ = [
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.csv"
 CURVES_NAME = "curves.png"
-_CHECKPOINT_STEM, _BEST_STEM = "checkpoint", "best"
+_CHECKPOINT_STEM, _BEST_STEM, _INITIAL_STEM = "checkpoint", "best", "initial"
 CHECKPOINT_NAME = f"{_CHECKPOINT_STEM}.safetensors"
 BEST_NAME = f"{_BEST_STEM}.safetensors"
+#: The weights before the first step (kept to compare the learned kernels with).
+INITIAL_NAME = f"{_INITIAL_STEM}.safetensors"
 #: cnnkit 0.1 wrote its checkpoints with ``torch.save`` (``cnnkit convert-checkpoint``).
 _LEGACY_CHECKPOINT_NAME, _LEGACY_BEST_NAME = f"{_CHECKPOINT_STEM}.pt", f"{_BEST_STEM}.pt"
 REPORT_NAME = "report.html"
 ONNX_NAME = "model.onnx"
 WEIGHTS_FIGURE_NAME = "weights.png"
+PATCHES_FIGURE_NAME = "patches.png"
 #: The figures of one split (``cnnkit evaluate``) and of one image (``cnnkit explain``).
 _CONFUSION_FIGURE, _EXPLAIN_FIGURE = "confusion-{}.png", "explain-{}.png"
 LOCK_NAME = ".lock"
@@ -79,9 +84,11 @@ PREVIOUS_NAME = ".previous-run"
 OWN_FILES = (CONFIG_NAME, METRICS_NAME, CURVES_NAME, REPORT_NAME, ONNX_NAME)
 #: Figures that other commands draw from the run's weights (cnnkit weights, evaluate, explain):
 #: out of date, and removed, once training writes new weights.
-WEIGHT_FIGURES = (WEIGHTS_FIGURE_NAME, _CONFUSION_FIGURE.format("*"), _EXPLAIN_FIGURE.format("*"))
+WEIGHT_FIGURES = (WEIGHTS_FIGURE_NAME, PATCHES_FIGURE_NAME, _CONFUSION_FIGURE.format("*"),
+                  _EXPLAIN_FIGURE.format("*"))
 #: The checkpoints in every format (and their half-written temporaries), and the figures.
-OWN_PATTERNS = (f"{_CHECKPOINT_STEM}.*", f"{_BEST_STEM}.*", *WEIGHT_FIGURES)
+OWN_PATTERNS = (f"{_CHECKPOINT_STEM}.*", f"{_BEST_STEM}.*", f"{_INITIAL_STEM}.*",
+                *WEIGHT_FIGURES)
 
 
 class RunFolder:
@@ -130,6 +137,16 @@ class RunFolder:
     def best(self) -> Path:
         """The epoch with the best validation accuracy so far."""
         return self.path / BEST_NAME
+
+    @property
+    def initial(self) -> Path:
+        """The weights before the first training step (a checkpoint of epoch 0)."""
+        return self.path / INITIAL_NAME
+
+    @property
+    def patches_figure(self) -> Path:
+        """The image patches each filter responds to most (``cnnkit weights``)."""
+        return self.path / PATCHES_FIGURE_NAME
 
     @property
     def legacy_checkpoint(self) -> Path:

@@ -1,5 +1,5 @@
-"""``cnnkit weights``: a trained model's kernels, each first-layer one next to the classic kernel
-it resembles."""
+"""``cnnkit weights``: a trained model's kernels against the classic kernels and against random
+ones, and the image patches each filter responds to most."""
 
 from __future__ import annotations
 
@@ -14,18 +14,28 @@ from cnnkit.runfolder import RunFolder
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "weights",
-        help="learned kernels, labelled with the nearest classic kernel (Sobel, Gaussian, ...)",
+        help="learned kernels against classic and random ones, and what each filter sees",
         description=(
             "Print each first-layer kernel's nearest classic kernel (Sobel, Scharr, Prewitt in "
             "four directions, Laplacian, Gaussian, box, identity) with the cosine similarity "
-            "after removing the mean, and draw the kernels of every convolution layer. "
-            "Example: cnnkit weights runs/fashion"
+            "after removing the mean, and the share of randomly initialised kernels it beats "
+            "('no close match' below the 95th percentile); draw the kernels, trained and at "
+            "initialisation, and for every convolution the test patches that excite each "
+            "channel most. Example: cnnkit weights runs/fashion"
         ),
     )
     parser.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
     parser.add_argument("-o", "--output", metavar="FIG",
                         help="PNG to write (default: weights.png in the run folder, refreshed "
                         "on every run)")
+    parser.add_argument("--patches", metavar="FIG",
+                        help="PNG of the top patches (default: patches.png in the run folder, "
+                        "refreshed on every run)")
+    parser.add_argument("--no-patches", action="store_true",
+                        help="skip the patches (they need the run's test images)")
+    parser.add_argument("--images", type=int, default=2000, metavar="N",
+                        help="test images searched for the patches (default 2000)")
+    parser.add_argument("--data-dir", help="a folder searched first for data files")
     parser.add_argument("--best", action="store_true",
                         help="use the run's best checkpoint (default: the last one)")
     parser.add_argument("--overwrite", action="store_true",
@@ -35,25 +45,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnkit.explain import nearest_classic_kernel, weights_figure
+    from cnnkit.errors import InvalidArgument
+    from cnnkit.evidence import (
+        patches_figure,
+        summarise_kernels,
+        top_patches,
+        weights_figure,
+    )
     from cnnkit.model import TrainedModel
     from cnnkit.plots import save_figure
 
     source = Path(args.run)
-    # The run's own figure is refreshed; a file the user named needs --overwrite.
-    replace = args.overwrite or args.output is None
-    path = Path(args.output) if args.output else RunFolder.of(source).weights_figure
-    if path.exists() and not replace:
-        raise AlreadyExists(f"{path} exists; pass --overwrite or choose another -o")
+    if args.images < 1:
+        raise InvalidArgument(f"--images must be at least 1, got {args.images}")
+    # The run's own figures are refreshed; files the user named need --overwrite.
+    targets = [(Path(args.output) if args.output else RunFolder.of(source).weights_figure,
+                args.overwrite or args.output is None)]
+    if not args.no_patches:
+        targets.append((Path(args.patches) if args.patches
+                        else RunFolder.of(source).patches_figure,
+                        args.overwrite or args.patches is None))
+    for path, replace in targets:
+        if path.exists() and not replace:
+            raise AlreadyExists(f"{path} exists; pass --overwrite or choose another name")
     model = TrainedModel.load(source, engine=args.engine, device=args.device, best=args.best)
-    layers = model.conv_weights()
-    if layers:
-        index, weights = layers[0]
-        print(f"layer {index}: {len(weights)} kernels of {weights.shape[2]}x{weights.shape[3]}"
-              f"{' (summed over input channels)' if weights.shape[1] > 1 else ''}")
-        for number, kernel in enumerate(weights.sum(axis=1)):
-            match = nearest_classic_kernel(kernel)
-            print(f"  kernel {number:>3}: {match.label}")
-    save_figure(weights_figure(model), path, overwrite=replace)
+    summary = summarise_kernels(model)
+    print("\n".join(summary.lines()))
+    (path, replace), *rest = targets
+    save_figure(weights_figure(model, summary), path, overwrite=replace)
     print(f"figure saved to {path}")
+    if rest:
+        (path, replace), = rest
+        images = _test_images(model, args)
+        if images is None:
+            return 0
+        patches = {layer: top_patches(model, images, layer) for layer in model.info.conv_layers}
+        save_figure(patches_figure(model, patches), path, overwrite=replace)
+        names = ", ".join(model.info.names[layer] for layer in patches)
+        print(f"patches of {names} over {len(images):,} test images saved to {path}")
     return 0
+
+
+def _test_images(model, args: argparse.Namespace):
+    """The first ``--images`` test images of the run's data set, or None (said) without them."""
+    from cnnkit.data.registry import DatasetNotFoundError, DownloadError
+    from cnnkit.evaluation import load_split
+
+    try:
+        _, _, images, _ = load_split(model.checkpoint, f"the model in {args.run}",
+                                     data_dir=args.data_dir)
+    except (DatasetNotFoundError, DownloadError) as exc:
+        print(f"patches skipped: the {model.info.dataset} images are not available ({exc})")
+        return None
+    return images[:args.images]

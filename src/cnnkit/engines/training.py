@@ -68,6 +68,7 @@ from cnnkit.engines.base import Context, engine_class, resolve_engine
 from cnnkit.engines.checkpoint import Checkpoint, check_compatible, load_checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument, InvalidType, TrainingError
+from cnnkit.modelinfo import background_of
 from cnnkit.runfolder import RunFolder
 from cnnkit.schedule import lr_at
 
@@ -179,7 +180,7 @@ def image_statistics(
         border_sum += sum(int(edge.sum(dtype=np.int64)) for edge in border)
         border_count += sum(edge.size for edge in border)
     mean, std = _moments(counts)
-    return mean, std, "dark" if border_sum / max(border_count, 1) / 255.0 < 0.5 else "light"
+    return mean, std, background_of(border_sum / max(border_count, 1) / 255.0)
 
 
 def _metrics_csv(history: list[dict]) -> str:
@@ -453,6 +454,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     if context.is_main:
         run.write_text(run.config, json.dumps(config.to_dict(), indent=2) + "\n")
         run.write_text(run.metrics, _metrics_csv(history))
+        if saved is None:  # the weights before the first step, for cnnkit weights to compare
+            _checkpoint(engine, config, model_info, [], -1.0, 0).save(run.initial)
 
     augmentation = _augmentation(config, model_info, context)
     started = time.perf_counter()
