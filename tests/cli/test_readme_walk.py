@@ -194,3 +194,32 @@ def test_readme_architecture_file_trains(capsys, tmp_path, monkeypatch, engine):
     out = capsys.readouterr().out
     assert out.startswith("architecture 'small', input 1x28x28, 10 classes")
     assert f"trained by the {engine} engine" in out
+
+
+def test_readme_commands_that_look_inside_a_run(capsys, tmp_path, monkeypatch, trained_run):
+    """The README's block on looking inside a trained network runs as written, in order (the
+    shared trained run standing in for runs/fashion, a test image for shoe.png), and leaves
+    the files its comments name."""
+    import shutil
+
+    from cnnkit.data import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(trained_run, tmp_path / "runs" / "fashion")
+    (tmp_path / "runs" / "fashion").chmod(0o755)
+    for path in (tmp_path / "runs" / "fashion").iterdir():
+        path.chmod(0o644)
+    Image.fromarray(load_dataset("synthetic-digits").test_images[0, 0]).save("shoe.png")
+    block = next(block for block in re.findall(r"```bash\n(.*?)```", README.read_text(),
+                                               flags=re.DOTALL)
+                 if "cnnkit explain runs/fashion shoe.png" in block)
+    for line in block.strip().splitlines():
+        argv = shlex.split(line, comments=True)[1:]
+        assert main(argv) == 0, (line, capsys.readouterr().err)
+        out = capsys.readouterr().out
+        for name in re.findall(r"[\w/.-]+\.(?:png|html)", line.partition("#")[2]):
+            path = Path(name) if "/" in name else Path("runs/fashion") / name
+            assert path.is_file(), (line, name)
+        if "--sanity-check" in argv:
+            assert "shuffled labels" in out
+    assert Path("shoe-ig.png").is_file()
