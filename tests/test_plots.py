@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.signal
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cnnkit.commands.demo import demo_figures
@@ -29,6 +31,7 @@ from cnnkit.plots import (
     padding_figure,
     padding_windows,
     save_figure,
+    unreached_padding,
 )
 from cnnkit.shapes import output_size
 
@@ -132,7 +135,8 @@ def test_padding_figure_draws_one_bar_per_output():
     """Each panel's title gives the output size and it has that many window bars."""
     figure = padding_figure(6, 3)
     assert [axes.get_title() for axes in figure.axes] == [
-        "full: output size 8", "same: output size 6", "valid: output size 4"
+        "full (padding 2 on each side): output size 8",
+        "same (padding 1 on each side): output size 6", "valid (no padding): output size 4"
     ]
     for axes, size in zip(figure.axes, (8, 6, 4), strict=True):
         bars = [label for label in axes.texts if label.get_text().startswith("y")]
@@ -289,12 +293,15 @@ def test_figure_title_stands_clear_of_panel_titles(make):
 
 
 def test_saved_png_carries_the_figure_text(tmp_path):
-    """A saved figure's PNG text chunks hold its title and its panel titles."""
+    """A saved figure's PNG text chunks hold its title, its panel titles and the note under
+    the panels."""
     figure = padding_figure(7, 3, stride=2, padding=0)
     with Image.open(save_figure(figure, tmp_path / "padding.png")) as written:
         assert written.text["Title"] == figure.get_suptitle()
         assert written.text["Description"] == figure_text(figure)["Description"]
-        assert "valid (padding 0, asked): output size 3" in written.text["Description"]
+        assert "valid (no padding, asked): output size 3" in written.text["Description"]
+        assert written.text["Description"].endswith("'same' is not drawn: it is only defined "
+                                                    "for stride 1 (the stride here is 2)")
 
 
 def test_kernel_figure_labels_its_colour_bar():
@@ -311,3 +318,101 @@ def test_padding_figure_refuses_more_cells_than_it_can_draw():
         padding_figure(7, 3, dilation=50)
     with pytest.raises(ValueError, match=r"got 1007 \(input size 7, padding 500"):
         padding_figure(7, 3, padding=500)
+
+
+# --- the padding figure draws what the formula does -------------------------------------------
+
+
+def _cells(axes) -> dict[int, bool]:
+    """The input and padding cells of a padding panel: position -> hatched (no window reaches
+    it). Cells are the rectangles of height 0.8 (window bars are 0.36 high)."""
+    return {round(patch.get_x() + 0.45): bool(patch.get_hatch()) for patch in axes.patches
+            if round(patch.get_height(), 2) == 0.8}
+
+
+def _unreached_by_numpy(n, kernel_size, stride, dilation, before, after):
+    """Padding positions whose impulse reaches no output: np.correlate of the padded signal
+    with the dilated kernel of ones ('valid'), every stride-th output kept."""
+    dilated = np.zeros(dilation * (kernel_size - 1) + 1)
+    dilated[::dilation] = 1.0
+    padding = [*range(-before, 0), *range(n, n + after)]
+    missed = []
+    for position in padding:
+        impulse = np.zeros(n + before + after)
+        impulse[before + position] = 1.0
+        if not np.correlate(impulse, dilated, mode="valid")[::stride].any():
+            missed.append(position)
+    return missed
+
+
+def test_padding_figure_draws_every_padding_cell_and_names_the_unreached_one():
+    """Regression: `outsize --input 10 --kernel 3 --padding 2 --stride 2 --plot` said "padding
+    2" but drew 2 zeros on the left and 1 on the right. Both padding cells on each side are
+    drawn, the one no window reaches is hatched and named in the title, and the missing 'same'
+    panel is explained under the panels."""
+    figure = padding_figure(10, 3, stride=2, padding=2)
+    (asked,) = [axes for axes in figure.axes if "asked" in axes.get_title()]
+    cells = _cells(asked)
+    assert sorted(cells) == list(range(-2, 12))
+    assert [position for position, hatched in cells.items() if hatched] == [11]
+    assert asked.get_title() == ("full (padding 2 on each side, asked; the last 1 on the right "
+                                 "is not reached by any window): output size 6")
+    assert "'same' is not drawn: it is only defined for stride 1 (the stride here is 2)" in (
+        figure.get_supxlabel())
+    assert "hatched: zero padding that no window reaches" in figure_text(figure)["Description"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 12), kernel_size=st.integers(1, 5), stride=st.integers(1, 4),
+       dilation=st.integers(1, 3), before=st.integers(0, 6), after=st.integers(0, 6))
+def test_unreached_padding_matches_numpy(n, kernel_size, stride, dilation, before, after):
+    """For any padding (asymmetric included), the hatched cells of the asked panel are the
+    padding positions whose impulse reaches no output, as np.correlate computes it; every
+    padding cell is drawn; the title names them only when there are some."""
+    span = dilation * (kernel_size - 1)
+    assume(n + before + after > span)
+    windows = padding_windows(n, kernel_size, (before, after), stride=stride,
+                              dilation=dilation)
+    left, right = unreached_padding(n, (before, after), windows, dilation=dilation)
+    expected = _unreached_by_numpy(n, kernel_size, stride, dilation, before, after)
+    assert left + right == expected
+    figure = padding_figure(n, kernel_size, stride=stride, padding=(before, after),
+                            dilation=dilation)
+    (asked,) = [axes for axes in figure.axes if "asked" in axes.get_title()]
+    cells = _cells(asked)
+    assert sorted(cells) == list(range(-before, n + after))
+    assert [position for position, hatched in sorted(cells.items()) if hatched] == expected
+    title = " ".join(asked.get_title().split())  # long titles are wrapped
+    assert ("not reached by any window" in title) == bool(expected)
+
+
+def test_padding_figure_names_asymmetric_padding_by_side():
+    """'same' with an even kernel pads 1 on the left and 2 on the right (PyTorch's rule), and
+    an asked pair is named by side; a symmetric padding says "on each side"."""
+    figure = padding_figure(7, 4, padding=(2, 1))
+    titles = [axes.get_title() for axes in figure.axes]
+    assert "same (padding 1 on the left, 2 on the right): output size 7" in titles
+    assert "padding 2 on the left, 1 on the right (asked): output size 7" in titles
+    assert titles[0] == "full (padding 3 on each side): output size 10"
+    same = _cells(figure.axes[1])
+    assert min(same) == -1 and max(same) == 7 + 2 - 1
+
+
+def test_padding_figure_says_why_valid_is_left_out():
+    """With a window longer than the input there is no 'valid' panel, and the figure says so."""
+    figure = padding_figure(2, 3)
+    assert figure.get_supxlabel() == ("'valid' is not drawn: the window spans 3 elements, more "
+                                      "than the input's 2")
+    assert padding_figure(5, 3).get_supxlabel() == ""
+
+
+def test_long_panel_titles_wrap_and_keep_the_output_size_last():
+    """A title longer than the figure is wide is wrapped, and still ends with the output
+    size on its last line."""
+    figure = padding_figure(3, 3, stride=2, padding=(0, 3))
+    (asked,) = [axes for axes in figure.axes if "asked" in axes.get_title()]
+    title = asked.get_title()
+    assert "\n" in title and title.endswith("by any window): output size 2")
+    assert " ".join(title.split()) == ("padding 0 on the left, 3 on the right (asked; the last "
+                                       "1 on the right is not reached by any window): output "
+                                       "size 2")

@@ -23,6 +23,7 @@ __all__ = [
     "MissingPackage",
     "NotAFolder",
     "NotFound",
+    "RendezvousTimeout",
     "RunBusy",
     "ShapeError",
     "StateDictError",
@@ -77,6 +78,10 @@ class ShapeError(CnnkitError, ValueError):
 
 class StateDictError(CnnkitError, ValueError):
     """A state dict has a missing, unexpected or misshapen key."""
+
+
+class RendezvousTimeout(CnnkitError, TimeoutError):
+    """The machines of a run on several machines did not all join in time."""
 
 
 class RunBusy(CnnkitError, RuntimeError):

@@ -239,12 +239,16 @@ class Prediction:
     probabilities: list[float]
     inverted: bool
     padded: bool = False
+    #: Ways the prepared picture looks unlike the training images
+    #: (:attr:`cnnkit.model.PreparedImage.warnings`).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "image": self.path,
             "inverted": self.inverted,
             "padded": self.padded,
+            "warnings": list(self.warnings),
             "top": [
                 {"class": name, "index": index, "probability": probability}
                 for name, index, probability in zip(
@@ -259,7 +263,7 @@ def predict(
     images: Sequence[str | os.PathLike],
     *,
     top_k: int = 3,
-    invert: str | None = None,
+    invert: str = "auto",
     device: str = "cpu",
     engine: str | None = None,
     batch_size: int = 256,
@@ -275,9 +279,10 @@ def predict(
         A checkpoint file or a run folder.
     images : sequence of path-like
         Image files, and folders searched recursively (:func:`find_images`).
-    invert : {'auto', 'always', 'never'}, optional
-        Default :func:`cnnkit.model.default_invert` of the model's data set (see
-        :meth:`cnnkit.model.TrainedModel.prepare`).
+    invert : {'auto', 'always', 'never'}
+        Whether to invert each picture's brightness; ``'auto'`` (the default) inverts a
+        picture whose border is on the other side of one half from the training images'
+        background (see :meth:`cnnkit.model.TrainedModel.prepare`).
     batch_size : int
         Images read and classified together.
     on_error : {'raise', 'skip'}
@@ -296,8 +301,7 @@ def predict(
     top_k = check_int(top_k, "top_k", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     check_choice(on_error, "on_error", ("raise", "skip"))
-    if invert is not None:
-        check_choice(invert, "invert", INVERT_MODES)
+    check_choice(invert, "invert", INVERT_MODES)
     model = TrainedModel.load(source, engine=engine, device=device)
     files = find_images(images)
     results, first_failure = [], None
@@ -330,6 +334,7 @@ def _top_classes(model: TrainedModel, prepared: list[PreparedImage],
     names = model.info.class_names
     return [
         Prediction(image.path, [names[i] for i in row_indices.tolist()], row_indices.tolist(),
-                   [round(v, 6) for v in row_values.tolist()], image.inverted, image.padded)
+                   [round(v, 6) for v in row_values.tolist()], image.inverted, image.padded,
+                   list(image.warnings))
         for image, row_values, row_indices in zip(prepared, values, indices, strict=True)
     ]

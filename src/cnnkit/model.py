@@ -44,22 +44,23 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture, load_architecture, parse_input_shape
-from cnnkit.data import is_digits
 from cnnkit.engines.base import engine_class
 from cnnkit.engines.checkpoint import Checkpoint, load_checkpoint
 from cnnkit.engines.config import TrainConfig
 from cnnkit.errors import InvalidArgument
-from cnnkit.modelinfo import ModelInfo, Normalisation
+from cnnkit.modelinfo import ModelInfo, Normalisation, background_of
 from cnnkit.nn.loss import softmax
 
 __all__ = [
     "INVERT_MODES",
     "METHODS",
+    "UNLIKE_TRAINING_STDS",
     "Network",
     "PreparedImage",
     "TrainedModel",
     "bilinear_resize",
-    "default_invert",
+    "border_brightness",
+    "inverts",
     "softmax",
     "top_classes",
 ]
@@ -67,8 +68,14 @@ __all__ = [
 #: Attribution methods.
 METHODS = ("saliency", "gradcam", "integrated-gradients")
 
-#: Accepted values of ``invert``: judge by the picture's border, always, never.
+#: Accepted values of ``invert``: judge by the picture's border (the default), always, never.
 INVERT_MODES = ("auto", "always", "never")
+
+#: A prepared picture whose mean brightness lies further than this many pixel standard
+#: deviations of the training images from their mean gets a warning: the model has seen few
+#: pictures like it (an MNIST digit's mean is 0.13 with a pixel spread of 0.31, so a picture
+#: brighter than 0.44 on average is flagged).
+UNLIKE_TRAINING_STDS = 1.0
 
 #: The normalisation that only scales pixels to [0, 1] (mean 0, std 1).
 ZERO_ONE = Normalisation(0.0, 1.0)
@@ -102,16 +109,6 @@ def top_classes(probabilities: np.ndarray, top_k: int) -> tuple[np.ndarray, np.n
     return indices, np.take_along_axis(probabilities, indices, axis=1)
 
 
-def default_invert(dataset: str) -> str:
-    """``invert`` when none is given: ``'auto'`` for models of digits (a digit written on paper
-    is dark on light, MNIST's are light on dark), ``'never'`` for other data sets.
-
-    >>> default_invert("mnist"), default_invert("fashion-mnist")
-    ('auto', 'never')
-    """
-    return "auto" if is_digits(dataset) else "never"
-
-
 def bilinear_resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(N, h, w)`` to ``(N, H, W)`` as PyTorch's bilinear interpolation with
     ``align_corners=False``: sample points at ``(i + 0.5) * h / H - 0.5``, clamped at 0.
@@ -132,6 +129,40 @@ def bilinear_resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return rows[:, :, columns_low] * (1 - column_weight) + rows[:, :, columns_high] * column_weight
 
 
+def border_brightness(pixels: np.ndarray) -> float:
+    """The mean brightness, 0 (black) to 1 (white), of the outermost rows and columns of uint8
+    pixels ``(C, H, W)``, over every channel (corners count twice, as in training's
+    :func:`~cnnkit.engines.training.image_statistics`).
+
+    >>> border_brightness(np.pad(np.zeros((1, 2, 2), np.uint8), ((0, 0), (1, 1), (1, 1)),
+    ...                          constant_values=255))
+    1.0
+    """
+    edges = (pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1])
+    total = sum(float(edge.sum(dtype=np.int64)) for edge in edges)
+    return total / sum(edge.size for edge in edges) / 255.0
+
+
+def inverts(invert: str, border: float, background: str | None) -> bool:
+    """Whether :meth:`TrainedModel.prepare` inverts a picture whose border has brightness
+    ``border`` (0 to 1), for a model whose training images have ``background``.
+
+    ``'always'`` and ``'never'`` say it; ``'auto'`` inverts when the border and the training
+    background lie on two sides of one half (:func:`cnnkit.modelinfo.background_of`, the rule
+    training used to name the background). Without a recorded background (checkpoints older
+    than that entry) ``'auto'`` does not invert.
+
+    >>> [inverts("auto", 0.9, background) for background in ("dark", "light", None)]
+    [True, False, False]
+    >>> inverts("auto", 0.2, "light"), inverts("never", 0.9, "dark")
+    (True, False)
+    """
+    invert = check_choice(invert, "invert", INVERT_MODES)
+    if invert != "auto":
+        return invert == "always"
+    return background is not None and background_of(border) != background
+
+
 _MODE_NAMES = {"1": "black-and-white", "L": "grayscale", "LA": "grayscale with alpha",
                "P": "palette colour", "RGB": "RGB", "RGBA": "RGBA", "CMYK": "CMYK",
                "I;16": "16-bit grayscale", "I": "32-bit grayscale", "F": "float grayscale"}
@@ -145,8 +176,10 @@ class PreparedImage:
     pixels: np.ndarray  # uint8 (C, H, W), before normalisation
     size: tuple[int, int]  # the file's (rows, columns)
     padded: bool  # another aspect ratio than the model's: padded with its background
-    inverted: bool  # dark on light, inverted to light on dark
-    notes: list[str] = field(default_factory=list)
+    inverted: bool  # its brightness inverted (255 - pixel), to match the training background
+    notes: list[str] = field(default_factory=list)  # each step taken, in order
+    #: Ways the prepared picture looks unlike the training images (empty when it does not).
+    warnings: list[str] = field(default_factory=list)
 
 
 class TrainedModel:
@@ -168,6 +201,8 @@ class TrainedModel:
                  device: str = "cpu") -> None:
         self.checkpoint = checkpoint
         self.where = where
+        #: The run folder or checkpoint file it was loaded from (None: built in memory).
+        self.source: Path | None = None
         self.info = ModelInfo.from_dict(checkpoint.model_info,
                                         checkpoint.config.get("dataset", "synthetic-digits"))
         config = TrainConfig(device=device, precision="fp32", channels_last=False,
@@ -182,8 +217,10 @@ class TrainedModel:
     def load(cls, source: str | os.PathLike, *, engine: str | None = None,
              device: str = "cpu", best: bool = False) -> TrainedModel:
         """The model of a checkpoint file or run folder (its last, or best with ``best``)."""
-        return cls(load_checkpoint(source, best=best), where=str(source), engine=engine,
-                   device=device)
+        model = cls(load_checkpoint(source, best=best), where=str(source), engine=engine,
+                    device=device)
+        model.source = Path(source)
+        return model
 
     @classmethod
     def from_weights(
@@ -235,34 +272,33 @@ class TrainedModel:
         """``'numpy'`` or ``'torch'``."""
         return self.runner.name
 
-    @property
-    def default_invert(self) -> str:
-        """See :func:`default_invert`."""
-        return default_invert(self.info.dataset)
-
     # -- images in --------------------------------------------------------------------------
-    def prepare(self, path: str | os.PathLike, *, invert: str | None = None) -> PreparedImage:
+    def prepare(self, path: str | os.PathLike, *, invert: str | None = "auto") -> PreparedImage:
         """An image file brought to the model's input, noting every change; read once.
 
         The image is converted to grayscale or RGB, padded to the input's aspect ratio with its
-        background colour (the median of its border, so nothing is squashed), and resized.
-        MNIST-style models expect light strokes on dark; ``invert='auto'`` inverts an image
-        with a light border (mean above one half) when the model was trained on a dark
-        background, ``'always'`` always inverts and ``'never'`` never does. Default:
-        :attr:`default_invert`.
+        background colour (the median of its border, so nothing is squashed), resized, and
+        inverted when :func:`inverts` says so: with ``invert='auto'`` (the default; None means
+        the same) when its border's brightness lies on the other side of one half from the
+        training images' background (:attr:`ModelInfo.background
+        <cnnkit.modelinfo.ModelInfo.background>`), so that a dark drawing on white meets a
+        model of light-on-dark images (MNIST, Fashion-MNIST) as light on dark. ``'always'``
+        always inverts and ``'never'`` never does.
+
+        The returned :class:`PreparedImage` notes each step and warns, in ``warnings``, where
+        the prepared picture looks unlike the training images: its border on the other side
+        of one half from their background, its mean brightness further than
+        :data:`UNLIKE_TRAINING_STDS` pixel standard deviations from their mean, or no
+        background recorded in the checkpoint (older checkpoints), so that ``'auto'`` could
+        not decide.
         """
         from cnnkit.data.imagefolder import load_image
 
-        invert = self.default_invert if invert is None else invert
-        check_choice(invert, "invert", INVERT_MODES)
+        invert = check_choice("auto" if invert is None else invert, "invert", INVERT_MODES)
         channels, height, width = self.info.input_shape
         image, header = load_image(path, self.info.input_shape, fit="pad", with_header=True)
-        if invert == "auto":
-            border = np.concatenate([image[:, 0].ravel(), image[:, -1].ravel(),
-                                     image[:, :, 0].ravel(), image[:, :, -1].ravel()])
-            flip = self.info.background == "dark" and border.mean() > 127.5
-        else:
-            flip = invert == "always"
+        flip = inverts(invert, border_brightness(image), self.info.background)
+        pixels = 255 - image if flip else image
         rows, columns = header.rows, header.columns
         padded = rows * width != columns * height
         notes = []
@@ -275,10 +311,35 @@ class TrainedModel:
         if (rows, columns) != (height, width):
             notes.append(f"resized from {columns}×{rows} to {width}×{height}")
         if flip:
-            notes.append("inverted to light on dark, as the training images are")
+            now = background_of(border_brightness(pixels))
+            match = ", as the training images are" if now == self.info.background else ""
+            notes.append(f"inverted to {'light on dark' if now == 'dark' else 'dark on light'}"
+                         f"{match}")
         notes.append(f"normalised: {self.info.normalisation.describe()}")
-        return PreparedImage(str(Path(path)), 255 - image if flip else image, (rows, columns),
-                             padded, bool(flip), notes)
+        return PreparedImage(str(Path(path)), pixels, (rows, columns), padded, bool(flip), notes,
+                             self._unlike_training(pixels, invert))
+
+    def _unlike_training(self, pixels: np.ndarray, invert: str) -> list[str]:
+        """The warnings of :meth:`prepare` about prepared uint8 ``pixels``."""
+        warnings = []
+        background = self.info.background
+        border = border_brightness(pixels)
+        if background is None:
+            if invert == "auto":
+                warnings.append("the checkpoint does not record its training images' "
+                                "background, so the picture was not inverted; invert it "
+                                "yourself if its background differs from theirs")
+        elif background_of(border) != background:
+            warnings.append(f"its border is {background_of(border)} (brightness {border:.2f}) "
+                            f"but the training images' background is {background}; inverting "
+                            "it would match them")
+        norm = self.info.normalisation
+        mean = float(pixels.mean()) / 255.0
+        if abs(mean - norm.mean) > UNLIKE_TRAINING_STDS * norm.std:
+            warnings.append(f"its mean brightness {mean:.2f} is far from the training images' "
+                            f"{norm.mean:.2f} (pixel spread {norm.std:.2f}); the model has "
+                            "seen few pictures like it")
+        return warnings
 
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 images ``(N, C, H, W)`` as the float32 input of the network."""
@@ -306,10 +367,11 @@ class TrainedModel:
     def logits(self, inputs: np.ndarray) -> np.ndarray:
         """float32 class scores of normalised inputs ``(N, C, H, W)``."""
         inputs = _float_batch(inputs, self.info.input_shape)
-        return np.concatenate([self.network.run(inputs[start:start + BATCH_ROWS], 0,
-                                                len(self.info.layers))
-                               for start in range(0, len(inputs), BATCH_ROWS)]) \
-            if len(inputs) else np.zeros((0, self.info.num_classes), np.float32)
+        if not len(inputs):
+            return np.zeros((0, self.info.num_classes), np.float32)
+        layers = len(self.info.layers)
+        return np.concatenate([self.network.run(inputs[start:start + BATCH_ROWS], 0, layers)
+                               for start in range(0, len(inputs), BATCH_ROWS)])
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
         """float64 class probabilities of normalised inputs."""

@@ -27,11 +27,29 @@ import numpy as np
 from cnnkit.arch import Architecture, LayerTrace, load_architecture, parse_input_shape, trace
 from cnnkit.errors import InvalidArgument
 
-__all__ = ["ACTIVATIONS", "ModelInfo", "Normalisation", "ReceptiveField", "layer_names",
-           "layers_to_show"]
+__all__ = ["ACTIVATIONS", "BACKGROUNDS", "ModelInfo", "Normalisation", "ReceptiveField",
+           "background_of", "layer_names", "layers_to_show"]
 
 #: Layer kinds that rectify or squash a map (a convolution followed by one is shown after it).
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+#: The two kinds of background a checkpoint records for its training images.
+BACKGROUNDS = ("dark", "light")
+
+
+def background_of(brightness: float) -> str:
+    """``'dark'`` when a border's mean brightness (0 black to 1 white) is below one half,
+    ``'light'`` otherwise.
+
+    The one rule for both sides: training calls the training images' background this way
+    (:func:`cnnkit.engines.training.image_statistics`), and
+    :meth:`cnnkit.model.TrainedModel.prepare` calls a picture's border this way to decide
+    whether to invert it.
+
+    >>> background_of(0.1), background_of(0.5), background_of(0.9)
+    ('dark', 'light', 'light')
+    """
+    return "dark" if brightness < 0.5 else "light"
 
 
 @dataclass(frozen=True)
@@ -150,7 +168,8 @@ class ModelInfo:
 
     ``layers`` is the architecture traced on ``input_shape`` (one
     :class:`~cnnkit.arch.LayerTrace` per layer: kind, output shape, parameters, module
-    arguments).
+    arguments). ``background`` is ``'dark'`` or ``'light'``, the training images' border as
+    :func:`background_of` names it, or None in checkpoints older than that entry.
 
     >>> info = ModelInfo.from_dict({"arch": "tutorial", "input_shape": [1, 28, 28],
     ...     "num_classes": 10, "class_names": list("0123456789"), "mean": 0.13, "std": 0.31})
@@ -166,6 +185,11 @@ class ModelInfo:
     layers: tuple[LayerTrace, ...]
     background: str | None = None
     dataset: str = "synthetic-digits"
+
+    def __post_init__(self) -> None:
+        if self.background is not None and self.background not in BACKGROUNDS:
+            raise InvalidArgument(f"the model's background must be 'dark', 'light' or absent "
+                                  f"(None), got {self.background!r}")
 
     @classmethod
     def from_dict(cls, info: Mapping, dataset: str = "synthetic-digits") -> ModelInfo:

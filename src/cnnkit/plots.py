@@ -29,6 +29,7 @@ __all__ = [
     "padding_figure",
     "padding_windows",
     "save_figure",
+    "unreached_padding",
 ]
 
 
@@ -83,7 +84,8 @@ def figure_text(figure: Figure) -> dict[str, str]:
     """The words a figure shows, as saved in its PNG's text chunks.
 
     ``Title`` is the figure's title (or, without one, the titles of its panels joined by
-    " | "); ``Description`` lists the panel titles and colour-bar labels, joined by " | ".
+    " | "); ``Description`` lists the panel titles, colour-bar labels and the note under the
+    panels (the figure's ``supxlabel``), joined by " | ".
     Anyone can then read what a saved figure claims without looking at it, for example with
     Pillow: ``Image.open(path).text["Title"]``.
 
@@ -94,9 +96,10 @@ def figure_text(figure: Figure) -> dict[str, str]:
     labels = [axes.get_xlabel() or axes.get_ylabel() for axes in figure.axes
               if axes.get_label() == "<colorbar>" and (axes.get_xlabel() or axes.get_ylabel())]
     suptitle = figure.get_suptitle()
+    notes = [figure.get_supxlabel()] if figure.get_supxlabel() else []
     return {
         "Title": suptitle or " | ".join(panels),
-        "Description": " | ".join([*panels, *labels]),
+        "Description": " | ".join([*panels, *labels, *notes]),
     }
 
 
@@ -368,6 +371,70 @@ def _padding_label(padding: object) -> str:
     return str(padding)
 
 
+def _describe_pads(before: int, after: int) -> str:
+    """'no padding', 'padding 2 on each side' or 'padding 1 on the left, 2 on the right'."""
+    if before == after == 0:
+        return "no padding"
+    if before == after:
+        return f"padding {before} on each side"
+    return f"padding {before} on the left, {after} on the right"
+
+
+def unreached_padding(
+    n: int, pads: tuple[int, int], windows: list[tuple[int, int]], *, dilation: int = 1
+) -> tuple[list[int], list[int]]:
+    """The padding positions, left and right of an input of length ``n``, that no tap of any
+    window reads (the windows of :func:`padding_windows`).
+
+    With a stride, the last windows can stop before the end of the right padding: its last
+    cells then hold zeros that nothing uses, and the output is as if they were not there.
+
+    >>> pads = (2, 2)
+    >>> unreached_padding(10, pads, padding_windows(10, 3, 2, stride=2))
+    ([], [11])
+    >>> unreached_padding(7, (1, 1), padding_windows(7, 3, 1))
+    ([], [])
+    """
+    before, after = pads
+    taps = {tap for start, stop in windows for tap in range(start, stop + 1, dilation)}
+    return ([position for position in range(-before, 0) if position not in taps],
+            [position for position in range(n, n + after) if position not in taps])
+
+
+def _unreached_phrase(n: int, pads: tuple[int, int], left: list[int], right: list[int]) -> str:
+    """'the last 1 on the right is not reached by any window', or '' when every cell is."""
+    parts = []
+    if left:
+        parts.append(f"{len(left)} on the left")
+    if right:
+        at_end = right == list(range(n + pads[1] - len(right), n + pads[1]))
+        parts.append(f"{'the last ' if at_end else ''}{len(right)} on the right")
+    if not parts:
+        return ""
+    verb = "is" if len(left) + len(right) == 1 else "are"
+    return f"{' and '.join(parts)} {verb} not reached by any window"
+
+
+#: Characters of a padding panel's title per inch of figure width (at font size 10).
+PADDING_TITLE_CHARACTERS = 14
+
+
+def _panel_title(name: str, sides: tuple[int, int], outputs: int, asked: str | None,
+                 unreached: str, *, width: int) -> str:
+    """'full (padding 2 on each side, asked; the last 1 on the right is not reached by any
+    window): output size 6', wrapped to ``width`` characters with the output size kept on the
+    last line."""
+    import textwrap
+
+    named = name in ("full", "same", "valid")
+    details = ", ".join(([_describe_pads(*sides)] if named else [])
+                        + (["asked"] if name == asked else []))
+    details = "; ".join(part for part in (details, unreached) if part)
+    head = name if named else _describe_pads(*sides)
+    words = f"{head} ({details})" if details else head
+    return f"{textwrap.fill(words, width)}: output size {outputs}"
+
+
 def padding_figure(
     n: int = 5,
     kernel_size: int = 3,
@@ -380,8 +447,12 @@ def padding_figure(
 
     One panel per padding: 'full', 'same' (only defined for stride 1) and 'valid' (when the
     window fits), all with the given ``stride`` and ``dilation``; a numeric ``padding`` adds
-    its own panel, and the asked padding's panel is marked "(asked)". Input cells are drawn in
-    a row at the top (padding cells dashed, holding 0); each output below is a bar spanning its
+    its own panel, and the asked padding's panel is marked "asked". A panel left out is named,
+    with the reason, under the panels. Each panel's title names its padding on each side
+    (asymmetric padding, such as 'same' with an even kernel, by side) and any padding that no
+    window reaches (with a stride, the last windows can stop before the end of the right
+    padding). Input cells are drawn in a row at the top: padding cells dashed, holding 0, and
+    hatched in gray where no window reaches them. Each output below is a bar spanning its
     window with a dot on every tap, labelled with its index, so the number of bars is the
     output size. The figure's title states every argument.
 
@@ -394,7 +465,7 @@ def padding_figure(
     stride, dilation : int
         As in :func:`cnnkit.shapes.output_size`.
     padding : int, (int, int), {'full', 'same', 'valid'} or None
-        The padding asked for; None draws the three names only.
+        The padding asked for (a pair is ``(left, right)``); None draws the three names only.
 
     Returns
     -------
@@ -404,13 +475,18 @@ def padding_figure(
     Examples
     --------
     >>> figure = padding_figure(5, 3)
-    >>> [axes.get_title() for axes in figure.axes]
-    ['full: output size 7', 'same: output size 5', 'valid: output size 3']
-    >>> figure = padding_figure(7, 3, stride=2, padding=0)
+    >>> [axes.get_title() for axes in figure.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['full (padding 2 on each side): output size 7',
+     'same (padding 1 on each side): output size 5', 'valid (no padding): output size 3']
+    >>> figure = padding_figure(10, 3, stride=2, padding=2)
     >>> figure.get_suptitle()
-    'input size 7, kernel size 3, stride 2, padding 0, dilation 1'
-    >>> [axes.get_title() for axes in figure.axes]
-    ['full: output size 5', 'valid (padding 0, asked): output size 3']
+    'input size 10, kernel size 3, stride 2, padding 2, dilation 1'
+    >>> [axes.get_title() for axes in figure.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['full (padding 2 on each side, asked; the last 1 on the right is not reached by any
+      window): output size 6', 'valid (no padding): output size 4']
+    >>> print(figure.get_supxlabel())
+    'same' is not drawn: it is only defined for stride 1 (the stride here is 2)
+    hatched: zero padding that no window reaches
     """
     from matplotlib.patches import Rectangle
 
@@ -426,12 +502,19 @@ def padding_figure(
         )
     span = dilation * (kernel_size - 1)
     # 'same' is only defined for stride 1; 'valid' has no output when the window is longer
-    # than the input.
+    # than the input. Each one left out is named under the panels.
     candidates: dict[str, object] = {"full": "full"}
+    left_out = []
     if stride == 1:
         candidates["same"] = "same"
+    else:
+        left_out.append("'same' is not drawn: it is only defined for stride 1 (the stride here "
+                        f"is {stride})")
     if span < n:
         candidates["valid"] = "valid"
+    else:
+        left_out.append(f"'valid' is not drawn: the window spans {span + 1} elements, more than "
+                        f"the input's {n}")
     pads = ((0, 0),) if padding is None else resolve_padding(
         padding, (kernel_size,), stride=(stride,), dilation=(dilation,))
     # 'full' pads the dilated kernel's span on each side.
@@ -443,39 +526,44 @@ def padding_figure(
             f"{cells} (input size {n}, padding {widest}, dilation {dilation}); draw a smaller "
             "case"
         )
-    titles = dict(zip(candidates, candidates, strict=True))
+    asked = None
     if padding is not None:
-        label = _padding_label(padding)
         same_as = [name for name in candidates
                    if resolve_padding(name, (kernel_size,), dilation=(dilation,)) == pads]
+        asked = same_as[0] if same_as else _padding_label(padding)
         if not same_as:
-            candidates[label] = padding
-            titles[label] = f"padding {label} (asked)"
-        elif same_as[0] == label:
-            titles[label] = f"{label} (asked)"
-        else:
-            titles[same_as[0]] = f"{same_as[0]} (padding {label}, asked)"
-    layouts = {
-        name: padding_windows(n, kernel_size, value, stride=stride, dilation=dilation)
-        for name, value in candidates.items()
-    }
-    width = max(n + 2 * span, 1)
-    tallest = max(len(windows) for windows in layouts.values())
-    figure = new_figure(max(6.0, 0.5 * width + 1), 1.4 + 0.35 * tallest * len(layouts))
+            candidates[asked] = padding
+    panels = []  # (head, padding on each side, windows)
+    for name, value in candidates.items():
+        sides = resolve_padding(value, (kernel_size,), stride=(stride,), dilation=(dilation,))[0]
+        panels.append((name, sides, padding_windows(n, kernel_size, value, stride=stride,
+                                                    dilation=dilation)))
     # One horizontal scale for all panels, so that the same input cell lines up in each.
-    low = min(0, *(start for windows in layouts.values() for start, _ in windows))
-    high = max(n - 1, *(stop for windows in layouts.values() for _, stop in windows))
-    column_of_axes = figure.subplots(len(layouts), 1, squeeze=False)[:, 0]
-    for axes, (name, windows) in zip(column_of_axes, layouts.items(), strict=True):
-        first = min(0, *(start for start, _ in windows))
-        last = max(n - 1, *(stop for _, stop in windows))
-        for position in range(first, last + 1):
+    low = -max(before for _, (before, _), _ in panels)
+    high = n - 1 + max(after for _, (_, after), _ in panels)
+    figure_width = max(6.0, 0.5 * (high - low + 1) + 1)
+    unreached = [unreached_padding(n, sides, windows, dilation=dilation)
+                 for _, sides, windows in panels]
+    titles = [_panel_title(name, sides, len(windows), asked, _unreached_phrase(n, sides, *cells),
+                           width=int(PADDING_TITLE_CHARACTERS * figure_width))
+              for (name, sides, windows), cells in zip(panels, unreached, strict=True)]
+    if any(left or right for left, right in unreached):
+        left_out.append("hatched: zero padding that no window reaches")
+    tallest = max(len(windows) for _, _, windows in panels)
+    figure = new_figure(figure_width, 1.4 + 0.35 * tallest * len(panels) + 0.3 * len(left_out)
+                        + 0.2 * sum(title.count("\n") for title in titles))
+    column_of_axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for axes, (_, sides, windows), (left, right), title in zip(
+            column_of_axes, panels, unreached, titles, strict=True):
+        for position in range(-sides[0], n + sides[1]):
             inside = 0 <= position < n
+            idle = position in left or position in right  # padding no window reaches
             axes.add_patch(Rectangle((position - 0.45, 0.6), 0.9, 0.8, fill=inside,
-                                     facecolor="0.85", edgecolor="black",
-                                     linestyle="-" if inside else "--"))
+                                     facecolor="0.85", edgecolor="0.6" if idle else "black",
+                                     linestyle="-" if inside else "--",
+                                     hatch="///" if idle else None))
             axes.text(position, 1.0, f"x{position}" if inside else "0", ha="center",
-                      va="center", fontsize=8)
+                      va="center", fontsize=8, color="0.5" if idle else "black")
         for index, (start, stop) in enumerate(windows):
             level = -0.5 - 0.5 * index
             axes.add_patch(Rectangle((start - 0.4, level - 0.18), stop - start + 0.8, 0.36,
@@ -486,9 +574,11 @@ def padding_figure(
         axes.set_xlim(low - 1, high + 2)
         axes.set_ylim(-0.5 - 0.5 * tallest, 1.6)
         axes.set_axis_off()
-        axes.set_title(f"{titles[name]}: output size {len(windows)}")
+        axes.set_title(title, fontsize=10)
     arguments = f"input size {n}, kernel size {kernel_size}, stride {stride}"
     if padding is not None:
         arguments += f", padding {_padding_label(padding)}"
     figure.suptitle(f"{arguments}, dilation {dilation}")
+    if left_out:
+        figure.supxlabel("\n".join(left_out), fontsize=9)
     return figure

@@ -15,10 +15,13 @@ the keyboard, and the page prints.
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
 import json
 import math
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +38,8 @@ from cnnkit.pictures import (
     attribution_overlay,
     colour_table,
     coloured,
+    flat_map,
     png_data_uri,
-    tile_maps,
 )
 from cnnkit.runfolder import RunFolder
 
@@ -146,10 +149,13 @@ def build_report(
         page.add("confusion", "Confusion matrix", _confusion_section(page, test))
         page.add("wrong", "Most confidently wrong", _wrong_section(page, test))
     page.add("kernels", "First-layer kernels", _kernels_section(model))
+    if test is not None and model.info.conv_layers:
+        page.add("patches", "What each filter responds to", _patches_section(model, test))
     if test is not None:
         page.add("examples", "Feature maps and attributions",
                  _examples_section(page, model, test, examples_per_class))
         page.add("pca", "Map of the penultimate features", _pca_section(page, test))
+        page.add("sanity", "Sanity checks of the attributions", _sanity_section(model, test))
     return page.render()
 
 
@@ -218,14 +224,15 @@ class _Page:
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>cnnkit report: {html.escape(self.name)}</title>"
-            f"<style>{_STYLE}</style></head><body>"
+            f"<style>{_STYLE}{_shared('featuremaps.css')}</style></head><body>"
             '<a class="skip" href="#main">Skip to the report</a>'
             f"<header><h1>cnnkit report: {html.escape(self.name)}</h1>"
             f'<nav aria-label="Sections"><ul>{links}</ul></nav></header>'
             f'<main id="main">{missing}{body}</main>'
             '<div id="tip" role="tooltip" hidden></div>'
             f'<script type="application/json" id="report-data">{data}</script>'
-            f"<script>{_SCRIPT}</script></body></html>\n"
+            f"<script>{_SCRIPT}{_shared('featuremaps.js')}{_MAPS_SCRIPT}</script>"
+            "</body></html>\n"
         )
 
 
@@ -478,38 +485,104 @@ def _wrong_section(page: _Page, test: _TestResults) -> str:
             f'<div class="cards">{"".join(cards)}</div>')
 
 
-def _kernels_section(model: TrainedModel) -> str:
-    from cnnkit.explain import nearest_classic_kernel
-
-    layers = model.conv_weights()
-    if not layers:
-        return "<p>The network has no convolution layer.</p>"
-    index, weights = layers[0]
-    kernels = weights.sum(axis=1)
+def _kernel_cards(kernels: np.ndarray, comparisons: list) -> str:
     table = colour_table("RdBu_r")
-    matches = [nearest_classic_kernel(kernel) for kernel in kernels]
     cards = []
-    for number, (kernel, match) in enumerate(zip(kernels, matches)):
+    for kernel, comparison in zip(kernels, comparisons, strict=True):
         extent = float(np.abs(kernel).max()) or 1.0
         picture = coloured(kernel, table, -extent, extent)
+        label = html.escape(comparison.label)
+        close = " close" if comparison.close else ""
         cards.append(
-            f'<figure class="kernel"><img src="{png_data_uri(picture)}" alt="kernel {number}, '
-            f'closest to {html.escape(match.label)}"><figcaption>{number}: '
-            f"{html.escape(match.label)}</figcaption></figure>")
-    close = sum(match.similarity >= 0.8 for match in matches)
-    channels = (f", summed over its {weights.shape[1]} input channels"
-                if weights.shape[1] > 1 else "")
-    return (f"<p>Layer {index}: {len(kernels)} kernels of {kernels.shape[1]}×"
-            f"{kernels.shape[2]}{channels}, red positive and blue negative, each on its own "
-            "scale. Each is labelled with the classic kernel it resembles most (Sobel, Scharr "
-            "and Prewitt in four directions, Laplacian, Gaussian, box, identity) and the cosine "
-            "similarity after removing the mean; − marks the negated kernel (an edge detector "
-            f"for the opposite direction). {close} of {len(kernels)} have a similarity of at "
-            f'least 0.8.</p><div class="kernels">{"".join(cards)}</div>')
+            f'<figure class="kernel{close}"><img src="{png_data_uri(picture)}" alt="kernel '
+            f'{comparison.index}: {label}"><figcaption>{comparison.index}: {label}'
+            "</figcaption></figure>")
+    return f'<div class="kernels">{"".join(cards)}</div>'
+
+
+def _kernels_section(model: TrainedModel) -> str:
+    from cnnkit.evidence import CLOSE_PERCENTILE, summarise_kernels
+
+    if not model.info.conv_layers:
+        return "<p>The network has no convolution layer.</p>"
+    summary = summarise_kernels(model)
+    kernels = summary.kernels
+    channels = (f", summed over its {kernels.shape[1]} input channels"
+                if kernels.shape[1] > 1 else "")
+    out = len(kernels)
+    (trained95, before95), (trained99, before99) = summary.counts(95), summary.counts(99)
+    then = ("" if before95 is None else
+            f" At initialisation {before95} and {before99} did (shown below).")
+    initial = ("<p>The run did not keep its weights at initialisation.</p>"
+               if summary.initial is None else
+               "<h3>The same kernels at initialisation</h3>"
+               + _kernel_cards(summary.initial_kernels.sum(axis=1), summary.initial))
+    return (f"<p>{html.escape(summary.name)} (layer {summary.layer}): {out} kernels of "
+            f"{kernels.shape[2]}×{kernels.shape[3]}{channels}, red positive and blue "
+            "negative, each on its own scale. Each is labelled with the classic kernel it "
+            "resembles most (Sobel, Scharr and Prewitt in four directions, Laplacian, Gaussian, "
+            "box, identity), the cosine similarity after removing the mean (− marks the negated "
+            "kernel: an edge detector for the opposite direction) and the share of randomly "
+            "initialised kernels that resemble a classic kernel less. Random kernels are the "
+            f"baseline ({html.escape(summary.baseline.describe())}): below the "
+            f"{CLOSE_PERCENTILE:.0f}th percentile a kernel has <em>no close match</em>.</p>"
+            f"<p><strong>{trained95} of {out}</strong> beat the random 95th percentile and "
+            f"<strong>{trained99}</strong> the 99th, where chance gives about "
+            f"{0.05 * out:.1f} and {0.01 * out:.1f}.{then}</p>"
+            + _kernel_cards(kernels.sum(axis=1), summary.trained) + initial)
+
+
+def _patches_section(model: TrainedModel, test: _TestResults, limit: int = 2000) -> str:
+    from cnnkit.evidence import mosaic_columns, patch_mosaic, top_patches
+
+    images = test.images[:limit]
+    blocks = []
+    for layer in model.info.conv_layers:
+        channels = top_patches(model, images, layer, per_channel=8)
+        rows, columns = model.info.receptive_fields()[layer]
+        picture = patch_mosaic(channels, columns=mosaic_columns(len(channels)))
+        name = html.escape(model.info.names[layer])
+        blocks.append(
+            f'<figure class="patches"><img class="px" src="{png_data_uri(picture)}" '
+            f'alt="top patches of every channel of {name}"><figcaption>{name}: '
+            f"{len(channels)} channels, each a row of the 8 patches ({rows.size}×"
+            f"{columns.size} pixels, the receptive field) that excite it most, strongest "
+            "first; channels run down the columns.</figcaption></figure>")
+    return (f"<p>What a filter responds to, shown the standard way: for every channel of every "
+            f"convolution, the parts of the first {len(images):,} {test.split} images where it "
+            "is most active, each cut to the channel's receptive field (what lies beyond the "
+            "image is the layer's padding). First-layer channels answer to small edges and "
+            "spots; deeper channels to larger strokes and shapes.</p>" + "".join(blocks))
+
+
+def _sanity_section(model: TrainedModel, test: _TestResults, count: int = 8) -> str:
+    from cnnkit.evidence import SANITY_THRESHOLD, cascading_randomisation
+
+    steps = cascading_randomisation(model, test.images[:count])
+    methods = list(steps[0].correlations)
+    rows = [(step.randomised, *(f"{step.correlations[m]:.2f}" for m in methods))
+            for step in steps]
+    verdicts = []
+    for method in methods:
+        final, passed = steps[-1].correlations[method], steps[-1].passed(method)
+        verdicts.append(f"<li><strong>{method}</strong>: {'passes' if passed else 'FAILS'} "
+                        f"(rank correlation {final:.2f} with every layer randomised; its size "
+                        f"is {'below' if passed else 'not below'} {SANITY_THRESHOLD})</li>")
+    return ("<p>Adebayo et al. (2018) showed that some attribution methods draw the same maps "
+            "for a trained and an untrained network: they explain the input, not the model. "
+            "The check: re-initialise the layers from the last one down, one more each row, "
+            f"and compare each method's maps of the first {count} test images with the trained "
+            "model's (Spearman rank correlation, averaged; 1 means unchanged, −1 mirrored). A "
+            "method that depends on what the network learned falls towards 0. (The second "
+            "check, a model trained on shuffled labels, runs with cnnkit explain RUN IMAGE "
+            "--sanity-check.)</p>"
+            + _table(["randomised", *methods], rows) + f"<ul>{''.join(verdicts)}</ul>")
 
 
 def _examples_section(page: _Page, model: TrainedModel, test: _TestResults,
                       per_class: int) -> str:
+    from cnnkit.featuremaps import ROUNDING, map_steps
+
     info = model.info
     chosen = [int(i) for c in range(len(page.class_names))
               for i in np.flatnonzero(test.labels == c)[:per_class]]
@@ -517,12 +590,23 @@ def _examples_section(page: _Page, model: TrainedModel, test: _TestResults,
         return "<p>No test images.</p>"
     inputs = model.normalise(test.images[chosen])
     layers = info.shown_layers()
-    maps, _ = model.layer_outputs(inputs, layers)
+    stored = info.spatial_layers  # every map a shown map is made from, and the shown ones
+    maps, _ = model.layer_outputs(inputs, stored)
     targets = test.predictions[chosen]
     baseline = model.normalise(np.zeros((1, *info.input_shape), np.uint8))
     attributions = {method: model.attribute(inputs, targets, method=method, baseline=baseline)
                     for method in METHODS}
-    viridis = colour_table("viridis")
+    steps = map_steps(model)
+    groups = _stored_groups([-1, *stored], [info.input_shape,
+                                            *(info.layers[i].output_shape for i in stored)])
+    page.data["featuremaps"] = {
+        "input_shape": list(info.input_shape), "groups": groups, "rounding": ROUNDING,
+        "quantum": _QUANTUM, "viridis": base64.b64encode(colour_table("viridis")).decode(),
+        "layers": {str(i): _step_data(steps[i], info.layers[i].output_shape) for i in stored},
+        "weights": _packed([array.astype("<f4").tobytes() for i in stored
+                            if steps[i].weight is not None
+                            for array in (steps[i].weight, steps[i].bias)]),
+        "examples": {}}
     names = page.class_names
     blocks = []
     for n, index in enumerate(chosen):
@@ -531,33 +615,99 @@ def _examples_section(page: _Page, model: TrainedModel, test: _TestResults,
             gray = gray.mean(axis=2)
         overlays = []
         for method in METHODS:
+            flat = flat_map(attributions[method][n])
+            if flat:
+                overlays.append(f'<figure class="flat-attribution"><div>{flat}</div>'
+                                f"<figcaption>{method}</figcaption></figure>")
+                continue
             blend = attribution_overlay(attributions[method][n], gray, method)
             overlays.append(f'<figure><img class="px" src="{png_data_uri(blend)}" alt="{method} of '
                             f'test image {index}"><figcaption>{method}</figcaption></figure>')
-        mosaics = []
+        arrays = {-1: inputs[n], **{layer: maps[layer][n] for layer in stored}}
+        page.data["featuremaps"]["examples"][str(index)] = {
+            "maps": _packed([part for group in groups
+                             for part in _quantised([arrays[i] for i in group])]),
+            "flat": {f"{layer}:{channel}": note for layer in stored
+                     for channel, values in enumerate(arrays[layer])
+                     if (note := flat_map(values))}}
+        tiles = []
         for layer in layers:
-            values = maps[layer][n]
-            tiles = tile_maps(values)
-            picture = coloured(tiles, viridis, float(values.min()), float(values.max()))
-            kind = info.layers[layer].type
-            count, height, width = values.shape
-            mosaics.append(
-                f'<figure class="maps"><img class="px" src="{png_data_uri(picture)}" '
-                f'alt="feature maps of layer {layer}"><figcaption>layer {layer} ({kind}): '
-                f"{count} maps of {height}×{width}</figcaption></figure>")
+            count, height, width = maps[layer][n].shape
+            name = html.escape(info.names[layer])
+            tiles.append(
+                f'<figure class="maps"><figcaption>{name} (layer {layer}: '
+                f"{info.layers[layer].type}): {count} maps of {height}×{width}, one colour "
+                f'scale</figcaption><div class="fm-tiles" role="group" data-layer="{layer}" '
+                f'aria-label="{name}: {count} maps of test image {index}"></div></figure>')
         label, predicted = names[test.labels[index]], names[targets[n]]
         verdict = "right" if test.labels[index] == targets[n] else "wrong"
         blocks.append(
-            f'<article class="example"><h3>#{index}: {html.escape(label)} → predicted '
-            f"{html.escape(predicted)} ({verdict}, {100 * test.confidence[index]:.0f}%)</h3>"
+            f'<article class="example" data-example="{index}"><h3>#{index}: '
+            f"{html.escape(label)} → predicted {html.escape(predicted)} ({verdict}, "
+            f"{100 * test.confidence[index]:.0f}%)</h3>"
             f'<div class="row"><figure><img class="px" src="{page.image(test, index)}" '
             f'alt="test image {index}"><figcaption>image</figcaption></figure>'
-            f'{"".join(overlays)}</div><div class="row">{"".join(mosaics)}</div></article>')
+            f'{"".join(overlays)}</div><div class="layers">{"".join(tiles)}</div>'
+            '<div class="fm-detail" hidden></div></article>')
     return ("<p>For the first test images of each class: the image, three attributions of the "
             "predicted class (saliency: the gradient's size; Grad-CAM on the last convolution; "
             "integrated gradients from a black image, red adding to the score and blue taking "
             "away) and the feature maps after each activation and pooling, one colour scale "
-            "per layer.</p>" + "".join(blocks))
+            "per layer, each labelled with its filter (channel) number.</p>"
+            '<p class="hint">Click a map (or Tab to a layer, move with the arrow keys and press '
+            "Enter) to see it large with the kernels or the map and operation that made it; "
+            "then click one of its pixels (or use the arrow keys) to see the window of the "
+            "input it is computed from, the products and their sum, next to the network's "
+            "value.</p><noscript><p>The feature maps are drawn by the page's script.</p>"
+            "</noscript>" + "".join(blocks))
+
+
+#: Stored feature-map values are int16: ``round(value / scale * _QUANTUM)``, one scale per
+#: channel (its largest magnitude), so each value keeps 1/32767 of its channel's range.
+_QUANTUM = 32767
+
+
+def _packed(parts: Sequence[bytes]) -> str:
+    """Bytes deflated (zlib) and in base64: how the page embeds arrays of numbers; its script
+    inflates them with the browser's own ``DecompressionStream``."""
+    return base64.b64encode(zlib.compress(b"".join(parts), 9)).decode("ascii")
+
+
+def _stored_groups(keys: list[int], shapes: list[Sequence[int]]) -> list[list[int]]:
+    """The arrays ``keys`` in runs of one shape (a convolution and its activation): a run is
+    stored channel by channel together, so that deflate finds the activation's values in the
+    convolution's, a few hundred bytes back.
+
+    >>> _stored_groups([-1, 0, 1, 2], [(1, 4, 4), (3, 4, 4), (3, 4, 4), (3, 2, 2)])
+    [[-1], [0, 1], [2]]
+    """
+    groups: list[list[int]] = []
+    for key, shape, before in zip(keys, shapes, [None, *shapes]):
+        if before is not None and tuple(shape) == tuple(before):
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    return groups
+
+
+def _quantised(arrays: Sequence[np.ndarray]) -> list[bytes]:
+    """Arrays ``(C, H, W)`` of one shape as the page stores them: one float32 scale per channel
+    (the largest magnitude over the arrays), then channel by channel each array's values as
+    little-endian int16 (see :data:`_QUANTUM`)."""
+    stack = np.stack([np.asarray(a, np.float32) for a in arrays], axis=1)  # (C, arrays, H, W)
+    scales = np.abs(stack).max(axis=(1, 2, 3))
+    scales[scales == 0] = 1.0
+    quantised = np.rint(stack / scales[:, None, None, None] * _QUANTUM).astype("<i2")
+    return [scales.astype("<f4").tobytes(), quantised.tobytes()]
+
+
+def _step_data(step, shape: Sequence[int]) -> dict:
+    """What the page's script needs of a layer to show one of its maps in detail."""
+    data = {**step.to_json(), "shape": list(shape),
+            "texts": [step.describe(channel) for channel in range(shape[0])]}
+    if step.scale is not None:
+        data.update(scale=step.scale.tolist(), shift=step.shift.tolist())
+    return data
 
 
 def _pca_section(page: _Page, test: _TestResults) -> str:
@@ -638,12 +788,16 @@ figure{margin:0}.thumb img,.card img,.px{image-rendering:pixelated}
 .card{width:150px;border:1px solid var(--line);padding:.4rem;border-radius:4px}
 .card img{width:84px;height:84px}.card figcaption{font-size:.8rem}.card ol{margin:.2rem 0 0;
 padding-left:1.2rem}
-.kernel{width:92px;text-align:center}.kernel img{width:64px;height:64px;
+.kernel{width:92px;text-align:center}.kernel.close img{outline:3px solid #2ca02c}
+.patches img{width:100%;max-width:60rem}.kernel img{width:64px;height:64px;
 image-rendering:pixelated}.kernel figcaption{font-size:.7rem}
 .example{border-top:1px solid var(--line);padding:.3rem 0}.row{display:flex;flex-wrap:wrap;
 gap:.6rem;align-items:flex-end}.row figure{text-align:center;font-size:.75rem}
-.row img.px{width:84px;height:84px}.maps img.px{width:auto;height:auto;max-width:100%;
-zoom:1.5}
+.row img.px{width:84px;height:84px}
+.maps{margin:.35rem 0}.maps figcaption{font-size:.8rem;color:var(--muted);margin-bottom:.1rem}
+.fm-tile canvas{width:42px;height:42px}
+.flat-attribution div{width:84px;height:84px;display:flex;align-items:center;text-align:center;
+justify-content:center;border:1px dashed var(--line);font-size:.7rem;color:var(--muted)}
 .pca-view{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}
 #pca-map{width:560px;max-width:100%;border:1px solid var(--line)}
 #pca-map circle{opacity:.75}#pca-map circle.current{stroke:#000;stroke-width:2;opacity:1}
@@ -732,5 +886,318 @@ _SCRIPT = """
       if (step) { event.preventDefault(); showPoint(current < 0 ? 0 : current + step); }
     });
   }
+})();
+"""
+
+
+@functools.cache
+def _shared(name: str) -> str:
+    """A file the page of ``cnnkit serve`` shares with the report (the detail of one feature
+    map: its script and style), read from the package to be inlined."""
+    return (Path(__file__).parent / "serve" / "static" / name).read_text(encoding="utf-8")
+
+
+# The feature maps of the examples: the page inflates each example's stored maps, draws them
+# as tiles, and shows one in detail (featuremaps.js draws it) with a pixel written out. The
+# numbers are cnnkit's (the network's outputs and the checkpoint's weights, as stored above);
+# this script reads windows out of them as cnnkit.featuremaps.explain_pixel does, and adds up
+# what it shows, for the page to set beside the network's value.
+_MAPS_SCRIPT = """
+(() => {
+  "use strict";
+  const maps = JSON.parse(document.getElementById("report-data").textContent).featuremaps;
+  if (!maps) return;
+  const reason = "the network computes in float32, and the report stores each map to 1/" +
+    maps.quantum + " of its channel's largest value";
+
+  function bytes(text) {
+    const raw = atob(text), out = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i += 1) out[i] = raw.charCodeAt(i);
+    return out;
+  }
+  async function inflate(text) {
+    const stream = new Blob([bytes(text)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new DataView(await new Response(stream).arrayBuffer());
+  }
+  const viridis = bytes(maps.viridis);
+  const layerOf = (key) => key < 0 ? {shape: maps.input_shape, name: "input"} : maps.layers[key];
+
+  // Each stored array: {shape, scales, values (C*H*W float64)}, by layer (-1: the input).
+  async function decode(text) {
+    const view = await inflate(text);
+    const arrays = {};
+    let offset = 0;
+    maps.groups.forEach((group) => {
+      const [channels, height, width] = layerOf(group[0]).shape, size = height * width;
+      const scales = [];
+      for (let c = 0; c < channels; c += 1, offset += 4) scales.push(view.getFloat32(offset, true));
+      group.forEach((key) => {
+        arrays[key] = {shape: [channels, height, width], scales,
+                       values: new Float64Array(channels * size)};
+      });
+      for (let c = 0; c < channels; c += 1) {
+        group.forEach((key) => {
+          const values = arrays[key].values, unit = scales[c] / maps.quantum;
+          for (let i = 0; i < size; i += 1, offset += 2) {
+            values[c * size + i] = view.getInt16(offset, true) * unit;
+          }
+        });
+      }
+    });
+    return arrays;
+  }
+
+  // The convolutions' weights and biases, float32 as the checkpoint holds them.
+  const weights = inflate(maps.weights).then((view) => {
+    const result = {};
+    let offset = 0;
+    const read = (count) => {
+      const out = new Float64Array(count);
+      for (let i = 0; i < count; i += 1, offset += 4) out[i] = view.getFloat32(offset, true);
+      return out;
+    };
+    Object.keys(maps.layers).map(Number).sort((a, b) => a - b).forEach((key) => {
+      const layer = maps.layers[key];
+      if (layer.operation !== "convolution") return;
+      const inputs = layerOf(layer.source).shape[0] / layer.groups;
+      const [rows, columns] = layer.kernel_size;
+      result[key] = {weight: read(layer.shape[0] * inputs * rows * columns),
+                     bias: read(layer.shape[0]), inputs};
+    });
+    return result;
+  });
+
+  function channelOf(array, channel) {
+    const [, height, width] = array.shape, size = height * width;
+    return array.values.subarray(channel * size, (channel + 1) * size);
+  }
+
+  // One map on a canvas, coloured on [low, high] through viridis (the colour scale of the
+  // layer for a tile, the map's own when enlarged).
+  function draw(values, height, width, low, high) {
+    const canvas = document.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext("2d"), image = context.createImageData(width, height);
+    const span = high > low ? high - low : 1;
+    values.forEach((value, i) => {
+      const at = 3 * Math.min(255, Math.max(0, Math.round((value - low) / span * 255)));
+      image.data.set([viridis[at], viridis[at + 1], viridis[at + 2], 255], 4 * i);
+    });
+    context.putImageData(image, 0, 0);
+    return canvas;
+  }
+
+  function extent(values) {
+    let low = Infinity, high = -Infinity;
+    values.forEach((value) => { low = Math.min(low, value); high = Math.max(high, value); });
+    return [low, high];
+  }
+
+  function entry(example, key, channel) {
+    const array = example.arrays[key], values = channelOf(array, channel);
+    const [low, high] = extent(values);
+    return {values, shape: array.shape.slice(1), min: low, max: high,
+            flat: example.flat[key + ":" + channel] || null};
+  }
+
+  function inputChannels(layer, channel, count) {
+    if (layer.operation !== "convolution") return [channel];
+    const perGroup = count / layer.groups;
+    const group = Math.floor(channel / (layer.shape[0] / layer.groups));
+    return Array.from({length: perGroup}, (_, i) => group * perGroup + i);
+  }
+
+  function nested(values, rows, columns) {
+    return Array.from({length: rows},
+                      (_, r) => Array.from(values.subarray(r * columns, (r + 1) * columns)));
+  }
+
+  // The filter's kernels (one per input channel), as the checkpoint holds them.
+  function kernelsOf(key, channel, channels, all) {
+    const layer = maps.layers[key], [rows, columns] = layer.kernel_size, {inputs} = all[key];
+    const kernels = channels.map((source) => {
+      const start = ((channel * inputs) + source % inputs) * rows * columns;
+      return nested(all[key].weight.subarray(start, start + rows * columns), rows, columns);
+    });
+    const sum = kernels[0].map((row, r) => row.map((_, c) =>
+      kernels.reduce((t, k) => t + k[r][c], 0)));
+    return {weights: kernels, sum, bias: all[key].bias[channel], channels};
+  }
+
+  // What cnnkit.featuremaps.map_detail answers, from the stored numbers.
+  function detailOf(example, key, channel, all) {
+    const layer = maps.layers[key], source = example.arrays[layer.source];
+    const channels = inputChannels(layer, channel, source.shape[0]);
+    const detail = {...layer, channel, channels: layer.shape[0], shape: layer.shape.slice(1),
+                    source_shape: source.shape.slice(1), text: layer.texts[channel],
+                    map: entry(example, key, channel),
+                    sources: channels.map((c) => ({channel: c,
+                                                   ...entry(example, layer.source, c)}))};
+    if (layer.operation === "convolution") detail.kernels = kernelsOf(key, channel, channels, all);
+    if (layer.operation === "batch_norm") {
+      detail.scale = layer.scale[channel];
+      detail.shift = layer.shift[channel];
+    }
+    return detail;
+  }
+
+  // An input position outside the map, for a padding mode (as cnnkit.ops.pad extends it):
+  // the position read instead, or -1 for a zero.
+  function padded(i, size, mode) {
+    if (i >= 0 && i < size) return i;
+    if (mode === "replicate") return i < 0 ? 0 : size - 1;
+    if (mode === "circular") return ((i % size) + size) % size;
+    if (mode === "reflect") return i < 0 ? -i : 2 * (size - 1) - i;
+    if (mode === "symmetric") return i < 0 ? -i - 1 : 2 * size - 1 - i;
+    return -1;
+  }
+
+  // The window that output (row, column) reads from one input map: the tutorial's loop,
+  // start = index * stride - padding, then every dilation-th position.
+  function windowOf(layer, values, shape, index, pooling) {
+    const [height, width] = shape, [rows, columns] = layer.kernel_size;
+    const window = [], padding = [];
+    for (let a = 0; a < rows; a += 1) {
+      const r = index[0] * layer.stride[0] - layer.pads[0][0] + a * layer.dilation[0];
+      const line = [], marks = [];
+      for (let b = 0; b < columns; b += 1) {
+        const c = index[1] * layer.stride[1] - layer.pads[1][0] + b * layer.dilation[1];
+        const outside = r < 0 || c < 0 || r >= height || c >= width;
+        let value = null;
+        if (!outside) value = values[r * width + c];
+        else if (!pooling) {
+          const pr = padded(r, height, layer.padding_mode);
+          const pc = padded(c, width, layer.padding_mode);
+          value = pr < 0 || pc < 0 ? 0 : values[pr * width + pc];
+        }
+        line.push(value);
+        marks.push(outside);
+      }
+      window.push(line);
+      padding.push(marks);
+    }
+    return {window, padding};
+  }
+
+  // A pixel written out as cnnkit.featuremaps.explain_pixel writes it, from the stored numbers;
+  // `tolerance` adds how far storing the maps may move the result.
+  function explainPixel(example, key, channel, index, all) {
+    const layer = maps.layers[key], output = example.arrays[key];
+    const input = example.arrays[layer.source], inputShape = input.shape.slice(1);
+    const [, height, width] = output.shape;
+    const value = output.values[(channel * height + index[0]) * width + index[1]];
+    const step = (array, c) => array.scales[c] / maps.quantum / 2;  // half a stored step
+    const result = {index, value, start: [index[0] * layer.stride[0], index[1] * layer.stride[1]],
+                    origin: [layer.pads[0][0], layer.pads[1][0]]};
+    let computed, magnitude, stored = step(output, channel);
+    const operation = layer.operation;
+    if (operation === "convolution") {
+      const kernels = kernelsOf(key, channel, inputChannels(layer, channel, input.shape[0]), all);
+      result.channels = kernels.channels.map((source, i) => {
+        const {window, padding} = windowOf(layer, channelOf(input, source), inputShape, index,
+                                           false);
+        result.padding = padding;
+        const kernel = kernels.weights[i];
+        const products = window.map((row, r) => row.map((v, c) => v * kernel[r][c]));
+        stored += kernel.flat().reduce((t, w) => t + Math.abs(w), 0) * step(input, source);
+        return {channel: source, window, kernel, products,
+                sum: products.flat().reduce((t, p) => t + p, 0)};
+      });
+      result.bias = kernels.bias;
+      computed = result.channels.reduce((t, part) => t + part.sum, 0) + kernels.bias;
+      magnitude = result.channels.reduce((t, part) =>
+        t + part.products.flat().reduce((u, p) => u + Math.abs(p), 0), Math.abs(kernels.bias));
+    } else if (operation === "max" || operation === "avg") {
+      const {window, padding} = windowOf(layer, channelOf(input, channel), inputShape, index, true);
+      Object.assign(result, {window, padding});
+      const present = window.flat().filter((v) => v !== null);
+      if (operation === "max") {
+        computed = Math.max(...present);
+        const at = window.flat().indexOf(computed), columns = layer.kernel_size[1];
+        result.chosen = [Math.floor(at / columns), at % columns];
+        magnitude = Math.abs(computed);
+        stored += step(input, channel);
+      } else {
+        // PyTorch's divisor: the window's cells inside the padded input (count_include_pad),
+        // or inside the input itself.
+        const inside = (i, axis) => {
+          const size = inputShape[axis], pad = layer.pads[axis][0];
+          return layer.count_include_pad ? i >= -pad && i < size + pad : i >= 0 && i < size;
+        };
+        let divisor = 0;
+        for (let a = 0; a < layer.kernel_size[0]; a += 1) {
+          for (let b = 0; b < layer.kernel_size[1]; b += 1) {
+            const r = index[0] * layer.stride[0] - layer.pads[0][0] + a;
+            const c = index[1] * layer.stride[1] - layer.pads[1][0] + b;
+            if (inside(r, 0) && inside(c, 1)) divisor += 1;
+          }
+        }
+        result.sum = present.reduce((t, v) => t + v, 0);
+        result.divisor = divisor;
+        computed = result.sum / divisor;
+        magnitude = present.reduce((t, v) => t + Math.abs(v), 0) / divisor;
+        stored += present.length * step(input, channel) / divisor;
+      }
+    } else if (operation === "mean") {
+      const values = channelOf(input, channel);
+      result.sum = values.reduce((t, v) => t + v, 0);
+      result.divisor = values.length;
+      computed = result.sum / values.length;
+      magnitude = values.reduce((t, v) => t + Math.abs(v), 0) / values.length;
+      stored += step(input, channel);
+    } else {
+      const source = channelOf(input, channel)[index[0] * inputShape[1] + index[1]];
+      result.source = source;
+      const scale = operation === "batch_norm" ? layer.scale[channel] : 1;
+      computed = {relu: Math.max(0, source), tanh: Math.tanh(source),
+                  sigmoid: 1 / (1 + Math.exp(-source)), identity: source,
+                  batch_norm: source * scale + (layer.shift ? layer.shift[channel] : 0)}[operation];
+      magnitude = Math.abs(source * scale);
+      stored += Math.abs(scale) * step(input, channel);
+    }
+    result.computed = computed;
+    result.tolerance = maps.rounding * Math.max(magnitude, Math.abs(value)) + stored;
+    result.tolerance_reason = reason;
+    return result;
+  }
+
+  // Each example: inflate its maps, draw the tiles, and open maps in its detail panel.
+  document.querySelectorAll("article[data-example]").forEach(async (article) => {
+    const stored = maps.examples[article.dataset.example];
+    const example = {arrays: await decode(stored.maps), flat: stored.flat};
+    const all = await weights;
+    const panel = article.querySelector(".fm-detail");
+    let opener = null;  // the tile that opened the panel: focus returns there on closing
+    const open = (key, channel, pixel, focus) => {
+      const detail = detailOf(example, key, channel, all);
+      if (pixel) detail.pixel = explainPixel(example, key, channel, pixel, all);
+      const big = FeatureMapView.render(panel, detail, {
+        picture: (item) => draw(item.values, item.shape[0], item.shape[1], item.min, item.max),
+        choose: (chosen) => Promise.resolve(explainPixel(example, key, channel, chosen, all)),
+        open: (source, sourceChannel, sourcePixel) =>
+          open(source, sourceChannel, sourcePixel, true),
+        closed: () => {
+          FeatureMapView.mark(article, null, null);
+          if (opener) opener.focus();
+        },
+      });
+      FeatureMapView.mark(article, key, channel);
+      if (focus) big.focus();
+    };
+    article.querySelectorAll(".fm-tiles").forEach((tiles) => {
+      const key = Number(tiles.dataset.layer), layer = maps.layers[key];
+      const array = example.arrays[key];
+      const [low, high] = extent(array.values);
+      const [count, height, width] = array.shape;
+      FeatureMapView.tiles(tiles, {index: key, name: layer.name}, count,
+        (channel) => draw(channelOf(array, channel), height, width, low, high),
+        (channel) => {
+          opener = tiles.querySelector(`[data-channel="${channel}"]`);
+          open(key, channel, null, true);
+        });
+    });
+    article.dataset.ready = "true";
+  });
 })();
 """

@@ -21,7 +21,10 @@ Safety rules, in the order a run applies them:
    architecture before it calls :meth:`RunFolder.open`.
 2. **One writer.** :meth:`RunFolder.lock` creates ``.lock`` exclusively. A second process is
    refused with the holder's PID and host; a lock left by a process that no longer runs on this
-   machine is taken over.
+   machine is taken over. Under torchrun the lock also names the job (its rendezvous id): a
+   failed attempt keeps it, the next attempt of the same job takes it over (on whichever
+   machine its rank 0 runs; torchrun starts an attempt only once every process of the one
+   before has stopped), and :meth:`RunFolder.end_job` releases it when the job is over.
 3. **Replace, don't delete.** With ``overwrite``, the earlier run's files (and only those: a
    note the user keeps in the folder stays where it is) move into
    ``.previous-run/`` and are removed only by :meth:`RunFolder.commit` once the new run's first
@@ -215,9 +218,10 @@ class RunFolder:
                      overwrite=True)
 
     # -- opening ------------------------------------------------------------------------------
-    def check_new(self, *, overwrite: bool) -> None:
-        """Refuse, without changing anything, a folder that a new run may not use."""
-        self.check_not_busy()
+    def check_new(self, *, overwrite: bool, job: str | None = None) -> None:
+        """Refuse, without changing anything, a folder that a new run (of torchrun job ``job``)
+        may not use."""
+        self.check_not_busy(job)
         if self.path.exists() and not self.path.is_dir():
             raise NotAFolder(f"output {self.path} exists and is not a folder")
         if self.path.is_dir() and not overwrite and self._holds_files():
@@ -232,17 +236,23 @@ class RunFolder:
         if not os.access(parent, os.W_OK | os.X_OK):
             raise PermissionError(13, "cannot write into this folder", str(parent))
 
-    def check_resumable(self, checkpoint: Path) -> None:
+    def check_resumable(self, checkpoint: Path, *, job: str | None = None) -> None:
         """Refuse, without changing anything, a folder that holds no run to resume."""
-        self.check_not_busy()
+        self.check_not_busy(job)
         if not checkpoint.is_file():
             raise NotFound(f"cannot resume: {checkpoint} does not exist")
         self._check_no_previous()
 
-    def check_not_busy(self) -> None:
-        """Refuse a folder whose lock a live process holds (a stale lock is no obstacle)."""
-        if self.lock_file.exists() and not self._lock_is_stale():
+    def check_not_busy(self, job: str | None = None) -> None:
+        """Refuse a folder whose lock a live process holds (a stale lock, or one left by an
+        earlier attempt of torchrun job ``job``, is no obstacle)."""
+        if self.lock_file.exists() and not self._lock_is_stale(job):
             raise self._busy()
+
+    def left_by_job(self, job: str | None) -> bool:
+        """Whether the lock was left by an earlier attempt of torchrun job ``job``: this process
+        is a restart, and the folder's files are its job's."""
+        return job is not None and self._holder().get("job") == job
 
     def _check_no_previous(self) -> None:
         if self.previous.exists():
@@ -251,17 +261,23 @@ class RunFolder:
                 "replacing; move them back into the run folder, or delete that folder, first"
             )
 
-    def open(self, *, overwrite: bool, resume: bool = False) -> None:
+    def open(self, *, overwrite: bool, resume: bool = False, job: str | None = None) -> None:
         """Create and lock the folder; with ``overwrite`` set the earlier run aside.
 
         Call :meth:`check_new` (or :meth:`check_resumable`) first, and :meth:`commit` once the
         first checkpoint is written. A new run (neither ``overwrite`` nor ``resume``) checks
         again under the lock that the folder is still empty, so that of two runs started into
-        one folder at once only one writes there.
+        one folder at once only one writes there. A restarted attempt of torchrun job ``job``
+        (:meth:`left_by_job`) takes over its job's lock and files, and the earlier run that an
+        attempt before it set aside.
         """
+        restart = self.left_by_job(job)
         self.path.mkdir(parents=True, exist_ok=True)
-        self.lock()
+        self.lock(job=job)
         self._remove_temporaries()
+        if restart:
+            self._replaced = self.previous if self.previous.is_dir() else None
+            return
         if not overwrite and not resume and self._holds_files():
             # Another run wrote here between check_new and the lock: refuse, touch nothing.
             self.unlock()
@@ -319,15 +335,18 @@ class RunFolder:
                 and self.is_own(entry.name[1:].rsplit(".", 2)[0]))
 
     # -- the lock -----------------------------------------------------------------------------
-    def lock(self) -> None:
-        """Take the run's lock, or refuse with :class:`~cnnkit.errors.RunBusy`."""
+    def lock(self, *, job: str | None = None) -> None:
+        """Take the run's lock (for torchrun job ``job``), or refuse with
+        :class:`~cnnkit.errors.RunBusy`."""
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        if job is not None:
+            holder["job"] = job
         for _attempt in range(3):
             try:
                 handle = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
                                  file_mode())
             except FileExistsError:
-                if not self._take_over_stale_lock():
+                if not self._take_over_stale_lock(job):
                     raise self._busy() from None
                 continue
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
@@ -343,6 +362,21 @@ class RunFolder:
                 if self._holder().get("pid") == os.getpid():
                     self.lock_file.unlink()
             self._locked = False
+
+    def end_job(self, job: str) -> bool:
+        """After torchrun job ``job`` ended: release the lock its failed attempts kept, and put
+        back a run that ``overwrite`` set aside if no attempt wrote a checkpoint. Only a lock of
+        this machine whose process has ended is touched; True if there was one."""
+        holder = self._holder()
+        if (holder.get("job") != job or holder.get("host") != socket.gethostname()
+                or _alive(holder.get("pid"))):
+            return False
+        if self.previous.is_dir():
+            self._replaced = self.previous
+            self.restore()
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_file.unlink()
+        return True
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RunFolder]:
@@ -360,9 +394,12 @@ class RunFolder:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _lock_is_stale(self) -> bool:
-        """The lock's process has ended (on this host), or the lock is gone."""
+    def _lock_is_stale(self, job: str | None = None) -> bool:
+        """The lock's process has ended (on this host), an earlier attempt of torchrun job
+        ``job`` left it (its processes have all stopped), or the lock is gone."""
         holder = self._holder()
+        if job is not None and holder.get("job") == job:
+            return True
         if not holder:
             # Unreadable: a writer between create and write, or a damaged file. Only an old
             # one is stale.
@@ -373,9 +410,10 @@ class RunFolder:
             return age > 60
         return holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))
 
-    def _take_over_stale_lock(self) -> bool:
-        """Remove a lock whose process is gone (same host); True if one was removed."""
-        if not self._lock_is_stale():
+    def _take_over_stale_lock(self, job: str | None = None) -> bool:
+        """Remove a lock whose process is gone (same host) or that an earlier attempt of job
+        ``job`` left; True if one was removed."""
+        if not self._lock_is_stale(job):
             return False
         # Rename first so that two processes taking over the same stale lock cannot both win.
         claimed = self.lock_file.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")

@@ -289,6 +289,30 @@ def test_outsize_plot(capsys, tmp_path):
     assert status == 0 and figure.exists()
 
 
+def test_outsize_plot_names_unreached_and_asymmetric_padding(capsys, tmp_path):
+    """Regression: --padding 2 --stride 2 on 10 elements drew one zero on the right without
+    a word, and dropped the 'same' panel silently; the saved figure's text now names both.
+    For a 1-D input, --padding LEFT RIGHT is asymmetric padding, in the formula and figure."""
+    figure = tmp_path / "strided.png"
+    status, out, _ = run_cli(capsys, "outsize", "--input", 10, "--kernel", 3, "--padding", 2,
+                             "--stride", 2, "--plot", figure)
+    with Image.open(figure) as written:
+        description = written.text["Description"]
+    assert status == 0 and out.splitlines()[0] == "output size: 6"
+    assert ("full (padding 2 on each side, asked; the last 1 on the right is not reached by any"
+            " window): output size 6") in description
+    assert "'same' is not drawn: it is only defined for stride 1" in description
+    figure = tmp_path / "asymmetric.png"
+    status, out, _ = run_cli(capsys, "outsize", "--input", 7, "--kernel", 4, "--padding", 1, 2,
+                             "--plot", figure)
+    with Image.open(figure) as written:
+        text = written.text
+    assert status == 0 and out.splitlines()[1].endswith("floor((7 + 1 + 2 - 4) / 1) + 1 = 7")
+    assert text["Title"] == "input size 7, kernel size 4, stride 1, padding (1, 2), dilation 1"
+    assert ("same (padding 1 on the left, 2 on the right, asked): output size 7"
+            in text["Description"])
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -299,7 +323,8 @@ def test_outsize_plot(capsys, tmp_path):
          "--kernel takes one or two integers for a 2-D --input, got 3"),
         (["--input", "7", "--kernel", "3", "3"],
          "--kernel takes one integer for a 1-D --input, got 2"),
-        (["--input", "7", "--kernel", "3", "--padding", "1", "1"], "--padding takes one integer"),
+        (["--input", "7", "--kernel", "3", "--padding", "1", "1", "1"],
+         "--padding takes one or two integers (left, right) for a 1-D --input, got 3"),
         (["--input", "7", "--kernel", "3", "--padding", "-1"], "--padding takes non-negative"),
         (["--input", "7", "--kernel", "3", "--stride", "0"], "--stride takes positive integers"),
         (["--input", "7", "--kernel", "3", "--padding", "lots"], "--padding must be"),

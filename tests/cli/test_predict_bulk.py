@@ -14,19 +14,6 @@ from cnnkit.cli import main
 from cnnkit.data import load_dataset
 from cnnkit.imageio import pad_to_aspect
 from cnnkit.model import TrainedModel
-from tests.engines.conftest import SMALL_ARCH
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A small model trained for one epoch on synthetic digits."""
-    folder = tmp_path_factory.mktemp("bulk")
-    (folder / "small.json").write_text(json.dumps(SMALL_ARCH))
-    status = main(["train", "--arch", str(folder / "small.json"), "--epochs", "1",
-                   "--train-limit", "500", "--val-size", "100", "--quiet", "--no-report",
-                   "--out", str(folder / "run")])
-    assert status == 0
-    return folder / "run"
 
 
 def _digits(count):
@@ -64,67 +51,73 @@ def _expected_top(run, images, k):
     return [([names[i] for i in row], probabilities[n, row]) for n, row in enumerate(order)]
 
 
-def test_csv_holds_the_engines_top_classes_for_every_image(run, tmp_path, capsys):
+def test_csv_holds_the_engines_top_classes_for_every_image(trained_run, tmp_path, capsys):
     """Every image found (recursively, sorted) has a row with the engine's own top-2 classes
-    and probabilities; nothing was inverted or padded; the terminal names the CSV."""
+    and probabilities; nothing was inverted or padded, nothing warned of; the terminal names
+    the CSV."""
     images = _digits(5)
     root, paths = _folder(tmp_path, images)
     out = tmp_path / "out.csv"
-    assert main(["predict", str(run), str(root), "--csv", str(out), "--top", "2"]) == 0
+    assert main(["predict", str(trained_run), str(root), "--csv", str(out), "--top", "2"]) == 0
     rows = _rows(out)
     assert list(rows[0]) == ["image", "class_1", "probability_1", "class_2", "probability_2",
-                             "inverted", "padded"]
+                             "inverted", "padded", "warnings"]
     assert [row["image"] for row in rows] == sorted(str(path) for path in paths)
-    expected = dict(zip(map(str, paths), _expected_top(run, images, 2), strict=True))
+    expected = dict(zip(map(str, paths), _expected_top(trained_run, images, 2), strict=True))
     for row in rows:
         names, probabilities = expected[row["image"]]
         assert [row["class_1"], row["class_2"]] == names
         np.testing.assert_allclose([float(row["probability_1"]), float(row["probability_2"])],
                                    probabilities, atol=2e-6)
-        assert (row["inverted"], row["padded"]) == ("0", "0")
+        assert (row["inverted"], row["padded"], row["warnings"]) == ("0", "0", "")
     assert f"5 image(s) classified: {out}" in capsys.readouterr().out
 
 
-def test_unreadable_files_are_skipped_and_listed_or_refused(run, tmp_path, capsys):
+def test_unreadable_files_are_skipped_and_listed_or_refused(trained_run, tmp_path, capsys):
     """A corrupt file: skipped and named on stderr by default; with --on-error raise, one error
     line naming it and no CSV; with every file corrupt, one error line."""
     root, _ = _folder(tmp_path, _digits(3))
     (root / "more" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out.csv"
-    assert main(["predict", str(run), str(root), "--csv", str(out)]) == 0
+    assert main(["predict", str(trained_run), str(root), "--csv", str(out)]) == 0
     captured = capsys.readouterr()
     assert "skipped" in captured.err and "bad.png" in captured.err
     assert "skipped 1 unreadable file(s)" in captured.out
     assert len(_rows(out)) == 3
     out.unlink()
-    assert main(["predict", str(run), str(root), "--csv", str(out), "--on-error", "raise"]) == 2
+    assert main(["predict", str(trained_run), str(root), "--csv", str(out), "--on-error",
+                 "raise"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.png" in err[0]
     assert not out.exists()
     for corrupt in (root / "0.png", root / "more" / "1.png", root / "2.png"):
         corrupt.write_bytes(b"not an image")
-    assert main(["predict", str(run), str(root), "--csv", str(out)]) == 2
+    assert main(["predict", str(trained_run), str(root), "--csv", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "none of the 4 image file(s) could be read" in err[0], err
 
 
-def test_dark_digit_on_light_paper_is_inverted_automatically(run, tmp_path, capsys):
+def test_dark_digit_on_light_paper_is_inverted_automatically(trained_run, tmp_path, capsys):
     """A digit model inverts a dark-on-light picture by default (CSV column and a terminal
     line) and then predicts what it predicts for the light-on-dark original; --invert never
-    keeps it."""
+    keeps it, with a warning in the CSV's column and one line on stderr."""
     image = _digits(1)
     path = tmp_path / "paper.png"
     Image.fromarray(255 - image[0]).save(path)
     out = tmp_path / "out.csv"
-    assert main(["predict", str(run), str(path), "--csv", str(out)]) == 0
-    assert "inverted 1 of 1 image(s) to light on dark" in capsys.readouterr().out
+    assert main(["predict", str(trained_run), str(path), "--csv", str(out)]) == 0
+    assert "inverted 1 of 1 image(s) to match the training images' background" in \
+        capsys.readouterr().out
     row = _rows(out)[0]
-    names, probabilities = _expected_top(run, image, 3)[0]
+    names, probabilities = _expected_top(trained_run, image, 3)[0]
     assert row["inverted"] == "1" and row["class_1"] == names[0]
     assert float(row["probability_1"]) == pytest.approx(probabilities[0], abs=2e-6)
-    assert main(["predict", str(run), str(path), "--csv", str(out), "--overwrite",
+    assert main(["predict", str(trained_run), str(path), "--csv", str(out), "--overwrite",
                  "--invert", "never"]) == 0
-    assert _rows(out)[0]["inverted"] == "0"
+    row = _rows(out)[0]
+    assert row["inverted"] == "0" and row["warnings"].startswith("its border is light")
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"warning: {path}: {row['warnings']}"
 
 
 def test_pad_to_aspect_by_hand():
@@ -142,23 +135,23 @@ def test_pad_to_aspect_by_hand():
     assert pad_to_aspect(image, 2, 4) is image
 
 
-def test_non_square_picture_is_padded_and_said(run, tmp_path, capsys):
+def test_non_square_picture_is_padded_and_said(trained_run, tmp_path, capsys):
     """A 28-wide, 14-high digit strip is padded (not squashed) and predicted like the strip
     padded by hand with 7 rows of its border median above and below; the terminal says so."""
     digit = _digits(1)[0]
     strip = digit[7:21]
     path = tmp_path / "strip.png"
     Image.fromarray(strip).save(path)
-    assert main(["predict", str(run), str(path), "--json", "--top", "1"]) == 0
+    assert main(["predict", str(trained_run), str(path), "--json", "--top", "1"]) == 0
     result = json.loads(capsys.readouterr().out)[0]
     assert result["padded"] is True
     border = np.concatenate([strip[0], strip[-1], strip[:, 0], strip[:, -1]])
     by_hand = np.full((1, 28, 28), np.median(border), np.uint8)
     by_hand[0, 7:21] = strip
-    names, probabilities = _expected_top(run, by_hand, 1)[0]
+    names, probabilities = _expected_top(trained_run, by_hand, 1)[0]
     assert result["top"][0]["class"] == names[0]
     assert result["top"][0]["probability"] == pytest.approx(probabilities[0], abs=2e-6)
-    assert main(["predict", str(run), str(path)]) == 0
+    assert main(["predict", str(trained_run), str(path)]) == 0
     out = capsys.readouterr().out
     assert "(padded)" in out and "padded 1 of 1 image(s)" in out
 
@@ -169,22 +162,23 @@ def _refused(capsys, argv, fragment):
     assert len(err) == 1 and fragment in err[0], err
 
 
-def test_refusals(run, tmp_path, capsys):
+def test_refusals(trained_run, tmp_path, capsys):
     """No images found, an existing CSV (kept as it was), --csv with --json, and a CSV in a
     missing folder are refused in one line."""
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("no images here")
-    _refused(capsys, ["predict", str(run), str(empty)], "no images found")
-    _refused(capsys, ["predict", str(run), str(tmp_path / "missing")], "no image file or folder")
+    _refused(capsys, ["predict", str(trained_run), str(empty)], "no images found")
+    _refused(capsys, ["predict", str(trained_run), str(tmp_path / "missing")],
+             "no image file or folder")
     existing = tmp_path / "old.csv"
     existing.write_text("keep me")
     digit = tmp_path / "d.png"
     Image.fromarray(_digits(1)[0]).save(digit)
-    _refused(capsys, ["predict", str(run), str(digit), "--csv", str(existing)],
+    _refused(capsys, ["predict", str(trained_run), str(digit), "--csv", str(existing)],
              "already exists")
     assert existing.read_text() == "keep me"
-    _refused(capsys, ["predict", str(run), str(digit), "--csv", str(existing), "--json"],
+    _refused(capsys, ["predict", str(trained_run), str(digit), "--csv", str(existing), "--json"],
              "choose one")
-    _refused(capsys, ["predict", str(run), str(digit), "--csv",
+    _refused(capsys, ["predict", str(trained_run), str(digit), "--csv",
                       str(tmp_path / "nowhere" / "x.csv")], "does not exist")

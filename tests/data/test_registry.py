@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from cnnkit.data import load_dataset, registry
+from cnnkit.data import choose_dataset, load_dataset, registry
 from cnnkit.data.idx import write_idx
 from cnnkit.data.registry import (
     IDX_DATASETS,
@@ -273,3 +273,58 @@ def test_demo_offline_says_downloads_are_off(isolated, monkeypatch):
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     assert demo_dataset() == ("synthetic-digits", "data: synthetic digits (Fashion-MNIST is not "
                               "installed and downloads are off because CNNKIT_OFFLINE is set)")
+
+
+# ---- training's default data set: the tutorial's MNIST when it can be had ---------------------
+
+
+def test_auto_chooses_mnist_on_disk_and_says_where(isolated):
+    """MNIST's files in the system folder: the choice is mnist, and the line names the folder."""
+    _write_set(isolated / "system" / "mnist")
+    choice = choose_dataset()
+    assert (choice.name, choice.folder, choice.downloaded) == (
+        "mnist", isolated / "system" / "mnist", False)
+    assert choice.describe() == ("data set: mnist, as none was named (--dataset): MNIST, the "
+                                 f"tutorial's data set, is in {isolated / 'system' / 'mnist'}")
+
+
+def test_auto_prefers_the_data_dir(isolated, tmp_path):
+    """--data-dir is searched first, as for a named data set."""
+    _write_set(isolated / "system" / "mnist")
+    _write_set(tmp_path / "mine")
+    assert choose_dataset(data_dir=tmp_path / "mine").folder == tmp_path / "mine"
+
+
+def test_auto_downloads_mnist_when_it_can(server, isolated, monkeypatch):
+    """Not on disk but downloadable: MNIST is downloaded (verified) into the cache and chosen."""
+    httpd, base = server
+    _serve_dataset("mnist", httpd, base, isolated, monkeypatch)
+    choice = choose_dataset()
+    cache = isolated / "cache" / "cnnkit" / "mnist"
+    assert (choice.name, choice.folder, choice.downloaded) == ("mnist", cache, True)
+    assert choice.describe().endswith("was not on disk and has been downloaded into "
+                                      f"{cache}")
+
+
+def test_auto_offline_falls_back_to_synthetic_digits_and_says_why(isolated, monkeypatch):
+    """With downloads off the choice is synthetic digits; the line names the folders searched
+    and the variable that turned downloads off."""
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    choice = choose_dataset()
+    folders = ", ".join(str(folder) for folder in search_folders("mnist"))
+    assert choice.name == "synthetic-digits"
+    assert choice.describe() == (
+        "data set: synthetic-digits, as none was named (--dataset): MNIST, the tutorial's data "
+        f"set, is not in {folders} and downloads are off because CNNKIT_OFFLINE is set; "
+        "synthetic digits, which need no files, stand in for it")
+    assert "downloading was not allowed" in choose_dataset(download=False).describe()
+
+
+def test_auto_names_a_failed_download(isolated):
+    """Without a reachable mirror the choice is synthetic digits, naming the failure."""
+    failed = []
+    choice = choose_dataset(mirrors=["http://127.0.0.1:9/"], timeout=5, report=failed.append)
+    assert choice.name == "synthetic-digits"
+    assert choice.obstacle.startswith("the download failed: could not download "
+                                      "http://127.0.0.1:9/")
+    assert failed and failed[-1] in choice.obstacle

@@ -3,15 +3,13 @@ reference, the same batches on both engines, seeding and resume, label smoothing
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.engines.conftest import SMALL_ARCH
+from tests.specs import SMALL_NO_DROPOUT
 
 from cnnkit.cli import main
 from cnnkit.engines.augment import Augmentation, apply_numpy, crop_indices
@@ -146,17 +144,15 @@ def test_augmented_run_resumed_after_one_epoch_equals_the_straight_run(small_arc
 
 
 @pytest.mark.parametrize("engine_class", [TorchEngine, NumpyEngine])
-def test_training_loss_with_label_smoothing_is_torch_cross_entropy(engine_class, tmp_path):
+def test_training_loss_with_label_smoothing_is_torch_cross_entropy(engine_class):
     """One step's loss sum is F.cross_entropy(label_smoothing=0.2) of the logits before it."""
-    spec = {**SMALL_ARCH, "layers": [x for x in SMALL_ARCH["layers"] if x["type"] != "dropout"]}
-    (tmp_path / "s.json").write_text(json.dumps(spec))
     from cnnkit.arch import load_architecture
 
     config = TrainConfig(engine=engine_class.name, label_smoothing=0.2)
     if engine_class is TorchEngine:
         config.precision = "fp32"
     engine = engine_class(config)
-    engine.build(load_architecture(str(tmp_path / "s.json")), (1, 28, 28), 10, seed=0, lr=1e-3)
+    engine.build(load_architecture(SMALL_NO_DROPOUT), (1, 28, 28), 10, seed=0, lr=1e-3)
     images = np.random.default_rng(1).standard_normal((16, 1, 28, 28)).astype(np.float32)
     labels = np.arange(16) % 10
     logits = torch.from_numpy(engine.logits(images)).double()

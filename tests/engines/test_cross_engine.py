@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,20 +13,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from tests.engines.conftest import SMALL_ARCH
 from tests.processes import SOURCE_ROOT, cnnkit_process
+from tests.specs import SMALL_DROPOUT, SMALL_NO_DROPOUT, write_spec
 
 from cnnkit.data import load_dataset
 from cnnkit.engines.checkpoint import load_checkpoint
 from cnnkit.engines.training import TrainConfig, train
 from cnnkit.evaluation import evaluate
 from cnnkit.model import TrainedModel
-
-#: The small CNN without dropout: both engines then compute the same function step by step.
-NO_DROPOUT = {
-    "name": "small-no-dropout",
-    "layers": [layer for layer in SMALL_ARCH["layers"] if layer["type"] != "dropout"],
-}
 
 
 def _config(arch, engine, **kw):
@@ -36,21 +31,10 @@ def _config(arch, engine, **kw):
     return TrainConfig(**{**args, **kw})
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """One run trained by each engine (small CNN with dropout, one epoch)."""
-    folder = tmp_path_factory.mktemp("cross")
-    spec = folder / "small.json"
-    spec.write_text(json.dumps(SMALL_ARCH))
-    for engine in ("torch", "numpy"):
-        train(_config(str(spec), engine), folder / engine, evaluate_test=False)
-    return folder
-
-
 @pytest.mark.parametrize("trained_by", ["torch", "numpy"])
-def test_either_engine_evaluates_a_run_of_either_with_the_same_result(runs, trained_by):
+def test_either_engine_evaluates_a_run_of_either_with_the_same_result(request, trained_by):
     """Test accuracy of both engines at most one image in 10,000 apart, logits within 1e-4."""
-    run = runs / trained_by
+    run = request.getfixturevalue({"torch": "trained_run", "numpy": "numpy_run"}[trained_by])
     results = {engine: evaluate(run, engine=engine, device="cpu") for engine in
                ("torch", "numpy")}
     count = results["torch"].count
@@ -69,10 +53,9 @@ def test_either_engine_evaluates_a_run_of_either_with_the_same_result(runs, trai
 def test_resume_across_engines_follows_the_single_engine_run(tmp_path, first, second):
     """One epoch by one engine, a second by the other, ends where two epochs of the second
     engine from the same first epoch end (same batches, same optimizer state)."""
-    spec = tmp_path / "s.json"
-    spec.write_text(json.dumps(NO_DROPOUT))
-    for name in ("mixed", "same"):
-        train(_config(str(spec), first), tmp_path / name, evaluate_test=False)
+    spec = write_spec(SMALL_NO_DROPOUT, tmp_path)
+    train(_config(str(spec), first), tmp_path / "same", evaluate_test=False)
+    shutil.copytree(tmp_path / "same", tmp_path / "mixed")  # the same first epoch
     train(_config(str(spec), second, epochs=2), tmp_path / "mixed", resume=True,
           evaluate_test=False)
     train(_config(str(spec), first, epochs=2), tmp_path / "same", resume=True,
@@ -99,7 +82,7 @@ def test_numpy_engine_trains_evaluates_and_predicts_without_torch(tmp_path):
     report, and evaluate, predict, resume and summary work; asking for the torch engine is
     refused in one line."""
     from PIL import Image
-    (tmp_path / "small.json").write_text(json.dumps(SMALL_ARCH))
+    write_spec(SMALL_DROPOUT, tmp_path)
     trained = _cnnkit("train", "--arch", "small.json", "--epochs", "1", "--train-limit", "500",
                       "--val-size", "100", "--out", "run", cwd=tmp_path)
     assert "engine numpy" in trained.stdout and "test accuracy" in trained.stdout
@@ -130,8 +113,7 @@ def _train_numpy(run_dir, *extra):
 def test_numpy_engine_resumes_exactly_after_sigkill(tmp_path):
     """A NumPy-engine run killed after its first checkpoint and resumed ends with exactly the
     weights, optimizer state and metrics of an uninterrupted run (dropout included)."""
-    spec = tmp_path / "small.json"
-    spec.write_text(json.dumps(SMALL_ARCH))
+    spec = write_spec(SMALL_DROPOUT, tmp_path)
     env = {**os.environ, "CNNKIT_OFFLINE": "1", "PYTHONPATH": SOURCE_ROOT}
     straight = subprocess.run(_train_numpy(tmp_path / "straight", "--arch", str(spec)),
                               env=env, capture_output=True, text=True, timeout=300)
@@ -162,17 +144,14 @@ def test_numpy_engine_resumes_exactly_after_sigkill(tmp_path):
         {k: v for k, v in row.items() if k not in timing} for row in reference.history]
 
 
-def test_torch_engine_run_converts_from_the_earlier_format(tmp_path, capsys):
+def test_torch_engine_run_converts_from_the_earlier_format(trained_run, tmp_path, capsys):
     """A checkpoint.pt in the earlier torch.save layout converts to safetensors with the same
     weights, and the converted run evaluates as the original did."""
     from cnnkit.cli import main
     from cnnkit.engines.legacy import LEGACY_FORMAT
     from cnnkit.nn.optim import to_torch_optimizer_state
 
-    spec = tmp_path / "s.json"
-    spec.write_text(json.dumps(NO_DROPOUT))
-    train(_config(str(spec), "torch"), tmp_path / "run", evaluate_test=False)
-    current = load_checkpoint(tmp_path / "run")
+    current = load_checkpoint(trained_run)
     old = {"format": LEGACY_FORMAT,
            "model": {key: torch.from_numpy(np.array(value)) for key, value in
                      current.model.items()},
@@ -195,20 +174,20 @@ def test_torch_engine_run_converts_from_the_earlier_format(tmp_path, capsys):
             assert np.array_equal(converted.optimizer["state"][index][name], array)
     assert main(["convert-checkpoint", str(legacy / "best.pt")]) == 2  # exists: refused
     assert "exists" in capsys.readouterr().err
-    original = evaluate(tmp_path / "run", engine="numpy")
+    original = evaluate(trained_run, engine="numpy")
     assert evaluate(legacy, engine="numpy").accuracy == original.accuracy
 
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
-def test_misshapen_optimizer_state_is_refused_by_name(tmp_path, engine):
-    """A checkpoint whose Adam moments do not fit the model is refused naming the entry."""
+def test_misshapen_optimizer_state_is_refused_by_name(run_copy, engine):
+    """A checkpoint whose Adam moments do not fit the model is refused naming the entry, by
+    either engine resuming it."""
     from cnnkit.errors import StateDictError
 
-    spec = tmp_path / "s.json"
-    spec.write_text(json.dumps(NO_DROPOUT))
-    train(_config(str(spec), engine), tmp_path / "run", evaluate_test=False)
-    checkpoint = load_checkpoint(tmp_path / "run")
+    checkpoint = load_checkpoint(run_copy)
     checkpoint.optimizer["state"][0]["exp_avg"] = np.zeros((1, 2), np.float32)
-    checkpoint.save(tmp_path / "run" / "checkpoint.safetensors")
+    checkpoint.save(run_copy / "checkpoint.safetensors")
+    config = TrainConfig(**{**checkpoint.config, "engine": engine,
+                            "epochs": checkpoint.epoch + 1})
     with pytest.raises(StateDictError, match="exp_avg"):
-        train(_config(str(spec), engine, epochs=2), tmp_path / "run", resume=True)
+        train(config, run_copy, resume=True)

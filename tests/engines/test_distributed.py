@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,21 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.engines.conftest import SMALL_ARCH
+from tests.specs import SMALL_NO_DROPOUT, write_spec
 
 import cnnkit
 from cnnkit.engines.checkpoint import load_checkpoint
-from cnnkit.engines.distributed import free_port
+from cnnkit.engines.launch import free_port
 
 SOURCE_ROOT = str(Path(cnnkit.__file__).resolve().parents[1])
 HERE = Path(__file__).resolve().parent
 
-# Dropout draws different masks in each process, so the check that N processes follow one
-# process exactly uses a network without dropout; everything else is the small CNN.
-NO_DROPOUT = {
-    "name": "small-no-dropout",
-    "layers": [layer for layer in SMALL_ARCH["layers"] if layer["type"] != "dropout"],
-}
 
 
 def _environment():
@@ -48,9 +41,9 @@ def _train_args(spec, run_dir, epochs=2, *extra):
 
 @pytest.fixture
 def spec(tmp_path):
-    path = tmp_path / "no-dropout.json"
-    path.write_text(json.dumps(NO_DROPOUT))
-    return path
+    """The engines' small CNN without dropout: dropout draws different masks in each process, so
+    the check that N processes follow one process exactly needs a network without it."""
+    return write_spec(SMALL_NO_DROPOUT, tmp_path)
 
 
 def _run(command, timeout=180):
@@ -85,7 +78,7 @@ def test_two_processes_agree_with_one_and_checkpoints_cross(tmp_path, spec):
     assert two.stdout.count("epoch 1/1") == 1  # only rank 0 prints
     files = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert files == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
-                     "metrics.csv", "report.html"]
+                     "initial.safetensors", "metrics.csv", "report.html"]
     assert len((tmp_path / "two" / "metrics.csv").read_text().splitlines()) == 2
     state_two, state_single = load_checkpoint(tmp_path / "two"), load_checkpoint(
         tmp_path / "single")
@@ -118,14 +111,3 @@ def test_a_failing_rank_ends_the_job(tmp_path, spec):
     assert time.monotonic() - start < 120
     assert "simulated read failure on rank 1" in result.stderr
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
-
-
-def test_launcher_refuses_bad_multi_machine_arguments(capsys):
-    """--nnodes above 1 needs --master-addr, and --node-rank must be below --nnodes."""
-    from cnnkit.cli import main
-
-    assert main(["train", "--nnodes", "2", "--out", "x"]) == 2
-    assert "--master-addr is needed" in capsys.readouterr().err
-    assert main(["train", "--nnodes", "2", "--node-rank", "2", "--master-addr", "h",
-                 "--out", "x"]) == 2
-    assert "--node-rank must be in 0..1" in capsys.readouterr().err

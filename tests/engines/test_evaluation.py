@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -15,18 +13,6 @@ from cnnkit.evaluation import confusion_matrix, evaluate, predict
 from cnnkit.model import TrainedModel
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_arch_spec):
-    """A small model trained for one epoch on synthetic digits; yields its run folder."""
-    folder = tmp_path_factory.mktemp("eval")
-    spec = folder / "small.json"
-    spec.write_text(json.dumps(small_arch_spec))
-    config = TrainConfig(dataset="synthetic-digits", arch=str(spec), epochs=1, val_size=200,
-                         train_limit=2000, seed=2)
-    train(config, folder / "run", evaluate_test=False)
-    return folder / "run"
-
-
 def _direct(run, images):
     """Probabilities of the checkpoint's model on uint8 images, computed here step by step."""
     loaded = TrainedModel.load(run, engine="torch")
@@ -36,11 +22,11 @@ def _direct(run, images):
         return torch.softmax(model(x), dim=1).numpy()
 
 
-def test_evaluation_matches_direct_computation(trained):
+def test_evaluation_matches_direct_computation(trained_run):
     """Accuracy, confusion matrix, precision and recall equal those computed directly."""
     data = load_dataset("synthetic-digits")
-    result = evaluate(trained, device="cpu")
-    predicted = _direct(trained, data.test_images).argmax(1)
+    result = evaluate(trained_run, device="cpu")
+    predicted = _direct(trained_run, data.test_images).argmax(1)
     expected = np.zeros((10, 10), dtype=np.int64)
     np.add.at(expected, (data.test_labels, predicted), 1)
     np.testing.assert_array_equal(result.confusion, expected)
@@ -72,7 +58,7 @@ def test_confusion_matrix_counts_pairs():
     np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0], [1, 0, 1]])
 
 
-def test_prediction_inverts_light_backgrounds(trained, tmp_path):
+def test_prediction_inverts_light_backgrounds(trained_run, tmp_path):
     """A dark-on-light scan is inverted automatically and classified like the original."""
     data = load_dataset("synthetic-digits")
     images = data.test_images[:4]
@@ -81,25 +67,25 @@ def test_prediction_inverts_light_backgrounds(trained, tmp_path):
         path = tmp_path / f"{index}.png"
         Image.fromarray(255 - image[0]).save(path)
         paths.append(path)
-    results = predict(trained, paths, top_k=3)
-    direct = _direct(trained, images)
+    results = predict(trained_run, paths, top_k=3)
+    direct = _direct(trained_run, images)
     for result, probabilities in zip(results, direct, strict=True):
         assert result.inverted
         order = np.argsort(-probabilities)[:3]
         assert result.indices == order.tolist()
         np.testing.assert_allclose(result.probabilities, probabilities[order], atol=1e-5)
-    kept = predict(trained, paths[:1], invert="never")[0]
+    kept = predict(trained_run, paths[:1], invert="never")[0]
     assert not kept.inverted
 
 
-def test_prediction_pads_to_square_resizes_and_converts_colour(trained, tmp_path):
+def test_prediction_pads_to_square_resizes_and_converts_colour(trained_run, tmp_path):
     """An RGB 50-wide, 60-high image on black is padded with 5 black columns on each side, then
     brought to 1x28x28 (Pillow grayscale + resize), and said to be padded."""
     path = tmp_path / "big.png"
     rgb = np.zeros((60, 50, 3), dtype=np.uint8)
     rgb[10:50, 20:30] = (255, 255, 255)
     Image.fromarray(rgb).save(path)
-    result = predict(trained, [path], top_k=10)[0]
+    result = predict(trained_run, [path], top_k=10)[0]
     assert result.padded and not result.inverted
     assert sorted(result.indices) == list(range(10))
     assert sum(result.probabilities) == pytest.approx(1.0, abs=1e-4)
@@ -107,32 +93,32 @@ def test_prediction_pads_to_square_resizes_and_converts_colour(trained, tmp_path
     square[:, 5:55] = rgb
     expected = np.array(Image.fromarray(square).convert("L").resize(
         (28, 28), Image.Resampling.BILINEAR))
-    direct = _direct(trained, expected[None, None])[0]
+    direct = _direct(trained_run, expected[None, None])[0]
     np.testing.assert_allclose(result.probabilities[0], direct.max(), atol=1e-5)
 
 
-def test_unreadable_image_is_refused(trained, tmp_path):
+def test_unreadable_image_is_refused(trained_run, tmp_path):
     """A file that is not an image is refused by name."""
     path = tmp_path / "broken.png"
     path.write_bytes(b"nope")
     with pytest.raises(ValueError, match=r"broken\.png"):
-        predict(trained, [path])
+        predict(trained_run, [path])
 
 
-def test_prediction_arguments_are_checked(trained, tmp_path):
+def test_prediction_arguments_are_checked(trained_run, tmp_path):
     """Empty image lists, bad top-k and bad invert values are refused."""
     with pytest.raises(ValueError, match="non-empty list"):
-        predict(trained, [])
+        predict(trained_run, [])
     with pytest.raises(ValueError, match="top_k"):
-        predict(trained, ["x.png"], top_k=0)
+        predict(trained_run, ["x.png"], top_k=0)
     with pytest.raises(ValueError, match="invert"):
-        predict(trained, [tmp_path / "x.png"], invert="maybe")
+        predict(trained_run, [tmp_path / "x.png"], invert="maybe")
 
 
-def test_evaluating_on_another_input_shape_is_refused(trained, tmp_path):
+def test_evaluating_on_another_input_shape_is_refused(trained_run, tmp_path):
     """A model evaluated on images of another shape is refused with both shapes named."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         Image.new("RGB", (8, 8)).save(tmp_path / name / "x.png")
     with pytest.raises(ValueError, match=r"trained for 10 classes, not 2"):
-        evaluate(trained, f"imagefolder:{tmp_path}", device="cpu")
+        evaluate(trained_run, f"imagefolder:{tmp_path}", device="cpu")

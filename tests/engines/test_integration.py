@@ -62,7 +62,8 @@ def test_cnn_beats_a_linear_model_on_synthetic_digits(tmp_path, small_arch):
         {"type": "flatten"}, {"type": "linear", "out_features": "num_classes"}]}))
     scores = {}
     for name, arch in (("cnn", small_arch), ("linear", str(linear))):
-        config = TrainConfig(arch=arch, epochs=3, val_size=500, train_limit=4000, seed=1)
+        config = TrainConfig(dataset="synthetic-digits", arch=arch, epochs=3, val_size=500,
+                             train_limit=4000, seed=1)
         scores[name] = train(config, tmp_path / name).test_accuracy
     assert scores["cnn"] > scores["linear"] + 0.1, scores
 

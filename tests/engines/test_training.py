@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from tests.specs import SMALL, conv_pool_spec, write_spec
 
 from cnnkit.engines.checkpoint import load_checkpoint
 from cnnkit.engines.training import TrainConfig, TrainingError, pixel_statistics, train
@@ -79,17 +80,17 @@ def test_speed_options_learn_on_the_cpu(small_arch, tmp_path, options):
     assert result.history[-1]["val_accuracy"] > 0.2  # chance is 0.1
 
 
-def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(small_arch, tmp_path):
+def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(run_copy):
     """A NaN/inf loss stops the run with a clear message; the checkpoint of the last good
     epoch stays."""
-    run = tmp_path / "run"
-    train(_config(small_arch, epochs=1), run, evaluate_test=False)
-    before = _weights(run)
-    with pytest.raises(TrainingError, match=r"NaN or infinite in epoch 2; the checkpoint of "
-                                            r"epoch 1 .* is kept"):
-        train(_config(small_arch, epochs=2, lr=1e30), run, resume=True)
-    state = load_checkpoint(run)
-    assert state.epoch == 1 and _equal(state.model, before)
+    before = load_checkpoint(run_copy)
+    last = before.epoch
+    config = TrainConfig(**{**before.config, "epochs": last + 1, "lr": 1e30})
+    with pytest.raises(TrainingError, match=rf"NaN or infinite in epoch {last + 1}; the "
+                                            rf"checkpoint of epoch {last} .* is kept"):
+        train(config, run_copy, resume=True)
+    state = load_checkpoint(run_copy)
+    assert state.epoch == last and _equal(state.model, before.model)
 
 
 def test_resume_continues_exactly(small_arch, tmp_path):
@@ -121,11 +122,11 @@ def test_resume_from_a_given_checkpoint_does_not_read_it_again(small_arch, tmp_p
     assert _equal(_weights(tmp_path / "straight"), _weights(tmp_path / "split"))
 
 
-def test_checkpoint_without_resume_is_refused(small_arch, tmp_path):
+def test_checkpoint_without_resume_is_refused(trained_run, tmp_path):
     """A checkpoint given for a new run is refused before the folder is made."""
-    train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
+    checkpoint = load_checkpoint(trained_run)
     with pytest.raises(ValueError, match="only to resume"):
-        train(_config(small_arch), tmp_path / "new", checkpoint=load_checkpoint(tmp_path / "run"))
+        train(TrainConfig(**checkpoint.config), tmp_path / "new", checkpoint=checkpoint)
     assert not (tmp_path / "new").exists()
 
 
@@ -158,11 +159,16 @@ def test_observers_see_every_step_every_epoch_and_the_end(small_arch, tmp_path, 
     assert recorder.calls == [*expected, ("end", 2)]
 
 
-def test_resume_with_another_architecture_is_refused(small_arch, tmp_path):
-    """Resuming with a different architecture names the difference."""
-    train(_config(small_arch, epochs=1), tmp_path / "run", evaluate_test=False)
+def test_resume_with_another_architecture_is_refused(run_copy, tmp_path):
+    """Resuming with a different architecture of as many layers names the layer that differs
+    (another count of layers is named in test_train_cli)."""
+    saved = load_checkpoint(run_copy)
+    other = conv_pool_spec(SMALL["name"], (SMALL["layers"][0]["out_channels"] + 1, 8))
+    assert len(other["layers"]) == len(SMALL["layers"])
+    config = TrainConfig(**{**saved.config, "arch": str(write_spec(other, tmp_path)),
+                            "epochs": saved.epoch + 1})
     with pytest.raises(ValueError, match=r"differs in layer 0"):
-        train(_config("tutorial", epochs=2), tmp_path / "run", resume=True)
+        train(config, run_copy, resume=True)
 
 
 def test_existing_output_is_not_overwritten(small_arch, tmp_path):

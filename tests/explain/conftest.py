@@ -1,14 +1,11 @@
-"""A small trained run shared by the explanation and report tests, and torch on two threads."""
+"""torch on two threads in the explanation and report tests, and the report of the shared run."""
 
 from __future__ import annotations
 
-import json
+import shutil
+from pathlib import Path
 
 import pytest
-import torch
-from tests.specs import conv_pool_spec
-
-SMALL = conv_pool_spec("small", (6, 8))
 
 
 @pytest.fixture(autouse=True)
@@ -17,32 +14,17 @@ def _threads(torch_two_threads):
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
-    """A run folder: the small CNN trained for two short epochs on synthetic digits."""
-    from cnnkit.engines.training import TrainConfig, train
+def report_path(trained_run, tmp_path_factory):
+    """The report of a copy of the shared run (written into the run, as RUN/report.html),
+    written once."""
+    import torch
 
-    folder = tmp_path_factory.mktemp("explain")
-    spec = folder / "small.json"
-    spec.write_text(json.dumps(SMALL))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(2, previous))
-    try:
-        config = TrainConfig(dataset="synthetic-digits", arch=str(spec), epochs=2,
-                             train_limit=1500, val_size=300, device="cpu", precision="fp32")
-        train(config, folder / "run", evaluate_test=False)
-    finally:
-        torch.set_num_threads(previous)
-    return folder / "run"
-
-
-@pytest.fixture(scope="session")
-def report_path(run_dir, tmp_path_factory):
-    """The run's report, written once."""
     from cnnkit.report import write_report
 
+    run = Path(shutil.copytree(trained_run, tmp_path_factory.mktemp("report") / "run"))
     previous = torch.get_num_threads()
     torch.set_num_threads(min(2, previous))
     try:
-        return write_report(run_dir)
+        return write_report(run)
     finally:
         torch.set_num_threads(previous)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
+from tests.specs import SMALL, feature_map_shapes, shown_layers
 
 from cnnkit.cli import main
 
@@ -30,10 +29,11 @@ def _refused(capsys, argv, *fragments):
         assert fragment in err[0], err[0]
 
 
-def test_explain_writes_a_figure_and_says_what_it_changed(capsys, run_dir, shirt, tmp_path):
+def test_explain_writes_a_figure_and_says_what_it_changed(capsys, trained_run, shirt,
+                                                          tmp_path):
     """explain prints the top classes and each conversion step, and writes the figure."""
     figure = tmp_path / "out.png"
-    assert main(["explain", str(run_dir), str(shirt), "-o", str(figure), "--top-k", "2",
+    assert main(["explain", str(trained_run), str(shirt), "-o", str(figure), "--top-k", "2",
                  "--method", "integrated-gradients"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith(f"{shirt}: ") and out.splitlines()[0].count("%") == 2
@@ -43,31 +43,48 @@ def test_explain_writes_a_figure_and_says_what_it_changed(capsys, run_dir, shirt
         assert written.format == "PNG" and written.size[0] > 500
 
 
-def test_explain_several_images_one_figure_each(capsys, run_dir, shirt, tmp_path):
+def test_explain_warns_when_the_picture_is_unlike_the_training_images(capsys, trained_run,
+                                                                      shirt, tmp_path):
+    """By default (--invert auto) the light shirt picture is inverted for the dark-background
+    digit run and nothing is warned of; with --invert never one warning line on stderr names
+    its light border."""
+    figure = tmp_path / "out.png"
+    assert main(["explain", str(trained_run), str(shirt), "-o", str(figure)]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["explain", str(trained_run), str(shirt), "-o", str(figure), "--overwrite",
+                 "--invert", "never"]) == 0
+    captured = capsys.readouterr()
+    assert "inverted" not in captured.out
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"warning: {shirt}: its border is light")
+
+
+def test_explain_several_images_one_figure_each(capsys, trained_run, shirt, tmp_path):
     """With several images, -o FIG gives FIG-<image>.png per image; existing ones are kept."""
     other = tmp_path / "other.png"
     Image.open(shirt).convert("L").save(other)
-    argv = ["explain", str(run_dir), str(shirt), str(other), "-o", str(tmp_path / "fig.png"),
-            "--layer", "4"]
+    argv = ["explain", str(trained_run), str(shirt), str(other), "-o",
+            str(tmp_path / "fig.png"), "--layer", str(shown_layers(SMALL)[-2])]
     assert main(argv) == 0
     assert (tmp_path / "fig-shirt.png").is_file() and (tmp_path / "fig-other.png").is_file()
     capsys.readouterr()
     _refused(capsys, argv, "fig-shirt.png exists", "--overwrite")
 
 
-def test_weights_labels_the_first_layer(capsys, run_dir, tmp_path):
+def test_weights_labels_the_first_layer(capsys, trained_run, tmp_path):
     """weights prints one nearest classic kernel per first-layer kernel and writes a figure."""
-    assert main(["weights", str(run_dir), "-o", str(tmp_path / "w.png")]) == 0
+    assert main(["weights", str(trained_run), "-o", str(tmp_path / "w.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "layer 0: 6 kernels of 3x3"
-    assert len([line for line in lines if line.strip().startswith("kernel")]) == 6
+    kernels = SMALL["layers"][0]["out_channels"]
+    assert lines[0] == f"layer 0: {kernels} kernels of 3x3"
+    assert len([line for line in lines if line.strip().startswith("kernel")]) == kernels
     assert (tmp_path / "w.png").is_file()
 
 
-def test_report_command_writes_and_refuses_to_replace(capsys, run_dir, tmp_path):
+def test_report_command_writes_and_refuses_to_replace(capsys, trained_run, tmp_path):
     """report -o writes the file once; a second time needs --overwrite."""
     target = tmp_path / "r.html"
-    argv = ["report", str(run_dir), "-o", str(target)]
+    argv = ["report", str(trained_run), "-o", str(target)]
     assert main(argv) == 0
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     capsys.readouterr()
@@ -85,32 +102,27 @@ def test_run_folder_without_checkpoint_is_refused(capsys, tmp_path, shirt, comma
     _refused(capsys, argv, "no checkpoint at", "empty")
 
 
-def test_explain_refuses_a_non_image(capsys, run_dir, tmp_path):
+def test_explain_refuses_a_non_image(capsys, trained_run, tmp_path):
     """A text file given as an image is refused by name."""
     (tmp_path / "notes.txt").write_text("hello")
-    _refused(capsys, ["explain", str(run_dir), str(tmp_path / "notes.txt"), "-o",
+    _refused(capsys, ["explain", str(trained_run), str(tmp_path / "notes.txt"), "-o",
                       str(tmp_path / "x.png")], "is not an image file", "notes.txt")
 
 
-def test_explain_refuses_an_unknown_layer(capsys, run_dir, shirt, tmp_path):
+def test_explain_refuses_an_unknown_layer(capsys, trained_run, shirt, tmp_path):
     """--layer must name a layer with feature maps; the message lists them."""
-    _refused(capsys, ["explain", str(run_dir), str(shirt), "--layer", "9", "-o",
-                      str(tmp_path / "x.png")], "layer must be", "(0, 1, 2, 3, 4, 5)", "got 9")
+    with_maps = tuple(feature_map_shapes(SMALL, (1, 28, 28)))
+    beyond = len(SMALL["layers"]) + 1
+    _refused(capsys, ["explain", str(trained_run), str(shirt), "--layer", str(beyond), "-o",
+                      str(tmp_path / "x.png")], "layer must be", str(with_maps), f"got {beyond}")
 
 
-def _own_copy(run_dir, tmp_path):
-    """A private copy of the shared run, so that figures written into it stay in this test."""
-    import shutil
-
-    return Path(shutil.copytree(run_dir, tmp_path / "run"))
-
-
-def test_run_figures_are_refreshed_and_named_files_kept(capsys, run_dir, shirt, tmp_path):
+def test_run_figures_are_refreshed_and_named_files_kept(capsys, run_copy, shirt, tmp_path):
     """Regression: 'evaluate RUN --best' after 'evaluate RUN' failed because the run's confusion
     figure existed, and a stale figure stayed after a resume. A run's own figures (evaluate,
     explain, weights) are rewritten on every call; a file named with -o/--figure is replaced
     only with --overwrite."""
-    run = _own_copy(run_dir, tmp_path)
+    run = run_copy  # the run's own figures are written into it
     commands = [
         (["evaluate", str(run), "--device", "cpu"], run / "confusion-test.png"),
         (["evaluate", str(run), "--device", "cpu", "--best"], run / "confusion-test.png"),
@@ -148,11 +160,11 @@ def _class_folder(root, names):
 
 
 def test_evaluate_warns_about_other_class_names_and_refuses_another_count(
-    capsys, run_dir, tmp_path
+    capsys, run_copy, tmp_path
 ):
     """Regression: a data set with other classes was evaluated silently (9.58%). Other names
     with the same count give a warning on stderr naming both; another count is refused."""
-    run = _own_copy(run_dir, tmp_path)
+    run = run_copy  # evaluate writes its confusion figure into the run
     letters = _class_folder(tmp_path / "letters", "abcdefghij")
     assert main(["evaluate", str(run), "--dataset", f"imagefolder:{letters}"]) == 0
     err = capsys.readouterr().err

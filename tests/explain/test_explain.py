@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from tests.specs import SMALL, feature_map_shapes, shown_layers
 
 from cnnkit.errors import InvalidArgument
 from cnnkit.explain import (
@@ -150,18 +151,23 @@ def test_prepare_refuses_a_non_image(tmp_path):
 
 
 @pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_explain_images_of_a_trained_run(run_dir, tmp_path, engine):
+def test_explain_images_of_a_trained_run(trained_run, tmp_path, engine):
     """Top classes sorted, maps of the shown layers, one attribution per image; --layer
-    keeps one layer; on either engine."""
+    keeps one layer (with that layer's shape); a layer without maps is refused; on either
+    engine."""
+    shapes = feature_map_shapes(SMALL, (1, 28, 28))
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "blank.png")
-    (result,) = explain_images(run_dir, [tmp_path / "blank.png"], method="saliency", top_k=4,
-                               engine=engine)
+    (result,) = explain_images(trained_run, [tmp_path / "blank.png"], method="saliency",
+                               top_k=4, engine=engine)
     assert len(result.top_classes) == 4
     assert result.top_probabilities == sorted(result.top_probabilities, reverse=True)
-    assert sorted(result.maps) == [1, 2, 4, 5]
+    assert sorted(result.maps) == shown_layers(SMALL)
     assert result.attribution.shape == (28, 28)
-    (single,) = explain_images(run_dir, [tmp_path / "blank.png"], layer=4, engine=engine)
-    assert list(single.maps) == [4] and single.maps[4].shape == (8, 14, 14)
+    layer = shown_layers(SMALL)[-2]  # the last convolution's ReLU
+    (single,) = explain_images(trained_run, [tmp_path / "blank.png"], layer=layer,
+                               engine=engine)
+    assert list(single.maps) == [layer] and single.maps[layer].shape == shapes[layer]
     assert len(explanation_figure(single).axes) >= 4
-    with pytest.raises(InvalidArgument, match="got 6"):
-        explain_images(run_dir, [tmp_path / "blank.png"], layer=6, engine=engine)
+    flatten = len(shapes)  # the first layer without maps
+    with pytest.raises(InvalidArgument, match=f"got {flatten}"):
+        explain_images(trained_run, [tmp_path / "blank.png"], layer=flatten, engine=engine)

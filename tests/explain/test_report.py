@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from tests.specs import SMALL
 
 from cnnkit import evaluation
 from cnnkit.data.registry import DatasetNotFoundError
+from cnnkit.engines.checkpoint import load_checkpoint
 from cnnkit.report import build_report, write_report
 from cnnkit.runfolder import REPORT_NAME
 
@@ -33,9 +35,11 @@ def test_report_has_every_section_and_only_inline_resources(report_path):
 def test_report_tables_hold_the_run(report_path):
     """The architecture table has the traced formula; the curves have a point per epoch."""
     text = report_path.read_text(encoding="utf-8")
-    assert "6*1*3*3 + 6 = 60" in text
-    # 2 epochs x (training and validation loss, training and validation accuracy, rate)
-    assert text.count('class="point"') == 2 * 5
+    kernels = SMALL["layers"][0]["out_channels"]  # 3x3 on one input channel, plus a bias each
+    assert f"{kernels}*1*3*3 + {kernels} = {kernels * 9 + kernels}" in text
+    epochs = len(load_checkpoint(report_path.parent).history)
+    # per epoch: training and validation loss, training and validation accuracy, rate
+    assert epochs > 1 and text.count('class="point"') == epochs * 5
 
 
 def test_report_is_small(report_path):
@@ -43,21 +47,22 @@ def test_report_is_small(report_path):
     assert report_path.stat().st_size < 5_000_000
 
 
-def test_report_without_test_data_says_so(run_dir, monkeypatch):
+def test_report_without_test_data_says_so(trained_run, monkeypatch):
     """Without the data set the report keeps the other sections and says what is missing."""
 
     def missing(*args, **kwargs):
         raise DatasetNotFoundError("synthetic-digits is nowhere on disk")
 
     monkeypatch.setattr(evaluation, "load_split", missing)
-    text = build_report(run_dir)
+    text = build_report(trained_run)
     assert "nowhere on disk" in text and "left out" in text
     assert '<section id="kernels"' in text and '<section id="confusion"' not in text
 
 
-def test_write_report_refreshes_its_own_file_but_not_others(run_dir, report_path, tmp_path):
+def test_write_report_refreshes_its_own_file_but_not_others(report_path, tmp_path):
     """RUN/report.html is replaced without asking; another existing path is refused, and no
     temporary file is left behind."""
+    run_dir = report_path.parent
     assert write_report(run_dir) == report_path
     other = tmp_path / "elsewhere.html"
     other.write_text("keep me")

@@ -25,7 +25,7 @@ def _size(path) -> tuple[int, int]:
         return picture.size
 
 
-def test_report_explain_and_weights_without_torch(run_dir, tmp_path):
+def test_report_explain_and_weights_without_torch(trained_run, tmp_path):
     """With torch impossible to import, report, explain and weights run on the NumPy engine
     and print and draw what the PyTorch engine does for the same run."""
     image = load_dataset("synthetic-digits").test_images[3, 0]
@@ -34,20 +34,22 @@ def test_report_explain_and_weights_without_torch(run_dir, tmp_path):
     for torch in (False, True):
         name = "torch" if torch else "numpy"
         extra = ["--engine", "torch"] if torch else []
-        cnnkit_process("report", run_dir, "-o", f"{name}.html", *extra, cwd=tmp_path,
+        cnnkit_process("report", trained_run, "-o", f"{name}.html", *extra, cwd=tmp_path,
                        torch=torch)
         pages[name] = (tmp_path / f"{name}.html").read_text()
-        explained = cnnkit_process("explain", run_dir, "digit.png", "-o", f"{name}.png",
+        explained = cnnkit_process("explain", trained_run, "digit.png", "-o", f"{name}.png",
                                    "--method", "integrated-gradients", *extra, cwd=tmp_path,
                                    torch=torch)
-        weights = cnnkit_process("weights", run_dir, "-o", f"w-{name}.png", *extra,
-                                 cwd=tmp_path, torch=torch)
+        weights = cnnkit_process("weights", trained_run, "-o", f"w-{name}.png", "--patches",
+                                 f"p-{name}.png", "--images", "500", *extra, cwd=tmp_path,
+                                 torch=torch)
         printed[name] = (explained.stdout.replace(f"{name}.png", "FIG"),
-                         weights.stdout.replace(f"w-{name}.png", "FIG"))
-        sizes[name] = [_size(tmp_path / f"{prefix}{name}.png") for prefix in ("", "w-")]
+                         weights.stdout.replace(f"w-{name}.png", "FIG").replace(
+                             f"p-{name}.png", "PATCHES"))
+        sizes[name] = [_size(tmp_path / f"{prefix}{name}.png") for prefix in ("", "w-", "p-")]
     assert _sections(pages["numpy"]) == _sections(pages["torch"]) == [
         "data", "architecture", "curves", "metrics", "confusion", "wrong", "kernels",
-        "examples", "pca"]
+        "patches", "examples", "pca", "sanity"]
     assert _accuracy(pages["numpy"]) == _accuracy(pages["torch"])
     assert printed["numpy"] == printed["torch"]
     assert "figure saved to FIG" in printed["numpy"][0]

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from cnnkit.cli import main
-from cnnkit.engines.training import TrainConfig, train
 from cnnkit.export import export_onnx
 from cnnkit.model import TrainedModel
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
-SPEC = {"name": "tiny", "layers": [
-    {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}, {"type": "relu"},
-    {"type": "max_pool2d", "kernel_size": 2}, {"type": "flatten"},
-    {"type": "linear", "out_features": "num_classes"}]}
 
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    (folder / "tiny.json").write_text(json.dumps(SPEC))
-    config = TrainConfig(arch=str(folder / "tiny.json"), epochs=1, train_limit=300,
-                         val_size=100)
-    train(config, folder / "run", evaluate_test=False)
-    return folder / "run"
+@pytest.fixture
+def run_dir(run_copy):
+    """A copy of the shared trained run: export writes model.onnx into the run."""
+    return run_copy
 
 
 def test_exported_logits_match_the_engine_for_any_batch(run_dir):

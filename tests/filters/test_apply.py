@@ -31,10 +31,10 @@ from cnnkit.filters import (
     sobel_kernel,
     step_edge,
 )
-from cnnkit.filters import apply as apply_module
 from cnnkit.filters.apply import _filter
 from cnnkit.imageio import to_uint8
 from cnnkit.ops import _parallel as parallel_module
+from tests.forcing import PATHS, prefer_path
 
 #: cnnkit padding_mode -> scipy.ndimage mode (note: ndimage's 'reflect' is cnnkit's 'symmetric').
 NDIMAGE_MODE = {
@@ -182,8 +182,10 @@ def test_valid_padding_refuses_a_kernel_larger_than_the_image():
         filter_image(np.zeros((4, 4)), np.ones((3, 3)), padding="full", out=np.zeros((4, 4)))
 
 
-def test_large_dense_kernel_matches_ndimage():
-    """A large dense kernel (the primitive's FFT range) still matches ndimage."""
+@pytest.mark.parametrize("path", PATHS)
+def test_large_dense_kernel_matches_ndimage(monkeypatch, path):
+    """A large dense kernel matches ndimage on each of the primitive's paths (forced)."""
+    prefer_path(monkeypatch, path)
     rng = np.random.default_rng(3)
     image = random_image(rng, 96, 80)
     kernel = rng.standard_normal((31, 31))
@@ -289,11 +291,11 @@ def test_two_passes_equal_one_2d_pass(padding_mode, operation):
     assert_close(two_passes, one_pass, tolerance=1e-12)
 
 
-@pytest.mark.parametrize("one_fft", [False, True])
-def test_separable_kernels_agree_on_both_paths(monkeypatch, one_fft):
-    """Whichever way the cost model sends a 65-wide rank-1 kernel (two passes or one FFT), the
-    result matches ndimage and OpenCV."""
-    monkeypatch.setattr(apply_module, "_one_fft_is_cheaper", lambda *shapes: one_fft)
+@pytest.mark.parametrize("path", PATHS)
+def test_separable_kernels_agree_on_every_path(monkeypatch, path):
+    """Whichever way the cost model sends a 65-wide rank-1 kernel (two direct or two banded
+    passes, or one FFT; forced here), the result matches ndimage and OpenCV."""
+    prefer_path(monkeypatch, path)
     image = random_image(np.random.default_rng(21), 200, 200)
     expected = ndi.gaussian_filter(image, 8.0, mode="mirror")
     assert_close(gaussian_blur(image, 8.0), expected)
@@ -305,8 +307,11 @@ def test_separable_kernels_agree_on_both_paths(monkeypatch, one_fft):
     assert_close(convolved, expected)
 
 
-def test_nan_stays_local_even_where_fft_would_be_cheaper():
-    """A NaN spreads only over its (2r+1)² window: such data never takes the FFT branch."""
+@pytest.mark.parametrize("path", ["banded", "fft"])
+def test_nan_stays_local_even_where_fft_would_be_cheaper(monkeypatch, path):
+    """A NaN spreads only over its (2r+1)² window: where the cost model prefers one FFT or the
+    banded passes (forced here), such data takes neither."""
+    prefer_path(monkeypatch, path)
     image = np.zeros((200, 200))
     image[75, 75] = np.nan
     blurred = gaussian_blur(image, 8.0)  # radius 32

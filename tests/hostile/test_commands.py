@@ -31,17 +31,8 @@ from tests.hostile.helpers import (
     run_cnnkit,
     snapshot,
 )
+from tests.specs import TINY, write_spec
 
-TINY_ARCH = {
-    "name": "tiny",
-    "layers": [
-        {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
-        {"type": "relu"},
-        {"type": "max_pool2d", "kernel_size": 4},
-        {"type": "flatten"},
-        {"type": "linear", "out_features": "num_classes"},
-    ],
-}
 #: A quick training run on the built-in synthetic digits.
 QUICK = ("--epochs", "1", "--train-limit", "256", "--val-size", "64", "--threads", "1",
          "--quiet", "--no-report")
@@ -49,19 +40,8 @@ QUICK = ("--epochs", "1", "--train-limit", "256", "--val-size", "64", "--threads
 
 @pytest.fixture
 def spec(tmp_path) -> Path:
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY_ARCH))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """A finished quick run, trained once for the tests that only read one."""
-    folder = tmp_path_factory.mktemp("trained")
-    (folder / "tiny.json").write_text(json.dumps(TINY_ARCH))
-    outcome = run_cnnkit("train", "--out", "run", "--arch", "tiny.json", *QUICK, cwd=folder)
-    assert outcome.status == 0, outcome.stderr
-    return folder / "run"
+    """The quickest network's spec file, for the runs these tests train."""
+    return write_spec(TINY, tmp_path)
 
 
 @pytest.fixture
@@ -291,15 +271,12 @@ def test_decompression_bomb_image_is_refused_by_predict(tmp_path, trained_run):
     ],
     ids=["std-zero", "class-names", "no-arch", "huge-arch"],
 )
-def test_crafted_checkpoint_is_refused_by_evaluate(tmp_path, trained_run, change, message):
+def test_crafted_checkpoint_is_refused_by_evaluate(tmp_path, run_copy, change, message):
     """A checkpoint whose model description cannot work is refused, not used or crashed on."""
-    import shutil
-
     from safetensors import safe_open
     from safetensors.numpy import load_file, save_file
 
-    shutil.copytree(trained_run, tmp_path / "run")
-    path = tmp_path / "run" / "checkpoint.safetensors"
+    path = run_copy / "checkpoint.safetensors"
     with safe_open(str(path), framework="numpy") as handle:
         metadata = json.loads(handle.metadata()["cnnkit"])
     change(metadata["model_info"])
@@ -341,18 +318,16 @@ def test_damaged_safetensors_checkpoint_is_refused(tmp_path, content, message):
     assert snapshot(run) == before
 
 
-def test_truncated_checkpoint_is_refused_and_the_run_kept(tmp_path, trained_run):
+def test_truncated_checkpoint_is_refused_and_the_run_kept(tmp_path, run_copy):
     """A checkpoint cut short is refused in one line by evaluate and by resume."""
-    import shutil
-
-    shutil.copytree(trained_run, tmp_path / "run")
-    path = tmp_path / "run" / "checkpoint.safetensors"
+    epochs = str(load_checkpoint(run_copy).epoch + 1)
+    path = run_copy / "checkpoint.safetensors"
     path.write_bytes(path.read_bytes()[:-100])
-    before = snapshot(tmp_path / "run")
+    before = snapshot(run_copy)
     assert_refused(run_cnnkit("evaluate", "run", cwd=tmp_path), "truncated")
-    assert_refused(run_cnnkit("train", "--resume", "run", "--epochs", "2", cwd=tmp_path),
+    assert_refused(run_cnnkit("train", "--resume", "run", "--epochs", epochs, cwd=tmp_path),
                    "truncated")
-    assert snapshot(tmp_path / "run") == before
+    assert snapshot(run_copy) == before
 
 
 # -- signals ---------------------------------------------------------------------------------

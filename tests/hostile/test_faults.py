@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import subprocess
@@ -16,7 +15,8 @@ import pytest
 from cnnkit._files import atomic_write
 from cnnkit.cli import main
 from cnnkit.engines.checkpoint import load_checkpoint
-from tests.hostile.test_commands import QUICK, TINY_ARCH
+from tests.hostile.test_commands import QUICK
+from tests.specs import TINY, write_spec
 
 
 def _one_error_line(capsys) -> str:
@@ -29,7 +29,7 @@ def _one_error_line(capsys) -> str:
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
     """ENOSPC while writing epoch 2's checkpoint: one line, exit 2, epoch 1's checkpoint intact,
     no temporary file left."""
-    (tmp_path / "tiny.json").write_text(json.dumps(TINY_ARCH))
+    write_spec(TINY, tmp_path)
     real_fsync, calls = os.fsync, []
 
     def failing_fsync(fd):
@@ -63,7 +63,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
     if os.geteuid() != 0 or not _mount_tmpfs(disk, "32m"):
         pytest.skip("mounting a small tmpfs needs root")
     try:
-        (disk / "tiny.json").write_text(json.dumps(TINY_ARCH))
+        write_spec(TINY, disk)
         process = subprocess.Popen(
             [sys.executable, "-m", "cnnkit", "train", "--out", "run", "--arch", "tiny.json",
              "--epochs", "200", "--train-limit", "256", "--val-size", "64", "--threads", "1",

@@ -16,6 +16,7 @@ from cnnkit import convolve1d, convolve2d, correlate1d, correlate2d
 from cnnkit.errors import InvalidArgument
 from cnnkit.ops import _core as core_module
 from cnnkit.ops import reference
+from tests.forcing import prefer_path
 from tests.reference.helpers import max_pad, reference_pad
 
 RTOL, ATOL = 1e-12, 1e-12
@@ -389,17 +390,47 @@ def test_banded_path_matches_scipy(height, width, kernel_shape, vertical, paddin
     assert taken
 
 
-def test_banded_path_is_chosen_for_long_kernels_on_large_planes():
-    """The cost model sends long passes and mid-sized 2-D kernels on large planes to the banded
-    path, and keeps three-tap kernels, dilations and tiny planes off it."""
-    method = core_module.choose_method
-    assert method((512, 536), (1, 25), (512, 512)) == "banded"
-    assert method((536, 512), (25, 1), (512, 512)) == "banded"
-    assert method((516, 516), (5, 5), (512, 512)) == "banded"
-    assert method((512, 514), (1, 3), (512, 512)) == "direct"
-    assert method((514, 514), (3, 3), (512, 512)) == "direct"
-    assert method((516, 516), (5, 5), (508, 508), (2, 2)) == "direct"
-    assert method((8, 32), (1, 25), (8, 8)) == "direct"
+@pytest.mark.parametrize(
+    ("shape", "kernel_shape", "dilation"),
+    [
+        ((40, 64), (1, 25), 1),  # a long row pass
+        ((64, 40), (25, 1), 1),  # a long column pass
+        ((36, 36), (5, 5), 1),  # a mid-sized 2-D kernel
+        ((30, 34), (1, 3), 1),  # three taps
+        ((30, 30), (3, 3), 1),
+        ((36, 36), (5, 5), 2),  # dilated: no banded path
+        ((8, 32), (1, 25), 1),  # a tiny plane
+    ],
+)
+def test_every_path_gives_the_same_correlation(shape, kernel_shape, dilation):
+    """Each path that applies, forced (direct, banded, FFT), gives scipy's 'full' correlation
+    and the direct path's (1e-12; 1e-9 for the FFT); the banded path refuses a dilation; and
+    whatever path the cost model picks is one of these, with that path's answer."""
+    rng = np.random.default_rng(12)
+    image, kernel = rng.standard_normal(shape), rng.standard_normal(kernel_shape)
+    pads = tuple((dilation * (k - 1),) * 2 for k in kernel_shape)
+    out_shape = tuple(n + dilation * (k - 1) for n, k in zip(shape, kernel_shape))
+    expected = reference_correlate2d(image, kernel, pads, "zeros", (1, 1), (dilation,) * 2)
+
+    def correlate(method):
+        return core_module.correlate(image[None, None], kernel[None, None], (1, 1),
+                                     (dilation,) * 2, pads, 1, out_shape, method=method)[0, 0]
+
+    results = {}
+    for method in ("direct", "banded", "fft"):
+        if method == "banded" and dilation > 1:
+            with pytest.raises(InvalidArgument, match="dilation 1"):
+                correlate(method)
+            continue
+        results[method] = correlate(method)
+        tolerance = 1e-9 if method == "fft" else RTOL
+        np.testing.assert_allclose(results[method], expected, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(results[method], results["direct"], rtol=tolerance,
+                                   atol=tolerance)
+    chosen = core_module.choose_method(shape, kernel_shape, out_shape, (dilation,) * 2, pads,
+                                       banded=dilation == 1)
+    assert chosen in results
+    np.testing.assert_array_equal(correlate("auto"), results[chosen])
 
 
 def test_banded_path_refuses_what_it_cannot_do():
@@ -410,12 +441,13 @@ def test_banded_path_refuses_what_it_cannot_do():
                               method="banded")
 
 
-def test_nan_stays_local_where_banded_would_be_cheaper():
+def test_nan_stays_local_where_banded_would_be_cheaper(monkeypatch):
     """A NaN spreads only over the outputs whose window holds it, though the band's zeros would
-    spread it over a whole block: such data takes the direct path."""
+    spread it over a whole block: where the cost model prefers the banded path (forced here),
+    such data takes the direct path."""
+    prefer_path(monkeypatch, "banded")
     image = np.zeros((64, 400))
     image[10, 200] = np.nan
-    assert core_module.choose_method((64, 424), (1, 25), (64, 400)) == "banded"
     out = correlate2d(image, np.ones((1, 25)), "same")
     expected = np.zeros((64, 400), dtype=bool)
     expected[10, 188:213] = True
@@ -458,8 +490,10 @@ def test_fft_path_with_dilation_and_reflect():
     np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9)
 
 
-def test_nan_stays_local_with_large_kernel():
-    """A NaN pollutes only the outputs whose window contains it, even for large kernels."""
+def test_nan_stays_local_with_large_kernel(monkeypatch):
+    """A NaN pollutes only the outputs whose window contains it, even for large kernels, where
+    the cost model prefers the FFT (forced here), which would spread it over the whole output."""
+    prefer_path(monkeypatch, "fft")
     rng = np.random.default_rng(9)
     image, kernel = rng.standard_normal((64, 64)), rng.standard_normal((31, 31))
     image[0, 0] = np.nan

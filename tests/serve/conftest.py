@@ -1,35 +1,25 @@
-"""A tiny run trained with the NumPy engine, the application around it, and a real server."""
+"""A copy of the shared trained run, the application around it, and a real server."""
 
 from __future__ import annotations
 
-import json
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
-from tests.specs import conv_pool_spec
-
 pytest.importorskip("starlette", reason="cnnkit serve needs pip install 'cnnkit[serve]'")
-
-TINY = conv_pool_spec("tiny", (4, 6))
 
 #: A stand-in for the report that cnnkit report writes (serving it does not depend on its text).
 REPORT_TEXT = "<!doctype html><title>report</title><h1 id='report-title'>Run report</h1>"
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
-    """A run folder: the tiny CNN trained for one short epoch on synthetic digits (NumPy)."""
-    from cnnkit.engines.training import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("serve")
-    spec = folder / "tiny.json"
-    spec.write_text(json.dumps(TINY))
-    config = TrainConfig(dataset="synthetic-digits", arch=str(spec), epochs=1, train_limit=300,
-                         val_size=60, engine="numpy")
-    train(config, folder / "run", evaluate_test=False)
-    (folder / "run" / "report.html").write_text(REPORT_TEXT)
-    return folder / "run"
+def run_dir(trained_run, tmp_path_factory):
+    """The run served: a copy of the shared trained run with a stand-in report added."""
+    run = Path(shutil.copytree(trained_run, tmp_path_factory.mktemp("serve") / "run"))
+    (run / "report.html").write_text(REPORT_TEXT)
+    return run
 
 
 @pytest.fixture(scope="session")

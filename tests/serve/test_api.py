@@ -19,6 +19,7 @@ from cnnkit.ops import PADDING_MODES, avg_pool2d, max_pool2d
 from cnnkit.shapes import explain_output_size, output_shape
 from tests.serve.conftest import REPORT_TEXT
 from tests.serve.helpers import png_bytes, stroke_png
+from tests.specs import SMALL, feature_map_shapes, shown_layers
 
 RTOL = 1e-12
 
@@ -42,10 +43,11 @@ def refused(response, status: int, *words: str) -> str:
 
 
 def test_page_and_its_static_files_are_served(client):
-    """/ is the page; the script and style sheet it names are served from the package."""
+    """/ is the page; the scripts and style sheets it names are served from the package (the
+    feature-map ones are those the report inlines)."""
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for name in ("app.js", "app.css"):
+    for name in ("app.js", "app.css", "featuremaps.js", "featuremaps.css"):
         assert f"/static/{name}" in page.text
         assert client.get(f"/static/{name}").status_code == 200
 
@@ -77,6 +79,8 @@ def test_without_a_run_the_network_and_report_are_refused():
     with TestClient(create_app()) as bare:
         assert bare.get("/api/options").json()["run"] is None
         refused(bare.post("/api/predict", content=stroke_png()), 404, "cnnkit serve RUN")
+        refused(bare.post("/api/featuremap?layer=1&channel=0", content=stroke_png()), 404,
+                "cnnkit serve RUN")
         refused(bare.get("/run/report.html"), 404, "no run is loaded")
 
 
@@ -119,7 +123,7 @@ def test_options_list_cnnkits_own_choices(client, run_dir):
     assert options["padding_modes"] == list(PADDING_MODES)
     assert options["run"]["name"] == run_dir.name
     assert options["run"]["report"] == "/run/report.html"
-    assert options["run"]["shown_layers"] == [1, 2, 4, 5]
+    assert options["run"]["shown_layers"] == shown_layers(SMALL)
 
 
 # --- the convolution playground --------------------------------------------------------------
@@ -492,19 +496,39 @@ def test_predict_matches_cnnkit_predict(client, run_dir, tmp_path):
     assert [entry["index"] for entry in result["top"]] == expected.indices
     assert [entry["probability"] for entry in result["top"]] == pytest.approx(
         expected.probabilities, abs=1e-6)
-    assert [layer["index"] for layer in result["layers"]] == [1, 2, 4, 5]
-    assert [layer["shape"] for layer in result["layers"]] == [[4, 28, 28], [4, 14, 14],
-                                                              [6, 14, 14], [6, 7, 7]]
+    shapes = feature_map_shapes(SMALL, (1, 28, 28))
+    assert [layer["index"] for layer in result["layers"]] == shown_layers(SMALL)
+    assert [layer["shape"] for layer in result["layers"]] == [
+        list(shapes[index]) for index in shown_layers(SMALL)]
     assert any("inverted" in note for note in result["image"]["notes"])
     assert any("resized from 280×280 to 28×28" in note for note in result["image"]["notes"])
     assert result["image"]["png"].startswith("data:image/png;base64,")
 
 
+def test_predict_warns_as_cnnkit_predict_does(client, run_dir, tmp_path):
+    """image.warnings holds cnnkit predict's warnings for the same file: the default is
+    'auto' for a digit run too, and invert=never leaves the drawing's light border, named."""
+    from cnnkit.evaluation import predict
+
+    data = stroke_png()
+    (tmp_path / "stroke.png").write_bytes(data)
+    default = client.post("/api/predict", content=data).json()["image"]
+    for invert in ("auto", "never"):
+        expected = predict(run_dir, [tmp_path / "stroke.png"], engine="numpy", invert=invert)[0]
+        result = client.post(f"/api/predict?invert={invert}", content=data).json()["image"]
+        assert result["warnings"] == expected.warnings
+        if invert == "auto":
+            assert default == result
+    assert any("its border is light" in warning for warning in expected.warnings)
+
+
 def test_predict_can_show_every_layer(client):
     """layers=all adds the convolutions that an activation follows: every layer with maps."""
     result = client.post("/api/predict?layers=all", content=stroke_png()).json()
-    assert [layer["index"] for layer in result["layers"]] == [0, 1, 2, 3, 4, 5]
-    assert [layer["kind"] for layer in result["layers"]][:2] == ["conv2d", "relu"]
+    with_maps = list(feature_map_shapes(SMALL, (1, 28, 28)))
+    assert [layer["index"] for layer in result["layers"]] == with_maps
+    assert [layer["kind"] for layer in result["layers"]] == [
+        SMALL["layers"][index]["type"] for index in with_maps]
 
 
 @pytest.mark.parametrize("method", ["saliency", "gradcam", "integrated-gradients"])
@@ -519,6 +543,92 @@ def test_predict_attribution_is_cnnkits(client, run_dir, method):
     assert result["attribution"]["method"] == method
     data = base64.b64decode(result["attribution"]["png"].split(",", 1)[1])
     assert Image.open(io.BytesIO(data)).size == (28, 28)
+
+
+def test_predict_answers_each_map_labelled(client):
+    """Each shown layer has its readable name and one picture per map, of the map's size; the
+    attribution says whether it is flat."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    result = client.post("/api/predict", content=stroke_png()).json()
+    shapes = feature_map_shapes(SMALL, (1, 28, 28))
+    assert [layer["name"] for layer in result["layers"]] == ["relu1", "pool1", "relu2", "pool2"]
+    for layer in result["layers"]:
+        channels, rows, columns = shapes[layer["index"]]
+        assert len(layer["maps"]) == channels
+        picture = Image.open(io.BytesIO(base64.b64decode(layer["maps"][-1].split(",", 1)[1])))
+        assert picture.size == (columns, rows)
+    assert "flat" in result["attribution"]
+
+
+def _stroke_model(run_dir, tmp_path):
+    """The run's model and the stroke as its normalised input, prepared as the server does."""
+    from cnnkit.model import TrainedModel
+
+    (tmp_path / "stroke.png").write_bytes(stroke_png())
+    model = TrainedModel.load(run_dir, engine="numpy")
+    return model, model.normalise(model.prepare(tmp_path / "stroke.png").pixels[np.newaxis])
+
+
+def test_featuremap_shows_a_convolutions_kernels_and_pixel(client, run_dir, tmp_path):
+    """One conv2 map of the stroke: the filter's kernels are the checkpoint's, its inputs the
+    pool1 maps, and a pixel's channel sums plus bias equal the network's value there, which is
+    torch.nn.functional.conv2d's on the same input."""
+    model, inputs = _stroke_model(run_dir, tmp_path)
+    result = client.post("/api/featuremap?layer=3&channel=2&row=0&column=6",
+                         content=stroke_png())
+    assert result.status_code == 200, result.text
+    detail = result.json()
+    assert (detail["name"], detail["source_name"], detail["kind"]) == ("conv2", "pool1",
+                                                                         "conv2d")
+    weights = model.checkpoint.model["3.weight"]
+    np.testing.assert_allclose(detail["kernels"]["weights"], weights[2], rtol=0, atol=5e-11)
+    assert [source["channel"] for source in detail["sources"]] == list(range(weights.shape[1]))
+    pixel = detail["pixel"]
+    assert len(pixel["channels"]) == weights.shape[1]
+    assert pixel["padding"][0] == [True, True, True]  # row 0 with padding 1
+    assert abs(pixel["computed"] - pixel["value"]) <= pixel["tolerance"]
+    outputs, _ = model.layer_outputs(inputs, [2])
+    reference = torch.nn.functional.conv2d(
+        torch.from_numpy(outputs[2].astype(np.float64)),
+        torch.from_numpy(weights.astype(np.float64)),
+        torch.from_numpy(model.checkpoint.model["3.bias"].astype(np.float64)), padding=1)
+    assert pixel["computed"] == pytest.approx(float(reference[0, 2, 0, 6]), rel=1e-9, abs=1e-12)
+
+
+def test_featuremap_of_a_pooling_and_an_activation(client, run_dir, tmp_path):
+    """A pool1 pixel is the maximum of its 2×2 window of relu1; a relu1 pixel is max(0, conv1)
+    at the same place; both are the network's values."""
+    model, inputs = _stroke_model(run_dir, tmp_path)
+    outputs, _ = model.layer_outputs(inputs, [0, 1, 2])
+    pool = client.post("/api/featuremap?layer=2&channel=1&row=7&column=7",
+                       content=stroke_png()).json()
+    assert pool["text"] == "pool1 map 1 = the maximum of each 2×2 window (stride 2) of relu1 map 1"
+    window = outputs[1][0, 1, 14:16, 14:16]
+    np.testing.assert_allclose(pool["pixel"]["window"], window, rtol=0, atol=1e-9)
+    assert pool["pixel"]["value"] == pytest.approx(float(window.max()))
+    relu = client.post("/api/featuremap?layer=1&channel=1&row=14&column=14",
+                       content=stroke_png()).json()["pixel"]
+    assert relu["source"] == pytest.approx(float(outputs[0][0, 1, 14, 14]))
+    assert relu["value"] == relu["computed"] == max(0.0, relu["source"])
+
+
+@pytest.mark.parametrize("query,status,words", [
+    ("", 400, ["?layer=L&channel=C"]),
+    ("?layer=1", 400, ["?layer=L&channel=C"]),
+    ("?layer=x&channel=0", 400, ["layer must be a non-negative integer"]),
+    ("?layer=7&channel=0", 400, ["layer with feature maps"]),
+    ("?layer=1&channel=99", 400, ["channel must be an index from 0 to"]),
+    ("?layer=1&channel=0&row=3", 400, ["both row and column"]),
+    ("?layer=2&channel=0&row=14&column=0", 400, ["pixel must be an index from 0 to 13"]),
+    ("?layer=1&channel=0&invert=maybe", 400, ["invert"]),
+])
+def test_featuremap_refusals(client, query, status, words):
+    """A map or pixel that does not exist, or a half-given pixel, is refused with a message."""
+    refused(client.post(f"/api/featuremap{query}", content=stroke_png()), status, *words)
 
 
 @pytest.mark.parametrize("query,body,status,words", [
@@ -549,6 +659,7 @@ def test_every_static_file_is_package_data():
     config = tomllib.loads((root / "pyproject.toml").read_text())
     patterns = config["tool"]["setuptools"]["package-data"]["cnnkit.serve"]
     files = [path.relative_to(STATIC.parent).as_posix() for path in STATIC.iterdir()]
-    assert {"static/index.html", "static/app.js", "static/app.css"} <= set(files)
+    assert {"static/index.html", "static/app.js", "static/app.css", "static/featuremaps.js",
+            "static/featuremaps.css"} <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name

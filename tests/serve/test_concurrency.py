@@ -38,7 +38,7 @@ def test_inspector_copies_give_the_same_answer_in_parallel(run_dir):
     for expected, answer in zip(alone * 2, together):
         assert answer["top"] == expected["top"]
         assert answer["attribution"]["png"] == expected["attribution"]["png"]
-        assert [m["png"] for m in answer["layers"]] == [m["png"] for m in expected["layers"]]
+        assert [m["maps"] for m in answer["layers"]] == [m["maps"] for m in expected["layers"]]
 
 
 def test_concurrent_mixed_requests_are_all_answered(server_url):

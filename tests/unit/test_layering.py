@@ -59,7 +59,7 @@ FLOORS = [
     ["cnnkit.imageio", "cnnkit.data", "cnnkit.plots"],
     ["cnnkit.layers", "cnnkit.arch", "cnnkit.modelinfo", "cnnkit.runfolder"],
     ["cnnkit.nn", "cnnkit.engines"],
-    ["cnnkit.model", "cnnkit.pictures"],
+    ["cnnkit.model", "cnnkit.pictures", "cnnkit.featuremaps"],
     ["cnnkit.evaluation", "cnnkit.explain", "cnnkit.report", "cnnkit.serve", "cnnkit.export",
      "cnnkit.commands", "cnnkit.cli", "cnnkit.__main__"],
 ]

@@ -104,3 +104,82 @@ def test_run_file_names_are_spelled_only_by_the_run_folder():
         if visitor.found and name != "runfolder.py":
             spelled[name] = visitor.found
     assert not spelled, spelled
+
+
+def _ended_pid() -> int:
+    """The PID of a process that has already ended."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _leave_lock(run: RunFolder, **holder) -> None:
+    import json
+    import socket
+    import time
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.lock_file.write_text(json.dumps(
+        {"pid": _ended_pid(), "host": socket.gethostname(), "started": time.time(), **holder}))
+
+
+def test_a_restarted_attempt_takes_over_its_jobs_lock_even_from_another_machine(tmp_path):
+    """A lock that names torchrun job J, held on another machine (whose process this one cannot
+    see), is taken over by an attempt of J, with the files J wrote, and refused to anyone else."""
+    from cnnkit.errors import RunBusy
+
+    run = RunFolder(tmp_path / "run")
+    _leave_lock(run, host="another-machine", pid=1, job="job-a")
+    run.config.write_text("{}")  # what the failed attempt wrote
+    for job in (None, "job-b"):
+        with pytest.raises(RunBusy, match="another-machine"):
+            run.check_new(overwrite=False, job=job)
+    assert run.left_by_job("job-a") and not run.left_by_job("job-b")
+    run.check_not_busy("job-a")
+    run.open(overwrite=False, job="job-a")
+    assert '"job": "job-a"' in run.lock_file.read_text() and run.config.exists()
+    run.unlock()
+    assert not run.lock_file.exists()
+
+
+def test_a_live_lock_is_never_taken_over_by_another_job(tmp_path):
+    """This machine's live process holds the lock for job J: job K is refused."""
+    from cnnkit.errors import RunBusy
+
+    first, second = RunFolder(tmp_path), RunFolder(tmp_path)
+    first.lock(job="job-j")
+    with pytest.raises(RunBusy):
+        second.lock(job="job-k")
+    first.unlock()
+
+
+def test_a_failed_job_puts_back_the_run_it_was_replacing_when_it_ends(tmp_path):
+    """--overwrite under torchrun: the first attempt sets the earlier run aside and dies; the
+    restart keeps it aside (it must not be overwritten by the attempt's files); when the job
+    fails for good, end_job puts it back and releases the lock; a job that wrote a checkpoint
+    commits instead."""
+    run = RunFolder(tmp_path / "run")
+    _leave_lock(run)
+    run.checkpoint.write_text("earlier run")
+    run.lock_file.unlink()
+    attempt = RunFolder(run.path)
+    attempt.open(overwrite=True, job="job-a")
+    run.config.write_text("first attempt")
+    _leave_lock(run, job="job-a")  # the attempt died holding the lock
+    restart = RunFolder(run.path)
+    restart.open(overwrite=True, job="job-a")
+    assert (run.previous / "checkpoint.safetensors").read_text() == "earlier run"
+    _leave_lock(run, job="job-a")  # and so did the restart
+    assert not run.end_job("job-b")
+    assert run.end_job("job-a")
+    assert run.checkpoint.read_text() == "earlier run"
+    assert not run.previous.exists() and not run.config.exists() and not run.lock_file.exists()
+
+    committed = RunFolder(run.path)
+    committed.open(overwrite=True, job="job-c")
+    committed.commit()
+    assert not run.previous.exists() and not run.checkpoint.exists()
+    committed.unlock()

@@ -6,12 +6,15 @@ import os
 
 import numpy as np
 import pytest
+import scipy.signal
 from threadpoolctl import threadpool_info
 
 from cnnkit import conv2d, conv2d_backward, correlate2d
 from cnnkit.filters import filter_image, gaussian_blur, sobel
+from cnnkit.ops import _core as core_module
 from cnnkit.ops import _parallel as parallel_module
 from cnnkit.ops import get_num_threads, set_num_threads
+from tests.forcing import PATHS, count_pool_uses, prefer_path
 
 
 @pytest.fixture
@@ -35,18 +38,20 @@ BATCH = RNG.standard_normal((16, 8, 20, 20))
 WEIGHT = RNG.standard_normal((12, 8, 5, 5))
 GRAD = RNG.standard_normal((16, 12, 20, 20))
 
+#: name: (the path the cost model is made to prefer, the call)
 CASES = {
-    "direct 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense3"], "same"),
-    "banded 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense5"], "same"),
-    "FFT 2-D kernel": lambda: correlate2d(IMAGE, RNG_KERNELS["dense31"], "same"),
-    "separable passes": lambda: gaussian_blur(COLOUR, 2.0),
-    "banded row pass": lambda: correlate2d(IMAGE, RNG_KERNELS["row25"], "same"),
-    "banded column pass": lambda: correlate2d(IMAGE, RNG_KERNELS["row25"].T, "same"),
-    "separable as one FFT": lambda: gaussian_blur(IMAGE, 12.0),
-    "Sobel": lambda: sobel(IMAGE, 1),
-    "dense filter": lambda: filter_image(COLOUR, RNG_KERNELS["dense5"]),
-    "conv2d": lambda: conv2d(BATCH, WEIGHT, padding=2),
-    "conv2d backward": lambda: conv2d_backward(GRAD, BATCH, WEIGHT, padding=2),
+    "direct 2-D kernel": ("direct", lambda: correlate2d(IMAGE, RNG_KERNELS["dense3"], "same")),
+    "banded 2-D kernel": ("banded", lambda: correlate2d(IMAGE, RNG_KERNELS["dense5"], "same")),
+    "FFT 2-D kernel": ("fft", lambda: correlate2d(IMAGE, RNG_KERNELS["dense31"], "same")),
+    "separable passes": ("direct", lambda: gaussian_blur(COLOUR, 2.0)),
+    "banded row pass": ("banded", lambda: correlate2d(IMAGE, RNG_KERNELS["row25"], "same")),
+    "banded column pass": ("banded",
+                           lambda: correlate2d(IMAGE, RNG_KERNELS["row25"].T, "same")),
+    "separable as one FFT": ("fft", lambda: gaussian_blur(IMAGE, 12.0)),
+    "Sobel": ("direct", lambda: sobel(IMAGE, 1)),
+    "dense filter": ("direct", lambda: filter_image(COLOUR, RNG_KERNELS["dense5"])),
+    "conv2d": ("direct", lambda: conv2d(BATCH, WEIGHT, padding=2)),
+    "conv2d backward": ("direct", lambda: conv2d_backward(GRAD, BATCH, WEIGHT, padding=2)),
 }
 RNG_KERNELS = {
     "dense3": np.random.default_rng(9).standard_normal((3, 3)),
@@ -57,27 +62,58 @@ RNG_KERNELS = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_results_are_bit_identical_for_one_and_several_threads(restore_threads, case):
-    """Large arrays run their tiles in the thread pool; the result equals one thread's exactly."""
-    one = _with_threads(1, CASES[case])
-    several = _with_threads(3, CASES[case])
+def test_results_are_bit_identical_for_one_and_several_threads(restore_threads, monkeypatch,
+                                                               case):
+    """On each path (forced), tiles run in the thread pool (forced too: any work is enough) give
+    exactly the result of one thread."""
+    path, call = CASES[case]
+    prefer_path(monkeypatch, path)
+    monkeypatch.setattr(parallel_module, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(parallel_module, "TILE_BYTES", 2**20)  # several tiles on every path
+    one = _with_threads(1, call)
+    pool_uses = count_pool_uses(monkeypatch)
+    several = _with_threads(3, call)
+    assert pool_uses, "the tiles did not run in the pool"
     if not isinstance(one, tuple):
         one, several = (one,), (several,)
     for ours, theirs in zip(one, several, strict=True):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_the_pool_runs_large_work_and_not_small(monkeypatch):
-    """Work above PARALLEL_MIN_WORK is handed to the pool; small work stays in the caller."""
+def _largest_work(monkeypatch, call) -> float:
+    """The largest work that ``call`` hands to the thread pool's map in the correlation
+    workhorse."""
+    works = []
+    real_map_tiles = core_module.map_tiles
+    monkeypatch.setattr(core_module, "map_tiles", lambda function, tiles, work: works.append(
+        work) or real_map_tiles(function, tiles, work))
+    call()
+    monkeypatch.setattr(core_module, "map_tiles", real_map_tiles)
+    return max(works)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_work_from_the_threshold_up_runs_in_the_pool(monkeypatch, path):
+    """On each path (forced), with PARALLEL_MIN_WORK at a call's work the tiles go to the pool,
+    one above it they stay in the caller; the serial and parallel answers are bit-identical and
+    equal scipy's (1e-12; 1e-9 for the FFT)."""
     monkeypatch.setattr(parallel_module, "get_num_threads", lambda: 2)
     monkeypatch.setattr(parallel_module, "_free_cores", lambda: 2)
-    used = []
-    real_pool = parallel_module._pool
-    monkeypatch.setattr(parallel_module, "_pool", lambda: used.append(True) or real_pool())
-    correlate2d(np.ones((16, 16)), np.ones((3, 3)), "same")
-    assert not used
-    correlate2d(IMAGE, RNG_KERNELS["dense5"], "same")
-    assert used
+    monkeypatch.setattr(parallel_module, "TILE_BYTES", 2**20)  # several tiles on every path
+    prefer_path(monkeypatch, path)
+    kernel = RNG_KERNELS["dense5"]
+    work = _largest_work(monkeypatch, lambda: correlate2d(IMAGE, kernel, "same"))
+    pool_uses = count_pool_uses(monkeypatch)
+    answers = {}
+    for threshold, parallel in ((work + 1, False), (work, True)):
+        monkeypatch.setattr(parallel_module, "PARALLEL_MIN_WORK", threshold)
+        pool_uses.clear()
+        answers[parallel] = correlate2d(IMAGE, kernel, "same")
+        assert bool(pool_uses) == parallel, threshold
+    np.testing.assert_array_equal(answers[False], answers[True])
+    tolerance = 1e-9 if path == "fft" else 1e-12
+    np.testing.assert_allclose(answers[True], scipy.signal.correlate2d(IMAGE, kernel, "same"),
+                               rtol=tolerance, atol=tolerance)
 
 
 def test_blas_threads_are_restored():

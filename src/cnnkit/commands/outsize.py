@@ -11,10 +11,14 @@ EXAMPLE = """examples:
   cnnkit outsize --input 28 --kernel 2 --stride 2               # 14
   cnnkit outsize --input 28 28 --kernel 5 3 --padding same
   cnnkit outsize --input 7 --kernel 3 --padding full --plot padding.png
+  cnnkit outsize --input 10 --kernel 3 --padding 2 --stride 2 --plot strided.png
+  cnnkit outsize --input 7 --kernel 4 --padding 1 2           # 1 left, 2 right: 7
 
 Formula: o = floor((n + 2p - d*(m - 1) - 1) / s) + 1, which for dilation d = 1 is
 floor((n + 2p - m) / s) + 1. Two numbers after --input (rows, columns) give the 2-D form;
---kernel, --padding, --stride and --dilation then take one number for both axes or two."""
+--kernel, --padding, --stride and --dilation then take one number for both axes or two. For a
+1-D input, two numbers after --padding are the left and right padding (n + left + right
+replaces n + 2p)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kernel", type=int, nargs="+", required=True, metavar="M",
                         help="kernel size (one or two numbers)")
     parser.add_argument("--padding", nargs="+", default=["0"], metavar="P",
-                        help="padding per side (one or two numbers) or same, valid, full "
-                        "(default: 0)")
+                        help="padding per side (one number; for a 1-D input two are the left "
+                        "and right padding, for a 2-D input the rows' and the columns') or "
+                        "same, valid, full (default: 0)")
     parser.add_argument("--stride", type=int, nargs="+", default=[1], metavar="S",
                         help="step between windows (one or two numbers; default: 1)")
     parser.add_argument("--dilation", type=int, nargs="+", default=[1], metavar="D",
@@ -63,14 +68,20 @@ def _how_many(axes: int) -> str:
 def _padding(values: list[str], axes: int) -> list[int | str]:
     if len(values) == 1 and values[0] in ("same", "valid", "full"):
         return values * axes
+    allowed = "one or two integers (left, right)" if axes == 1 else _how_many(axes)
     try:
         numbers = [int(value) for value in values]
     except ValueError:
         raise InvalidArgument(
-            f"--padding must be same, valid, full or {_how_many(axes)}, got {values}"
+            f"--padding must be same, valid, full or {allowed}, got {values}"
         ) from None
     if min(numbers) < 0:
         raise InvalidArgument(f"--padding takes non-negative integers, got {numbers}")
+    if axes == 1:
+        if len(numbers) > 2:
+            raise InvalidArgument(f"--padding takes {allowed} for a 1-D --input, got "
+                                  f"{len(numbers)}: {numbers}")
+        return [tuple(numbers)] if len(numbers) == 2 else numbers
     return _per_axis(numbers, "padding", axes)
 
 

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from cnnkit.commands.options import add_engine_options
+from cnnkit.commands.options import add_engine_options, add_invert_option, warning_line
 from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 
 
@@ -18,27 +18,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="classify image files (or folders of them) with a trained checkpoint",
         description=(
             "Bring each image to the model's input (grayscale or RGB, padded to the model's "
-            "aspect ratio with its background colour, resized, and for digit models inverted "
-            "to white-on-black when its background is light) and print the most probable "
-            "classes, or write them to a CSV file. Folders are searched recursively. Example: "
-            "cnnkit predict runs/fashion photos/ --csv predictions.csv"
+            "aspect ratio with its background colour, resized, and inverted when its border "
+            "is dark and the training images' background light, or the other way round) and "
+            "print the most probable classes, or write them to a CSV file. A picture that "
+            "looks unlike the training images gets a warning line on stderr. Folders are "
+            "searched recursively. Example: cnnkit predict runs/fashion photos/ --csv "
+            "predictions.csv"
         ),
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT|RUN_DIR")
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     parser.add_argument("--top", type=int, default=3, help="classes given per image (default 3)")
-    parser.add_argument("--invert", choices=("auto", "always", "never"),
-                        help="white-on-black conversion: auto judges each picture by its border "
-                        "(default auto for digit data sets, never otherwise)")
+    add_invert_option(parser)
     parser.add_argument("--csv", metavar="OUT.csv",
                         help="write one row per image (path, top classes and probabilities, "
-                        "inverted, padded) instead of printing them (default: print them)")
+                        "inverted, padded, warnings) instead of printing them (default: print "
+                        "them)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
     parser.add_argument("--on-error", choices=("skip", "raise"), default="skip",
                         help="unreadable files: list and skip them (default) or stop")
     parser.add_argument("--batch-size", type=int, default=256,
                         help="images read and classified together (default 256)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar, summary or warning lines (warnings stay in --json "
+                        "and --csv output)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     add_engine_options(parser)
     parser.set_defaults(handler=run)
@@ -62,7 +65,7 @@ def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
     header = ["image"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    header += ["inverted", "padded"]
+    header += ["inverted", "padded", "warnings"]
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
@@ -73,7 +76,8 @@ def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
                 for name, probability in zip(result.classes, result.probabilities,
                                              strict=True):
                     row += [name, f"{probability:.6f}"]
-                writer.writerow([*row, int(result.inverted), int(result.padded)])
+                writer.writerow([*row, int(result.inverted), int(result.padded),
+                                 "; ".join(result.warnings)])
 
     atomic_write(path, write, overwrite=overwrite)
 
@@ -108,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
     if not quiet:  # listed once the bar is gone (and not when nothing could be read at all)
         for line in skipped:
             print(line, file=sys.stderr)
+        for result in results:
+            if result.warnings:
+                print(warning_line(result.path, result.warnings), file=sys.stderr)
     if target is not None:
         # predict returns at least one result; every one has the same number of classes
         _write_csv(target, results, len(results[0].classes), args.overwrite)
@@ -133,8 +140,8 @@ def _summary(results, skipped: list[str], target: Path | None) -> None:
     inverted = sum(result.inverted for result in results)
     padded = sum(result.padded for result in results)
     if inverted:
-        print(f"inverted {inverted} of {len(results)} image(s) to light on dark: their "
-              "background is light, the model's training images are dark")
+        print(f"inverted {inverted} of {len(results)} image(s) to match the training images' "
+              "background (their border was on the other side of one half)")
     if padded:
         print(f"padded {padded} of {len(results)} image(s) to the model's aspect ratio with "
               "their background colour before resizing")

@@ -2,9 +2,9 @@
 
 The options are derived from the fields of :class:`cnnkit.engines.config.TrainConfig` (their
 metadata holds the help text, group and flag), so the configuration is defined in one place.
-With ``--nproc``/``--nnodes`` the command starts itself under torchrun; the started processes
-read the configuration this process validated from a JSON file (``--config``) instead of
-re-spelling its flags.
+With ``--nproc``/``--nnodes``/``--max-restarts`` the command starts itself under torchrun
+(:mod:`cnnkit.engines.launch`); the started processes read the configuration this process
+validated from a JSON file (``--config``) instead of re-spelling its flags.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnkit.engines.config import TrainConfig
+from cnnkit.engines.launch import DEFAULT_RDZV_TIMEOUT, LaunchPlan, launch
 from cnnkit.errors import BadFile, InvalidArgument, NotFound
 from cnnkit.runfolder import CONFIG_NAME, RunFolder
 
@@ -59,9 +60,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a CNN (the tutorial's by default) with checkpoints, metrics and resume",
         description=(
             "Train an architecture on a data set with the PyTorch or the NumPy engine; defaults "
-            "are the tutorial's (its CNN, 20 epochs, batch 64, Adam lr 1e-3, a sixth of the "
-            "training images held out for validation, drawn per class). Example: cnnkit train "
-            "--dataset fashion-mnist --epochs 5 --out runs/fashion"
+            "are the tutorial's (MNIST when it is on disk or can be downloaded, otherwise "
+            "synthetic digits, the first line saying which and why; its CNN, 20 epochs, batch "
+            "64, Adam lr 1e-3, a sixth of the training images held out for validation, drawn "
+            "per class). Example: cnnkit train --dataset fashion-mnist --epochs 5 --out "
+            "runs/fashion"
         ),
     )
     parser.add_argument("--config", metavar="CONFIG.json",
@@ -85,14 +88,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="no progress bar or epoch lines: only the final result line")
     runs.add_argument("--no-report", action="store_true",
                       help="do not write report.html at the end (cnnkit report RUN writes it)")
-    multi = parser.add_argument_group("several processes (torch engine, through torchrun)")
+    multi = parser.add_argument_group(
+        "several processes and machines (torch engine, through torchrun's elastic launcher)")
     multi.add_argument("--nproc", type=int, default=1,
                        help="processes on this machine (default: 1)")
-    multi.add_argument("--nnodes", type=int, default=1, help="machines taking part (default: 1)")
-    multi.add_argument("--node-rank", type=int, default=0, help="this machine's index (default: 0)")
-    multi.add_argument("--master-addr", help="address of machine 0 (several machines; "
-                       "default: none, one machine)")
-    multi.add_argument("--master-port", type=int, help="port on machine 0 (default 29500)")
+    multi.add_argument("--nnodes", default="1", metavar="N|MIN:MAX",
+                       help="machines taking part; MIN:MAX goes on while at least MIN of them "
+                       "are there (default: 1)")
+    multi.add_argument("--node-rank", type=int, metavar="R",
+                       help="0 on the machine that hosts the rendezvous at --rdzv-endpoint, "
+                       "1.. on the others (default: decided from the endpoint's host name)")
+    multi.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="where the machines meet: machine 0's address and a free port, the "
+                       "same on every machine (needed with --nnodes above 1)")
+    multi.add_argument("--rdzv-id", metavar="ID",
+                       help="the job's name, the same on every machine (default: made from "
+                       "--rdzv-endpoint and the run folder; on one machine a fresh one)")
+    multi.add_argument("--rdzv-timeout", type=int, default=DEFAULT_RDZV_TIMEOUT,
+                       metavar="SECONDS", help="give up, with exit status 2, when not every "
+                       f"machine has joined after this long (default {DEFAULT_RDZV_TIMEOUT})")
+    multi.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                       help="after a process fails, restart them all from the last checkpoint, "
+                       "up to N times (default 0)")
     parser.set_defaults(handler=run)
 
 
@@ -124,10 +141,22 @@ def build_config(args: argparse.Namespace, resumed: Checkpoint | None = None) ->
     return TrainConfig.from_dict({**base, **given})
 
 
+def _launch_plan(args: argparse.Namespace) -> LaunchPlan | None:
+    """How torchrun is to start this run, or None for one process started here (and for each
+    process torchrun started)."""
+    plan = LaunchPlan(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                      rdzv_endpoint=args.rdzv_endpoint, rdzv_id=args.rdzv_id,
+                      rdzv_timeout=args.rdzv_timeout, max_restarts=args.max_restarts)
+    if plan.nproc > 1 or plan.max_nodes > 1 or plan.max_restarts > 0:
+        return None if "WORLD_SIZE" in os.environ else plan
+    if args.rdzv_endpoint or args.rdzv_id or args.rdzv_timeout != DEFAULT_RDZV_TIMEOUT:
+        raise InvalidArgument("--rdzv-endpoint, --rdzv-id and --rdzv-timeout are for runs "
+                              "through torchrun: give --nproc, --nnodes or --max-restarts")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.nproc < 1 or args.nnodes < 1:
-        raise InvalidArgument(f"--nproc and --nnodes must be at least 1, got {args.nproc}, "
-                              f"{args.nnodes}")
+    plan = _launch_plan(args)
     if args.threads is not None and args.threads < 1:
         raise InvalidArgument(f"--threads must be at least 1, got {args.threads}")
     from cnnkit.engines.checkpoint import load_checkpoint
@@ -136,12 +165,11 @@ def run(args: argparse.Namespace) -> int:
     # the training loop.
     resumed = load_checkpoint(args.resume) if args.resume else None
     config = build_config(args, resumed)
-    several = args.nproc > 1 or args.nnodes > 1
-    if several and config.engine == "numpy":
-        raise InvalidArgument("the numpy engine runs in one process; leave out --nproc/--nnodes "
-                              "or use --engine torch")
-    if several and "WORLD_SIZE" not in os.environ:
-        return _launch(args, config)
+    if plan is not None and config.engine == "numpy":
+        raise InvalidArgument("the numpy engine runs in one process, without torchrun; leave "
+                              "out --nproc, --nnodes and --max-restarts or use --engine torch")
+    if plan is not None:
+        return _launch(args, config, plan.with_job_id(args.out or args.resume))
 
     from cnnkit.engines.tensorboard import observers_for
     from cnnkit.engines.training import train
@@ -163,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             observer.close()
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and not args.no_report:
-        _write_report(result, config.dataset)
+        _write_report(result, result.dataset)  # 'auto' resolved by training
     if is_main and not quiet:
         run_folder = RunFolder(result.run_dir)
         files = [run_folder.checkpoint, run_folder.best, run_folder.metrics, run_folder.curves]
@@ -200,10 +228,9 @@ def _write_report(result, dataset: str) -> None:
     write_report(result.run_dir, engine=result.engine, test_pass=test_pass)
 
 
-def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
-    """Start this command under torchrun; each process reads ``config`` from a JSON file."""
-    from cnnkit.engines import distributed
-
+def _launch(args: argparse.Namespace, config: TrainConfig, plan: LaunchPlan) -> int:
+    """Start this command under torchrun as ``plan`` says; each process reads ``config`` from a
+    JSON file. When the job is over, the lock its failed attempts kept is released."""
     with tempfile.TemporaryDirectory(prefix="cnnkit-train-") as folder:
         path = RunFolder(folder).config  # named as a run's own configuration
         path.write_text(json.dumps(config.to_dict()), encoding="utf-8")
@@ -217,7 +244,8 @@ def _launch(args: argparse.Namespace, config: TrainConfig) -> int:
         argv += [flag for flag, on in (("--overwrite", args.overwrite),
                                        ("--quiet", args.quiet),
                                        ("--no-report", args.no_report)) if on]
-        return distributed.launch(
-            argv, args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
-            master_addr=args.master_addr, master_port=args.master_port,
-        )
+        try:
+            launch(argv, plan)
+        finally:
+            RunFolder(args.out or args.resume).end_job(plan.rdzv_id)
+    return 0

@@ -11,6 +11,9 @@ Names:
   :mod:`cnnkit.data.registry`);
 - ``synthetic-digits``: 12,000 training and 2,000 test images drawn from a fixed seed
   (:mod:`cnnkit.data.synthetic`), no files needed;
+- ``auto`` (what training uses when no data set is named): the tutorial's ``mnist`` when it is
+  on disk or can be downloaded, ``synthetic-digits`` otherwise (:func:`choose_dataset` decides
+  and says why);
 - ``imagefolder:PATH``: one sub-folder per class (:mod:`cnnkit.data.imagefolder`); all images
   are training images, unless the folder comes split into ``train/``, ``val/`` and ``test/``.
   Decoded in parallel once, then opened from a memory-mapped cache (:mod:`cnnkit.data.cache`).
@@ -25,6 +28,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -45,13 +49,17 @@ from cnnkit.data.synthetic import make_digits
 from cnnkit.errors import BadFile, InvalidArgument, InvalidType
 
 __all__ = [
+    "AUTO_DATASET",
     "DATASET_NAMES",
     "DEFAULT_VAL_FRACTION",
+    "TUTORIAL_DATASET",
     "Dataset",
+    "DatasetChoice",
     "DatasetNotFoundError",
     "DownloadError",
     "Split",
     "check_labels",
+    "choose_dataset",
     "fetch",
     "flips_allowed",
     "is_digits",
@@ -81,6 +89,11 @@ IDX_IMAGE_SIZE = (28, 28)
 
 SYNTHETIC_TRAIN, SYNTHETIC_TEST, SYNTHETIC_SEED = 12_000, 2_000, 20_231
 
+#: The data set training uses when none is named, resolved by :func:`choose_dataset`.
+AUTO_DATASET = "auto"
+#: The tutorial's data set, which ``auto`` means when it can be had.
+TUTORIAL_DATASET = "mnist"
+
 
 def is_digits(name: str) -> bool:
     """Whether data set ``name`` holds light digits on a dark background (MNIST and its kind).
@@ -101,13 +114,104 @@ def flips_allowed(name: str) -> bool:
 
     Not for digits (a mirrored 2 is no 2); clothes and image folders (the user's choice) allow it.
 
+    ``auto`` (:func:`choose_dataset`) means MNIST or synthetic digits: digits either way.
+
     >>> flips_allowed("mnist"), flips_allowed("fashion-mnist"), flips_allowed("imagefolder:x")
     (False, True, True)
     """
-    if name == "synthetic-digits":
+    if name in ("synthetic-digits", AUTO_DATASET):
         return False
     spec = IDX_DATASETS.get(name)
     return spec is None or spec.flips_allowed
+
+
+#: How messages name the IDX data sets.
+_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+@dataclass(frozen=True)
+class DatasetChoice:
+    """What :func:`choose_dataset` settled on, and why.
+
+    ``name`` is ``wanted`` when its files are in ``folder`` (``downloaded`` just now, or found
+    there), ``'synthetic-digits'`` otherwise; ``obstacle`` then says why ``wanted`` could not be
+    had, and ``looked_in`` lists the folders searched.
+    """
+
+    name: str
+    wanted: str
+    folder: Path | None = None
+    downloaded: bool = False
+    obstacle: str | None = None
+    looked_in: tuple[Path, ...] = ()
+
+    def describe(self) -> str:
+        """The line training logs when no data set was named.
+
+        >>> print(DatasetChoice("synthetic-digits", "mnist", obstacle="downloads are off "
+        ...     "because CNNKIT_OFFLINE is set", looked_in=(Path("/data"),)).describe())
+        ... # doctest: +NORMALIZE_WHITESPACE
+        data set: synthetic-digits, as none was named (--dataset): MNIST, the tutorial's data
+        set, is not in /data and downloads are off because CNNKIT_OFFLINE is set; synthetic
+        digits, which need no files, stand in for it
+        """
+        title = _TITLES.get(self.wanted, self.wanted)
+        if self.wanted == TUTORIAL_DATASET:
+            title += ", the tutorial's data set,"
+        if self.name == self.wanted:
+            where = "was not on disk and has been downloaded into" if self.downloaded else "is in"
+            reason = f"{title} {where} {self.folder}"
+        else:
+            folders = ", ".join(str(folder) for folder in self.looked_in)
+            reason = (f"{title} is not in {folders} and {self.obstacle}; synthetic digits, which "
+                      "need no files, stand in for it")
+        return f"data set: {self.name}, as none was named (--dataset): {reason}"
+
+
+def choose_dataset(
+    wanted: str = TUTORIAL_DATASET,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    progress: bool = False,
+    mirrors: Sequence[str] | None = None,
+    timeout: float = 30.0,
+    report: Callable[[str], None] | None = None,
+) -> DatasetChoice:
+    """The IDX data set ``wanted`` when it can be had, synthetic digits otherwise, and why.
+
+    ``wanted`` can be had when its four files are in one of the folders
+    :func:`~cnnkit.data.registry.search_folders` lists (``data_dir`` first), or when they can be
+    downloaded into the user cache (``download`` and ``$CNNKIT_OFFLINE`` unset; ``mirrors`` and
+    ``timeout`` as :func:`~cnnkit.data.registry.fetch` takes them). A failed download, for
+    example without a network, falls back to synthetic digits, which need no files, and the
+    choice names the failure (``report`` also receives each failed mirror).
+
+    ``dataset='auto'`` in training is ``choose_dataset()``: the tutorial's MNIST; ``cnnkit
+    demo`` asks for Fashion-MNIST.
+    """
+    found = locate(wanted, data_dir)
+    if found is not None:
+        return DatasetChoice(wanted, wanted, next(iter(found.values())).parent)
+    looked_in = tuple(search_folders(wanted, data_dir))
+    if not download or os.environ.get("CNNKIT_OFFLINE"):
+        obstacle = ("downloads are off because CNNKIT_OFFLINE is set" if download
+                    else "downloading was not allowed")
+        return DatasetChoice("synthetic-digits", wanted, obstacle=obstacle, looked_in=looked_in)
+    failures: list[str] = []
+
+    def failed(line: str) -> None:
+        failures.append(line)
+        if report is not None:
+            report(line)
+
+    try:
+        paths = fetch(wanted, data_dir, progress=progress, mirrors=mirrors, timeout=timeout,
+                      log=failed)
+    except DatasetNotFoundError as exc:
+        obstacle = f"the download failed: {failures[-1] if failures else exc}"
+        return DatasetChoice("synthetic-digits", wanted, obstacle=obstacle, looked_in=looked_in)
+    return DatasetChoice(wanted, wanted, next(iter(paths.values())).parent, downloaded=True)
 
 
 @dataclass

@@ -36,11 +36,14 @@ _MODULES = {"numpy": "cnnkit.engines.numpy_engine", "torch": "cnnkit.engines.tor
 
 @dataclass(frozen=True)
 class Context:
-    """Where this process stands: its rank, the number of processes, its rank on this machine."""
+    """Where this process stands: its rank, the number of processes, its rank on this machine,
+    and the torchrun job it belongs to (its rendezvous id; None outside torchrun). Every attempt
+    of one job (torchrun restarts all processes after a failure) has the same ``job``."""
 
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    job: str | None = None
 
     @property
     def distributed(self) -> bool:

@@ -16,8 +16,9 @@ only, so a crafted one cannot run code. The header is checked against the file's
 any tensor is read, so a damaged or foreign file is refused in one line and never makes cnnkit
 allocate what its header claims. After a complete epoch nothing random needs saving for an exact
 resume: every epoch draws its shuffling order and dropout masks from ``(seed, epoch)``
-alone. A checkpoint written in the middle of an epoch (an interrupted run) keeps the step,
-the running totals and the dropout generator's state in ``extra['partial_epoch']``.
+alone. A checkpoint written in the middle of an epoch (an interrupted run, or
+``checkpoint_every``) keeps the step, the running totals (summed over the processes) and the
+dropout generator's state (each process's, with several) in ``extra['partial_epoch']``.
 
 Files are written through :func:`cnnkit._files.atomic_write` (a temporary file in the same
 folder, then a rename), so a crash never leaves a half-written checkpoint under the real name.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.data import flips_allowed
+from cnnkit.data import AUTO_DATASET, flips_allowed
 from cnnkit.engines.augment import AUGMENT_POLICIES
 from cnnkit.errors import BadFile, InvalidArgument
 from cnnkit.schedule import SCHEDULES
@@ -83,20 +83,26 @@ def option(
 
 _DATA, _MODEL, _SPEED = "data", "model and optimisation", "hardware and speed"
 _LOGGING = "logging"
+_CHECKPOINTS = "checkpoints"
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; it travels inside every checkpoint.
 
-    The defaults are the tutorial's: its CNN, 20 epochs, batch 64, Adam with learning rate 1e-3,
-    a sixth of the training images (10,000 of MNIST's 60,000) held out for validation, drawn
-    at random within each class (seeded). ``train_limit`` applies first and ``val_size`` to what
-    it keeps (:func:`cnnkit.data.split_train_validation`).
+    The defaults are the tutorial's: its data set (``dataset='auto'``: MNIST when it is on disk
+    or can be downloaded, synthetic digits otherwise; training resolves it with
+    :func:`cnnkit.data.choose_dataset`, logs the choice and its reason, and stores the name it
+    chose), its CNN, 20 epochs, batch 64, Adam with learning rate 1e-3, a sixth of the training
+    images (10,000 of MNIST's 60,000) held out for validation, drawn at random within each class
+    (seeded). ``train_limit`` applies first and ``val_size`` to what it keeps
+    (:func:`cnnkit.data.split_train_validation`).
     """
 
-    dataset: str = field(default="synthetic-digits", metadata=option(
-        "mnist, fashion-mnist, synthetic-digits (default) or imagefolder:PATH", group=_DATA))
+    dataset: str = field(default="auto", metadata=option(
+        "mnist, fashion-mnist, synthetic-digits, imagefolder:PATH or auto (default: the "
+        "tutorial's mnist when it is on disk or can be downloaded, synthetic-digits otherwise; "
+        "the first line says which and why)", group=_DATA))
     data_dir: str | None = field(default=None, metadata=option(
         "a folder searched first for data files (default: none, only the standard places)",
         group=_DATA))
@@ -155,6 +161,10 @@ class TrainConfig:
     seed: int = field(default=1, metadata=option(
         "random seed of weights, split, shuffling and dropout (default 1)", group=_MODEL,
         parse=int))
+    checkpoint_every: int | None = field(default=None, metadata=option(
+        "also save a checkpoint every STEPS steps of an epoch, which a resumed or restarted run "
+        "continues from (default: only at the end of each epoch)", group=_CHECKPOINTS,
+        parse=int, metavar="STEPS"))
     tensorboard: str | None = field(default=None, metadata=option(
         "write TensorBoard logs to this folder: losses, learning rate, weight and gradient "
         "histograms, first-layer kernels, test-set features for the projector (needs "
@@ -190,6 +200,8 @@ class TrainConfig:
             check_int(self.train_limit, "train_limit", minimum=1)
         if self.workers is not None:
             check_int(self.workers, "workers", minimum=1)
+        if self.checkpoint_every is not None:
+            check_int(self.checkpoint_every, "checkpoint_every", minimum=1)
         if self.split_file is not None and not self.dataset.startswith("imagefolder:"):
             raise InvalidArgument(
                 f"split_file is for image folders (imagefolder:PATH), not {self.dataset!r}"
@@ -213,9 +225,11 @@ class TrainConfig:
         check_choice(self.engine, "engine", ENGINES)
         check_choice(self.augment, "augment", AUGMENT_POLICIES)
         if self.augment.endswith("flip") and not flips_allowed(self.dataset):
+            data = ("the default data set's digits (MNIST or synthetic digits)"
+                    if self.dataset == AUTO_DATASET else f"{self.dataset!r} (digits)")
             raise InvalidArgument(
-                f"--augment {self.augment} mirrors images, which changes the class of "
-                f"{self.dataset!r} (digits); use --augment shift"
+                f"--augment {self.augment} mirrors images, which changes the class of {data}; "
+                "use --augment shift"
             )
         if (isinstance(self.label_smoothing, bool)
                 or not isinstance(self.label_smoothing, (int, float))

@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cnnkit._validate import check_choice, check_int
-from cnnkit.data import locate
-from cnnkit.data.registry import DatasetNotFoundError, cache_folder, fetch
+from cnnkit.data import choose_dataset
 from cnnkit.runfolder import RunFolder
 
 __all__ = ["DEMO_DOWNLOAD_TIMEOUT", "demo_dataset", "demo_training"]
@@ -36,25 +35,13 @@ def demo_dataset(
         ``'fashion-mnist'`` or ``'synthetic-digits'``, and a line such as ``data: synthetic
         digits (Fashion-MNIST is not installed and the download failed: ...)``.
     """
-    found = locate("fashion-mnist")
-    if found is not None:
-        folder = next(iter(found.values())).parent
-        return "fashion-mnist", f"data: Fashion-MNIST (found in {folder})"
-    if os.environ.get("CNNKIT_OFFLINE"):
-        reason = "downloads are off because CNNKIT_OFFLINE is set"
-    else:
-        failures: list[str] = []
-        try:
-            fetch("fashion-mnist", progress=progress, mirrors=mirrors, timeout=timeout,
-                  log=failures.append)
-        except DatasetNotFoundError as exc:
-            reason = f"the download failed: {failures[-1] if failures else exc}"
-        else:
-            return "fashion-mnist", (
-                f"data: Fashion-MNIST (downloaded into {cache_folder('fashion-mnist')})"
-            )
+    choice = choose_dataset("fashion-mnist", progress=progress, mirrors=mirrors,
+                            timeout=timeout)
+    if choice.name == "fashion-mnist":
+        how = "downloaded into" if choice.downloaded else "found in"
+        return "fashion-mnist", f"data: Fashion-MNIST ({how} {choice.folder})"
     return "synthetic-digits", (
-        f"data: synthetic digits (Fashion-MNIST is not installed and {reason})"
+        f"data: synthetic digits (Fashion-MNIST is not installed and {choice.obstacle})"
     )
 
 

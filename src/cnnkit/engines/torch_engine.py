@@ -64,7 +64,8 @@ class TorchEngine:
                 torch.backends.cudnn.benchmark = False
             else:
                 torch.backends.cudnn.benchmark = True
-            yield self.context
+            with distributed.peers_lost_as_error(self.context):
+                yield self.context
             finished = True
         finally:
             torch.use_deterministic_algorithms(previous[0])

@@ -31,7 +31,15 @@ memory-mapped cache a few batches ahead, shuffled in blocks of neighbouring rows
 :func:`cnnkit.engines.base.streamed_batches`). Ctrl-C (or SIGTERM) during an epoch of a
 one-process run stops at the end of the current step and saves a checkpoint of the partial
 epoch (step, running totals, dropout generator state); ``resume`` continues from that step,
-exactly as if the run had not stopped.
+exactly as if the run had not stopped. ``checkpoint_every`` saves such a checkpoint every that
+many steps, in any number of processes: every process reaches the same step, the running totals
+and each process's dropout generator are gathered, and rank 0 writes.
+
+Under torchrun a failed attempt keeps the run folder's lock; torchrun stops every process and
+starts them all again (``--max-restarts``), and the new attempt's rank 0 finds its job's lock
+(:meth:`cnnkit.runfolder.RunFolder.left_by_job`), takes it over and tells the other ranks, so
+every rank continues from the last checkpoint, mid-epoch ones included, with the batches that
+``(seed, epoch)`` fixes from that step on.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -56,7 +65,9 @@ import numpy as np
 from cnnkit.arch import Architecture, load_architecture, trace
 from cnnkit.budget import FLOAT32_BYTES, check_disk, check_memory, training_memory
 from cnnkit.data import (
+    AUTO_DATASET,
     Dataset,
+    choose_dataset,
     load_dataset,
     read_split_file,
     split_train_validation,
@@ -113,6 +124,8 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "fp32"
     loader: str = "resident"
+    #: The data set trained on (the name ``dataset='auto'`` was resolved to).
+    dataset: str = ""
 
 
 class Observer(Protocol):
@@ -274,10 +287,12 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
             log(line)
 
     # Phase 1: check everything before the run folder is touched: the folder, the checkpoint to
-    # resume, the data, the architecture against the data and against memory and disk.
+    # resume (or the one a restarted torchrun attempt continues from), the data, the
+    # architecture against the data and against memory and disk.
     run = RunFolder(run_dir)
-    saved = _check_run_folder(run, resume=resume, checkpoint=checkpoint, overwrite=overwrite,
-                              context=context)
+    saved, resume = _check_run_folder(run, resume=resume, checkpoint=checkpoint,
+                                      overwrite=overwrite, context=context, say=say)
+    config = _resolve_dataset(config, saved, progress=progress and context.is_main, say=say)
     data, train, validation = _load_data(config, progress=progress and context.is_main, say=say)
     streaming = _choose_streaming(config, data, [train, validation], say)
     arch, model_info = _describe_model(config, saved, data, train, run_dir)
@@ -287,34 +302,70 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
     # Phase 2: the run folder: locked against a second writer; an earlier run set aside with
     # overwrite, removed only once this run's first checkpoint is written.
     if context.is_main:
-        run.open(overwrite=overwrite and not resume, resume=resume)
+        run.open(overwrite=overwrite and not resume, resume=resume, job=context.job)
+    finished = False
     try:
-        return _fit(config, run, engine, context, arch=arch, saved=saved,
-                    model_info=model_info, data=data, train=train, validation=validation,
-                    streaming=streaming, eval_batch=eval_batch, progress=progress, say=say,
-                    evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
+        result = _fit(config, run, engine, context, arch=arch, saved=saved,
+                      model_info=model_info, data=data, train=train, validation=validation,
+                      streaming=streaming, eval_batch=eval_batch, progress=progress, say=say,
+                      evaluate_test=evaluate_test, on_epoch=on_epoch, observers=observers)
+        finished = True
+        return result
     except BaseException:
-        if context.is_main:
+        if context.is_main and context.job is None:
             run.restore()
         raise
     finally:
-        if context.is_main:
+        # A failed attempt of a torchrun job keeps the lock and the files for the next attempt
+        # (RunFolder.end_job releases them when the job is over).
+        if context.is_main and (finished or context.job is None):
             run.unlock()
 
 
 def _check_run_folder(run: RunFolder, *, resume: bool, checkpoint: Checkpoint | None,
-                      overwrite: bool, context: Context) -> Checkpoint | None:
+                      overwrite: bool, context: Context,
+                      say: Callable[[str], None]) -> tuple[Checkpoint | None, bool]:
     """Refuse a folder the run may not use; the checkpoint to resume from (``checkpoint``, or
-    read from the folder), if resuming."""
-    if not resume:
-        if context.is_main:
-            run.check_new(overwrite=overwrite)
-        return None
+    read from the folder) and whether the run resumes.
+
+    A new run that is a restarted attempt of a torchrun job (rank 0 finds the lock its job left
+    and tells the other ranks) resumes from the job's last checkpoint, or starts again when
+    there is none yet.
+    """
+    restart = continues = False
     if context.is_main:
-        if not run.checkpoint.is_file() and run.legacy_checkpoint.is_file():
-            load_checkpoint(run.path)  # refused with the conversion command
-        run.check_resumable(run.checkpoint)
-    return checkpoint if checkpoint is not None else load_checkpoint(run.path)
+        restart = run.left_by_job(context.job)
+        if resume:
+            if not run.checkpoint.is_file() and run.legacy_checkpoint.is_file():
+                load_checkpoint(run.path)  # refused with the conversion command
+            run.check_resumable(run.checkpoint, job=context.job)
+        elif restart:
+            continues = run.checkpoint.is_file()
+            say(f"restarted attempt of torchrun job {context.job}: "
+                + ("continuing from its last checkpoint" if continues
+                   else "it wrote no checkpoint, so the run starts again"))
+        else:
+            run.check_new(overwrite=overwrite, job=context.job)
+    if context.distributed and not resume:
+        from cnnkit.engines import distributed
+
+        continues = distributed.broadcast_object(continues, context)
+    if not (resume or continues):
+        return None, False
+    return (checkpoint if checkpoint is not None else load_checkpoint(run.path)), True
+
+
+def _resolve_dataset(config: TrainConfig, saved: Checkpoint | None, *, progress: bool,
+                     say: Callable[[str], None]) -> TrainConfig:
+    """``config`` with ``dataset='auto'`` replaced by a name: a resumed run's own data set, or
+    :func:`cnnkit.data.choose_dataset`'s choice, said in one line."""
+    if config.dataset != AUTO_DATASET:
+        return config
+    if saved is not None:
+        return dataclasses.replace(config, dataset=saved.config["dataset"])
+    choice = choose_dataset(data_dir=config.data_dir, progress=progress, report=say)
+    say(choice.describe())
+    return dataclasses.replace(config, dataset=choice.name)
 
 
 def _load_data(config: TrainConfig, *, progress: bool, say: Callable[[str], None]):
@@ -462,20 +513,23 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
     # A resumed run's first checkpoint makes figures of the earlier weights out of date.
     weight_figures_stale = saved is not None
     for epoch in range(start_epoch, config.epochs):
-        # Phase 4: one epoch of training; an interruption saves the partial epoch.
+        # Phase 4: one epoch of training, with a checkpoint every ``checkpoint_every`` steps; an
+        # interruption of one process saves the partial epoch.
         position = _EpochPosition(partial if epoch == start_epoch else None)
+        save_partial = functools.partial(
+            _save_partial_epoch, run, engine, config, model_info=model_info, history=history,
+            best_accuracy=best_accuracy, epoch=epoch, position=position, streaming=streaming)
         try:
-            with _stop_between_steps(enabled=not context.distributed) as between_steps:
+            with _stop_between_steps(enabled=not context.distributed) as deliver_signals:
+                between_steps = _with_checkpoints(deliver_signals, save_partial, position,
+                                                  every=config.checkpoint_every,
+                                                  steps=len(train_loader))
                 row = _train_epoch(engine, train_loader, config, epoch, run.path, augmentation,
                                    progress=progress and context.is_main, position=position,
                                    between_steps=between_steps, observers=observers)
         except KeyboardInterrupt:
-            if context.is_main and not context.distributed and position.step > 0:
-                partial = {**position.saved(engine), "streaming": streaming,
-                           "batch_size": config.batch_size}
-                _checkpoint(engine, config, model_info, history, best_accuracy, epoch,
-                            partial=partial).save(run.checkpoint)
-                run.commit()
+            if not context.distributed and position.step > 0:
+                save_partial()
                 say(f"interrupted after step {position.step} of epoch {epoch + 1}; its "
                     f"checkpoint is in {run.path} (continue with --resume)")
             raise
@@ -509,7 +563,7 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
 
     result = TrainResult(run.path, history, train_seconds=train_seconds, engine=engine.name,
                          device=str(engine.device), precision=engine.precision,
-                         loader=train_loader.mode)
+                         loader=train_loader.mode, dataset=config.dataset)
     # Phase 7: the final model on the test split, in fp32 whatever the training precision, so
     # that the number is the one ``cnnkit evaluate`` gives for the same checkpoint.
     if evaluate_test and data.test_images is not None:
@@ -551,9 +605,52 @@ class _EpochPosition:
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def saved(self, engine) -> dict:
-        """The partial epoch as a checkpoint's ``extra`` keeps it."""
-        return {"step": self.step, "totals": engine.totals(), "rng": engine.rng_state(),
-                "engine": engine.name, "seconds": self.seconds()}
+        """The partial epoch as a checkpoint's ``extra`` keeps it: the running totals summed
+        over the processes, and the dropout generator of rank 0 (``rng``) and, with several
+        processes, of each rank (``rng_by_rank``). Every process calls it (it gathers)."""
+        generators = _gathered(engine.rng_state(), engine.context)
+        by_rank = {"rng_by_rank": generators} if len(generators) > 1 else {}
+        return {"step": self.step, "totals": engine.totals(gather=True), "rng": generators[0],
+                **by_rank, "engine": engine.name, "seconds": self.seconds()}
+
+
+def _gathered(value: object, context: Context) -> list:
+    """``value`` of every process, by rank (``[value]`` for one process)."""
+    if not context.distributed:
+        return [value]
+    from cnnkit.engines import distributed  # several processes: PyTorch's
+
+    return distributed.all_gather_object(value, context)
+
+
+def _save_partial_epoch(run: RunFolder, engine, config: TrainConfig, *, model_info: dict,
+                        history: list[dict], best_accuracy: float, epoch: int,
+                        position: _EpochPosition, streaming: bool) -> None:
+    """Checkpoint the epoch so far (``position.step`` steps of epoch ``epoch + 1``). Every
+    process calls it, after the same step; rank 0 writes."""
+    partial = {**position.saved(engine), "streaming": streaming,
+               "batch_size": config.batch_size}
+    if engine.context.is_main:
+        _checkpoint(engine, config, model_info, history, best_accuracy, epoch,
+                    partial=partial).save(run.checkpoint)
+        run.commit()  # this run has a checkpoint: a run it replaced may go
+
+
+def _with_checkpoints(between_steps: Callable[[], None], save_partial: Callable[[], None],
+                      position: _EpochPosition, *, every: int | None,
+                      steps: int) -> Callable[[], None]:
+    """``between_steps``, then ``save_partial`` after every ``every`` steps of the epoch but its
+    last (the epoch's own checkpoint follows that one); ``between_steps`` itself without
+    ``every``."""
+    if every is None:
+        return between_steps
+
+    def then_checkpoint() -> None:
+        between_steps()
+        if position.step % every == 0 and position.step < steps:
+            save_partial()
+
+    return then_checkpoint
 
 
 @contextlib.contextmanager
@@ -604,10 +701,13 @@ def _train_epoch(engine, loader, config: TrainConfig, epoch: int, run_dir: Path,
     """One pass over the training batches (the rest of one, when ``position`` resumes it);
     the epoch's metrics row (without validation)."""
     engine.seed_epoch(config.seed, epoch)
-    resumed = position.resumed
-    engine.start_epoch(totals=None if resumed is None else resumed["totals"])
+    resumed, context = position.resumed, engine.context
+    # The saved totals are the sum over the processes: rank 0 carries them on.
+    engine.start_epoch(totals=resumed["totals"] if resumed and context.is_main else None)
     if resumed is not None and resumed["engine"] == engine.name:
-        engine.set_rng_state(resumed["rng"])
+        generators = resumed.get("rng_by_rank", [resumed["rng"]])
+        if len(generators) == context.world:  # else the dropout masks change with the shards
+            engine.set_rng_state(generators[context.rank])
     steps = len(loader)
     world = engine.context.world
     bar = _progress_bar(progress, loader.count, epoch, config.epochs)

@@ -225,14 +225,13 @@ def choose_method(
 
     ``banded`` and ``fft`` say whether those paths apply (the banded one needs stride and
     dilation 1, the FFT one stride 1). Returns
-    ``'direct'``, ``'banded'`` or ``'fft'``.
+    ``'direct'``, ``'banded'`` or ``'fft'``. Which one wins where depends on the fitted
+    constants; only a path that does not apply is never returned:
 
-    >>> choose_method((2048, 2048), (3, 3), (2046, 2046))
+    >>> choose_method((64, 64), (5, 5), (60, 60), banded=False, fft=False)
     'direct'
-    >>> choose_method((2048, 2072), (1, 25), (2048, 2048))
-    'banded'
-    >>> choose_method((2048, 2048), (31, 31), (2018, 2018))
-    'fft'
+    >>> choose_method((64, 64), (5, 5), (56, 56), (2, 2), fft=False)  # no band with a dilation
+    'direct'
     """
     outputs = math.prod(out_shape)
     costs = {"direct": direct_cost(math.prod(kernel_size), outputs)}

@@ -120,7 +120,7 @@ def row_tiles(n_rows: int, row_bytes: int) -> list[tuple[int, int]]:
     """Split ``n_rows`` rows of ``row_bytes`` each into ``(start, stop)`` tiles of about
     :data:`TILE_BYTES` (at least one row each).
 
-    >>> row_tiles(10, 2**21)
+    >>> row_tiles(10, TILE_BYTES // 4)
     [(0, 4), (4, 8), (8, 10)]
     """
     step = max(1, TILE_BYTES // max(1, row_bytes))

@@ -12,6 +12,7 @@ Routes (``docs/serve.md`` documents each request and answer):
 ``/api/multichannel`` POST    three channels into several filters, summed, plus bias
 ``/api/pooling``      POST    max or average pooling: output, formula, one window
 ``/api/predict``      POST    an image file (raw body) through the run's model
+``/api/featuremap``   POST    one feature map of an image file in detail, one pixel written out
 ``/run/{file}``       GET     the run's report.html and its figures
 ====================  ======  ===============================================================
 
@@ -252,6 +253,29 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
             every_layer=layers == "all")
         return JSONResponse(result)
 
+    async def featuremap(request: Request) -> Response:
+        if inspector is None:
+            raise NotFound("no run is loaded: start the server with a run folder, "
+                           "cnnkit serve RUN")
+        data = await body(request, MAX_UPLOAD_BYTES)
+        query = request.query_params
+        numbers = {}
+        for key in ("layer", "channel", "row", "column"):
+            text = query.get(key)
+            if text is not None and not text.isdigit():
+                raise InvalidArgument(f"{key} must be a non-negative integer, got {text!r}")
+            numbers[key] = None if text is None else int(text)
+        if numbers["layer"] is None or numbers["channel"] is None:
+            raise InvalidArgument("give the map as ?layer=L&channel=C (and a pixel as "
+                                  "&row=R&column=C)")
+        if (numbers["row"] is None) != (numbers["column"] is None):
+            raise InvalidArgument("give a pixel as both row and column, or neither")
+        pixel = None if numbers["row"] is None else [numbers["row"], numbers["column"]]
+        result = await run_in_threadpool(
+            inspector.featuremap, data, layer=numbers["layer"], channel=numbers["channel"],
+            pixel=pixel, invert=query.get("invert"))
+        return JSONResponse(result)
+
     async def run_file(request: Request) -> Response:
         name = request.path_params["name"]
         if folder is None:
@@ -290,6 +314,7 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
         Route("/api/pooling", computed(lambda r: playground.pooling(r, uploads)),
               methods=["POST"]),
         Route("/api/predict", predict, methods=["POST"]),
+        Route("/api/featuremap", featuremap, methods=["POST"]),
         Route("/run/{name}", run_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

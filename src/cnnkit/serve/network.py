@@ -4,7 +4,8 @@
 NumPy engine (no PyTorch needed) and answers :meth:`Inspector.inspect` for image files sent by
 the page: the image as the model sees it (the steps of
 :meth:`~cnnkit.model.TrainedModel.prepare`), the top classes, the feature maps of the layers
-worth showing, and an attribution map (:meth:`~cnnkit.model.TrainedModel.attribute`). The NumPy
+worth showing, and an attribution map (:meth:`~cnnkit.model.TrainedModel.attribute`); and
+:meth:`Inspector.featuremap` for one map in detail (:mod:`cnnkit.featuremaps`). The NumPy
 layers keep what their backward pass needs between calls, so each request borrows a copy of the
 model of its own (one per core, two at most); everything else runs in parallel.
 """
@@ -25,14 +26,15 @@ from cnnkit._validate import check_choice, check_int
 from cnnkit.data.imagefolder import default_workers
 from cnnkit.engines.checkpoint import load_checkpoint
 from cnnkit.errors import CnnkitError, TooLarge
+from cnnkit.featuremaps import map_detail
 from cnnkit.imageio import image_shape
 from cnnkit.model import INVERT_MODES, METHODS, TrainedModel, softmax, top_classes
 from cnnkit.pictures import (
     as_picture,
     attribution_overlay,
     coloured,
+    flat_map,
     png_data_uri,
-    tile_maps,
 )
 
 __all__ = ["MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "Inspector", "saved_upload"]
@@ -93,7 +95,6 @@ class Inspector:
             self._models.put(model)
         self._reader = models[0]
         self.info = models[0].info
-        self.default_invert = models[0].default_invert
         self.kinds = self.info.kinds
         self.shown = self.info.shown_layers()
 
@@ -106,6 +107,7 @@ class Inspector:
             "mean": float(self.info.normalisation.mean),
             "std": float(self.info.normalisation.std),
             "layers": self.kinds,
+            "names": self.info.names,
             "shown_layers": self.shown,
             "methods": list(METHODS),
         }
@@ -119,18 +121,19 @@ class Inspector:
         finally:
             self._models.put(model)
 
-    def inspect(self, data: bytes, *, invert: str | None = None, method: str = "gradcam",
+    def inspect(self, data: bytes, *, invert: str | None = "auto", method: str = "gradcam",
                 top_k: int = 3, every_layer: bool = False) -> dict:
         """What the model makes of the image file ``data``.
 
-        Returns the prepared image and the notes on each step, the normalised input's range,
-        the ``top_k`` classes, a picture of each shown layer's feature maps (tiled, one colour
+        ``invert`` is that of :meth:`~cnnkit.model.TrainedModel.prepare` (None: ``'auto'``).
+        Returns the prepared image with the notes on each step and the warnings where it looks
+        unlike the training images, the normalised input's range,
+        the ``top_k`` classes, a picture of every feature map of each shown layer (one colour
         scale per layer; with ``every_layer`` also the convolutions that an activation follows)
-        and the attribution of the most probable class over the image, with the time each part
-        took.
+        and the attribution of the most probable class over the image (or the note that it is
+        flat), with the time each part took.
         """
-        invert = self.default_invert if invert is None else invert
-        check_choice(invert, "invert", INVERT_MODES)
+        invert = check_choice("auto" if invert is None else invert, "invert", INVERT_MODES)
         method = check_choice(method, "method", METHODS)
         top_k = check_int(top_k, "top", minimum=1)
         started = time.perf_counter()
@@ -152,21 +155,37 @@ class Inspector:
         gray = prepared.pixels.astype(np.float64).mean(axis=0)
         return {
             "image": {"png": png_data_uri(as_picture(prepared.pixels)),
-                      "notes": prepared.notes, "shape": list(prepared.pixels.shape)},
+                      "notes": prepared.notes, "warnings": prepared.warnings,
+                      "shape": list(prepared.pixels.shape)},
             "normalised": {"min": float(inputs.min()), "max": float(inputs.max()),
                            "mean": float(inputs.mean())},
             "top": [{"class": names[i], "index": int(i), "probability": float(p)}
                     for i, p in zip(indices[0].tolist(), values[0].tolist())],
             "layers": [self._maps(index, maps[index][0]) for index in shown],
             "attribution": {"method": method, "class": names[target],
-                            "png": png_data_uri(attribution_overlay(attribution, gray, method))},
+                            "png": png_data_uri(attribution_overlay(attribution, gray, method)),
+                            "flat": flat_map(attribution)},
             "timing_ms": {"model": round(model_ms, 2),
                           "total": round(1000 * (time.perf_counter() - started), 2)},
         }
 
     def _maps(self, index: int, maps: np.ndarray) -> dict:
-        tiles = tile_maps(maps)
-        picture = coloured(tiles, "viridis", float(maps.min()), float(maps.max()))
+        """One layer's maps, each its own picture on the layer's colour scale."""
+        low, high = float(maps.min()), float(maps.max())
         count, height, width = maps.shape
-        return {"index": index, "kind": self.kinds[index], "shape": [count, height, width],
-                "min": float(maps.min()), "max": float(maps.max()), "png": png_data_uri(picture)}
+        return {"index": index, "name": self.info.names[index], "kind": self.kinds[index],
+                "shape": [count, height, width], "min": low, "max": high,
+                "maps": [png_data_uri(coloured(values, "viridis", low, high))
+                         for values in maps]}
+
+    def featuremap(self, data: bytes, *, layer: object, channel: object,
+                   pixel: list[int] | None = None, invert: str | None = "auto") -> dict:
+        """One feature map of the image file ``data`` in detail, with one pixel written out
+        (:func:`cnnkit.featuremaps.map_detail`); the image is prepared as :meth:`inspect`
+        prepares it."""
+        invert = check_choice("auto" if invert is None else invert, "invert", INVERT_MODES)
+        with saved_upload(data) as path:
+            prepared = self._reader.prepare(path, invert=invert)
+        inputs = self._reader.normalise(prepared.pixels[np.newaxis])
+        with self._model() as model:
+            return map_detail(model, inputs, layer, channel, pixel)

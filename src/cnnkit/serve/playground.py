@@ -7,7 +7,8 @@ functions, the padded input from :func:`cnnkit.ops.pad` with the padding that
 :func:`cnnkit.shapes.explain_output_size`. The window of one output element is read from the
 padded input at the positions the tutorial's loop visits (``start = index * stride``, then every
 ``dilation``-th element); its products and their sum are shown next to the output element that
-the library computed, so the page shows the loop and its agreement with the fast path.
+the library computed, so the page shows the loop and its agreement with the fast path
+(:func:`cnnkit.featuremaps.explain_window`, which also explains the maps of a trained network).
 
 Requests are plain dictionaries (parsed JSON). Every value is checked here and a bad one raises
 a :class:`cnnkit.errors.CnnkitError` whose message the page shows. Sizes are bounded so that no
@@ -25,6 +26,7 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.errors import InvalidArgument, InvalidType, TooLarge
+from cnnkit.featuremaps import explain_window, rounded, window_slices
 from cnnkit.filters import KERNEL_NAMES, SAMPLE_NAMES, kernel_parameters, make_kernel, sample_image
 from cnnkit.imageio import to_uint8
 from cnnkit.ops import (
@@ -188,48 +190,10 @@ def picture(values: np.ndarray, method: str = "rescale") -> str:
     return png_data_uri(to_uint8(values, method))
 
 
-def _rounded(values: np.ndarray) -> list:
-    return np.round(values.astype(np.float64), 10).tolist()
-
-
 def _formula(shape: tuple[int, ...], kernel_shape: tuple[int, ...], strides, pads, dilations,
              ceil_mode: bool = False) -> list[str]:
     return [explain_output_size(n, k, s, p, d, ceil_mode)
             for n, k, s, p, d in zip(shape, kernel_shape, strides, pads, dilations)]
-
-
-# --- One output element, the tutorial's loop -------------------------------------------------
-
-
-def _window_slices(index, kernel_shape, strides, dilations) -> tuple[slice, ...]:
-    """The positions of the padded input that output element ``index`` reads."""
-    return tuple(slice(i * s, i * s + d * (k - 1) + 1, d)
-                 for i, k, s, d in zip(index, kernel_shape, strides, dilations))
-
-
-def _terms(window: np.ndarray, applied: np.ndarray) -> str:
-    """``a×b + c×d + ...``: the sum written out, numbers as short as they are exact."""
-    def short(value: float) -> str:
-        text = f"{value:.6g}"
-        return f"({text})" if value < 0 else text
-
-    return " + ".join(f"{short(a)}×{short(b)}" for a, b in zip(window.ravel(), applied.ravel()))
-
-
-def _explain_element(padded, applied, index, strides, dilations, value, origin) -> dict:
-    window = padded[_window_slices(index, applied.shape, strides, dilations)]
-    products = window * applied
-    return {
-        "index": list(index),
-        "start": [i * s for i, s in zip(index, strides)],  # in the padded input
-        "origin": list(origin),  # where the unpadded input starts in the padded one
-        "window": _rounded(window),
-        "kernel": _rounded(applied),
-        "products": _rounded(products),
-        "sum": float(products.sum()),
-        "expression": _terms(window, applied),
-        "value": float(value),
-    }
 
 
 def _pixel(request: dict, shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -297,7 +261,7 @@ def convolution(request: dict, uploads) -> dict:
         "input": {"shape": list(image.shape), "png": picture(image, "clip")},
         "padded": {"shape": [n + b + a for n, (b, a) in zip(image.shape, pads)],
                    "pads": [list(p) for p in pads]},
-        "kernel": {"weights": _rounded(kernel), "applied": _rounded(applied), "flipped": flip},
+        "kernel": {"weights": rounded(kernel), "applied": rounded(applied), "flipped": flip},
         "output": {"shape": list(output.shape), "png": picture(output),
                    "min": float(output.min()), "max": float(output.max())},
         "formula": _formula(image.shape, kernel.shape, strides, pads, dilations),
@@ -305,7 +269,7 @@ def convolution(request: dict, uploads) -> dict:
     pixel = _pixel(request, output.shape)
     if pixel is not None:
         padded = pad(image, pads, padding_mode)
-        result["pixel"] = _explain_element(padded, applied, pixel, strides, dilations,
+        result["pixel"] = explain_window(padded, applied, pixel, strides, dilations,
                                            output[pixel], [b for b, _ in pads])
     return result
 
@@ -332,15 +296,15 @@ def signal1d(request: dict) -> dict:
         modes.append({
             "padding": padding,
             "pads": list(pads[0]),
-            "padded": _rounded(padded),
-            "output": _rounded(output),
+            "padded": rounded(padded),
+            "output": rounded(output),
             "formula": _formula(x.shape, kernel.shape, strides, pads, dilations)[0],
-            "elements": [_explain_element(padded, applied, (i,), strides, dilations,
+            "elements": [explain_window(padded, applied, (i,), strides, dilations,
                                           output[i], [pads[0][0]])
                          for i in range(len(output))],
         })
-    return {"operation": operation, "x": _rounded(x), "kernel": _rounded(kernel),
-            "applied": _rounded(applied), "modes": modes}
+    return {"operation": operation, "x": rounded(x), "kernel": rounded(kernel),
+            "applied": rounded(applied), "modes": modes}
 
 
 def _three_channels(request: dict, uploads) -> np.ndarray:
@@ -395,7 +359,7 @@ def multichannel(request: dict, uploads) -> dict:
                              dilation=dilations) for channel, kernel in zip(images, kernels)]
         total = np.sum(parts, axis=0)
         result_filters.append({
-            "weights": _rounded(kernels),
+            "weights": rounded(kernels),
             "bias": float(offset),
             "parts": [picture(part) for part in parts],
             "sum": picture(total),
@@ -453,11 +417,11 @@ def pooling(request: dict, uploads) -> dict:
     pixel = _pixel(request, output.shape)
     if pixel is not None:
         padded = pad(image, pads, fill=np.nan)  # NaN marks padding in the window shown
-        window = padded[_window_slices(pixel, (size, size), (stride, stride), (1, 1))]
+        window = padded[window_slices(pixel, (size, size), (stride, stride), (1, 1))]
         start = [i * stride for i in pixel]
         explained = {"index": list(pixel), "start": start, "origin": [padding, padding],
                      "window": [[None if np.isnan(v) else v for v in row] for row in
-                                _rounded(window)],
+                                rounded(window)],
                      "value": float(output[pixel])}
         if kind == "max":
             flat = int(chosen[0][pixel])

@@ -393,11 +393,19 @@ function renderSignal(result) {
   container.prepend(note);
 }
 
+// The paddings the 1-D tab asks for: the three named ones side by side, or one.
+function signalPaddings() {
+  const choice = $("signal-padding").value;
+  if (choice === "full, same and valid") return ["full", "same", "valid"];
+  return [choice === "number" ? numberOf("signal-padding-number") : choice];
+}
+
 const updateSignal = debounced(async (current) => {
   try {
     const result = await api("/api/signal1d", {
       x: parseList($("signal-x").value), kernel: parseList($("signal-kernel").value),
-      operation: $("signal-operation").value, stride: numberOf("signal-stride"),
+      operation: $("signal-operation").value, paddings: signalPaddings(),
+      padding_mode: $("signal-padding-mode").value, stride: numberOf("signal-stride"),
       dilation: numberOf("signal-dilation"),
     });
     if (!current()) return;
@@ -412,8 +420,14 @@ function setupSignal() {
   $("signal-x").value = OPTIONS.tutorial_signal.x.join(", ");
   $("signal-kernel").value = OPTIONS.tutorial_signal.kernel.join(", ");
   fillSelect($("signal-operation"), OPTIONS.operations, "convolve");
-  $("signal-operation").addEventListener("change", updateSignal);
-  ["signal-x", "signal-kernel", "signal-stride", "signal-dilation"].forEach((id) => $(id).addEventListener("input", updateSignal));
+  fillSelect($("signal-padding"), ["full, same and valid", ...OPTIONS.paddings, "number"], "full, same and valid");
+  fillSelect($("signal-padding-mode"), OPTIONS.padding_modes, "zeros");
+  $("signal-padding").addEventListener("change", () => {
+    $("signal-padding-number-label").hidden = $("signal-padding").value !== "number";
+    updateSignal();
+  });
+  ["signal-operation", "signal-padding-mode"].forEach((id) => $(id).addEventListener("change", updateSignal));
+  ["signal-x", "signal-kernel", "signal-padding-number", "signal-stride", "signal-dilation"].forEach((id) => $(id).addEventListener("input", updateSignal));
 }
 
 // --- several channels ------------------------------------------------------------------------
@@ -555,6 +569,9 @@ function refreshAll() {
 // One request at a time: while one is out, later changes mark the input dirty, and one more
 // request goes when the answer arrives. The input is the uploaded file until drawing starts.
 let drawing = false, dirty = false, inFlight = false, uploadedFile = null;
+let lastBody = null;  // the image the shown maps belong to
+let openMap = null;  // {layer, channel, pixel} of the map shown in detail
+let openedFrom = {};  // the tile that opened it: focus returns there on closing
 
 function canvasBlob(canvas) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
@@ -571,8 +588,10 @@ async function sendDrawing() {
                                        layers: $("network-every").checked ? "all" : "shown"});
     const started = performance.now();
     const result = await api(`/api/predict?${query}`, body, true);
+    lastBody = body;
     renderNetwork(result, performance.now() - started);
     showError("network-error", null);
+    if (openMap) await showMap(openMap.layer, openMap.channel, openMap.pixel, false);
   } catch (error) {
     showError("network-error", error);
   } finally {
@@ -601,16 +620,89 @@ function renderNetwork(result, roundTrip) {
     return item;
   }));
   $("network-attribution").src = result.attribution.png;
-  $("network-attribution-caption").textContent = `${result.attribution.method} for "${result.attribution.class}"`;
+  $("network-attribution").hidden = Boolean(result.attribution.flat);
+  $("network-attribution-caption").textContent = `${result.attribution.method} for "${result.attribution.class}"` +
+    (result.attribution.flat ? `: ${result.attribution.flat}` : "");
   $("network-timing").textContent = `server: model ${result.timing_ms.model} ms, whole request ${result.timing_ms.total} ms; round trip ${Math.round(roundTrip)} ms`;
-  $("network-layers").replaceChildren(...result.layers.map((layer) => {
-    const figure = figureOf(layer.png, `layer ${layer.index} (${layer.kind}): ${layer.shape[0]} maps of ${layer.shape[1]}×${layer.shape[2]}, values ${formatNumber(layer.min)} to ${formatNumber(layer.max)}`);
-    figure.className = "layer";
-    // Small maps drawn three times larger, pixel by pixel.
-    const image = figure.querySelector("img");
-    image.onload = () => { image.style.width = `${Math.min(3 * image.naturalWidth, 1200)}px`; };
-    return figure;
-  }));
+  const detail = $("network-detail");
+  $("network-layers").after(detail);  // out of the list before the list is redrawn
+  $("network-layers").replaceChildren(...result.layers.map(layerTiles));
+  if (openMap) {
+    // Keep the detail under the layer it belongs to, and that map's tile marked.
+    FeatureMapView.mark($("network-layers"), openMap.layer, openMap.channel);
+    const tile = document.querySelector(`.fm-tile[aria-pressed=true]`);
+    if (tile) tile.closest("figure").after(detail);
+  }
+}
+
+// One layer's maps as tiles labelled with their filter numbers (featuremaps.js): Enter or a
+// click shows the map in detail under the layer.
+function layerTiles(layer) {
+  const figure = document.createElement("figure");
+  figure.className = "layer";
+  const tiles = document.createElement("div");
+  tiles.className = "fm-tiles";
+  tiles.setAttribute("role", "group");
+  tiles.setAttribute("aria-label", `${layer.name}: ${layer.shape[0]} maps`);
+  // Small maps drawn larger, pixel by pixel.
+  const zoom = Math.max(1, Math.min(4, Math.floor(84 / layer.shape[2])));
+  FeatureMapView.tiles(tiles, layer, layer.maps.length, (channel) => {
+    const image = new Image(layer.shape[2] * zoom, layer.shape[1] * zoom);
+    image.src = layer.maps[channel];
+    image.alt = "";
+    return image;
+  }, (channel) => {
+    figure.after($("network-detail"));
+    openedFrom = {layer: layer.index, channel};
+    showMap(layer.index, channel, null, true);
+  });
+  const caption = document.createElement("figcaption");
+  caption.textContent = `${layer.name} (layer ${layer.index}: ${layer.kind}): ${layer.shape[0]} maps of ${layer.shape[1]}×${layer.shape[2]}, values ${formatNumber(layer.min)} to ${formatNumber(layer.max)}, one colour scale`;
+  figure.append(caption, tiles);
+  return figure;
+}
+
+function featureMap(layer, channel, pixel) {
+  const query = new URLSearchParams({layer, channel, invert: $("network-invert").value});
+  if (pixel) {
+    query.set("row", pixel[0]);
+    query.set("column", pixel[1]);
+  }
+  return api(`/api/featuremap?${query}`, lastBody, true);
+}
+
+// One map in detail (featuremaps.js draws it); its pixel, and the map it came from, on request.
+async function showMap(layer, channel, pixel, focus) {
+  if (!lastBody) return;
+  openMap = {layer, channel, pixel};
+  FeatureMapView.mark($("network-layers"), layer, channel);
+  try {
+    const detail = await featureMap(layer, channel, pixel);
+    if (!openMap || openMap.layer !== layer || openMap.channel !== channel) return;
+    const big = FeatureMapView.render($("network-detail"), detail, {
+      picture: (entry) => {
+        const image = new Image();
+        image.src = entry.png;
+        image.alt = "";
+        return image;
+      },
+      choose: async (chosen) => {
+        openMap.pixel = chosen;
+        return (await featureMap(layer, channel, chosen)).pixel;
+      },
+      open: (source, sourceChannel, sourcePixel) => showMap(source, sourceChannel, sourcePixel, true),
+      closed: () => {
+        openMap = null;
+        FeatureMapView.mark($("network-layers"), null, null);
+        const opener = document.querySelector(`.fm-tile[data-layer="${openedFrom.layer}"][data-channel="${openedFrom.channel}"]`);
+        if (opener) opener.focus();
+      },
+    });
+    showError("network-error", null);
+    if (focus) big.focus();
+  } catch (error) {
+    showError("network-error", error);
+  }
 }
 
 function clearCanvas() {
