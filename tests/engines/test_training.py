@@ -45,7 +45,8 @@ def test_run_folder_holds_metrics_config_checkpoints_and_curves(small_arch, tmp_
     result = train(_config(small_arch, epochs=3), tmp_path / "run")
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.safetensors", "checkpoint.safetensors", "config.json", "curves.png", "metrics.csv"]
+        "best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
+        "initial.safetensors", "metrics.csv"]
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)

@@ -9,13 +9,8 @@ from PIL import Image
 from tests.specs import SMALL, feature_map_shapes, shown_layers
 
 from cnnkit.errors import InvalidArgument
-from cnnkit.explain import (
-    classic_kernels,
-    explain_images,
-    explanation_figure,
-    nearest_classic_kernel,
-    pca_2d,
-)
+from cnnkit.evidence import classic_kernels, nearest_classic_kernel
+from cnnkit.explain import explain_images, explanation_figure, pca_2d
 from cnnkit.filters.kernels import gaussian_kernel, laplacian_kernel, scharr_kernel, sobel_kernel
 from cnnkit.model import TrainedModel
 from cnnkit.modelinfo import ModelInfo, Normalisation

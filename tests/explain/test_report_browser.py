@@ -77,7 +77,7 @@ def test_hovering_a_curve_point_shows_its_value(page):
 def test_a_screenshot_of_each_section(page, tmp_path):
     """Each section renders to a non-empty screenshot, and the page prints to PDF."""
     sections = page.locator("main > section")
-    assert sections.count() == 9
+    assert sections.count() == 11
     for number in range(sections.count()):
         section = sections.nth(number)
         path = tmp_path / f"{section.get_attribute('id')}.png"

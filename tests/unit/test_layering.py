@@ -60,6 +60,7 @@ FLOORS = [
     ["cnnkit.layers", "cnnkit.arch", "cnnkit.modelinfo", "cnnkit.runfolder"],
     ["cnnkit.nn", "cnnkit.engines"],
     ["cnnkit.model", "cnnkit.pictures", "cnnkit.featuremaps"],
+    ["cnnkit.evidence"],
     ["cnnkit.evaluation", "cnnkit.explain", "cnnkit.report", "cnnkit.serve", "cnnkit.export",
      "cnnkit.commands", "cnnkit.cli", "cnnkit.__main__"],
 ]
