@@ -30,7 +30,7 @@ def readme_commands() -> list[tuple[str, str]]:
     text = README.read_text(encoding="utf-8")
     lines = []
     for block in re.findall(r"```(?:sh|bash)\n(.*?)```", text, flags=re.DOTALL):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words[:1] == ["cnnkit"] and words[1] in CHEAP and "--run" not in words:
                 comment = re.search(r"\s#\s(.*)$", line)

@@ -116,7 +116,7 @@ def test_train_writes_a_run_folder(trained_by_cli):
     """train writes checkpoints, metrics, config, curves and the report."""
     names = sorted(p.name for p in trained_by_cli.run.iterdir())
     assert names == ["best.safetensors", "checkpoint.safetensors", "config.json", "curves.png",
-                     "metrics.csv", "report.html"]
+                     "initial.safetensors", "metrics.csv", "report.html"]
 
 
 def test_train_prints_epochs_and_resume_continues(capsys, tmp_path):

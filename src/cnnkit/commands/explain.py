@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "architecture briefly on shuffled labels; a method whose maps do not "
                         "change explains the input, not the model")
     parser.add_argument("--data-dir", help="a folder searched first for the training data "
-                        "(--sanity-check)")
+                        "(--sanity-check; default: none, only the standard places)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files named with -o")
     add_engine_options(parser)

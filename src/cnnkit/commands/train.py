@@ -100,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "1.. on the others (default: decided from the endpoint's host name)")
     multi.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
                        help="where the machines meet: machine 0's address and a free port, the "
-                       "same on every machine (needed with --nnodes above 1)")
+                       "same on every machine (needed with --nnodes above 1; default: none)")
     multi.add_argument("--rdzv-id", metavar="ID",
                        help="the job's name, the same on every machine (default: made from "
                        "--rdzv-endpoint and the run folder; on one machine a fresh one)")

@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the patches (they need the run's test images)")
     parser.add_argument("--images", type=int, default=2000, metavar="N",
                         help="test images searched for the patches (default 2000)")
-    parser.add_argument("--data-dir", help="a folder searched first for data files")
+    parser.add_argument("--data-dir", help="a folder searched first for data files"
+                        " (default: none, only the standard places)")
     parser.add_argument("--best", action="store_true",
                         help="use the run's best checkpoint (default: the last one)")
     parser.add_argument("--overwrite", action="store_true",
