@@ -73,10 +73,11 @@ def test_explain_several_images_one_figure_each(capsys, trained_run, shirt, tmp_
 
 def test_weights_labels_the_first_layer(capsys, trained_run, tmp_path):
     """weights prints one nearest classic kernel per first-layer kernel and writes a figure."""
-    assert main(["weights", str(trained_run), "-o", str(tmp_path / "w.png")]) == 0
+    assert main(["weights", str(trained_run), "-o", str(tmp_path / "w.png"), "--patches",
+                 str(tmp_path / "p.png"), "--images", "200"]) == 0
     lines = capsys.readouterr().out.splitlines()
     kernels = SMALL["layers"][0]["out_channels"]
-    assert lines[0] == f"layer 0: {kernels} kernels of 3x3"
+    assert lines[0] == f"conv1 (layer 0): {kernels} kernels of 3x3"
     assert len([line for line in lines if line.strip().startswith("kernel")]) == kernels
     assert (tmp_path / "w.png").is_file()
 
