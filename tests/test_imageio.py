@@ -426,3 +426,25 @@ def test_damaged_files_give_an_image_or_a_value_error(tmp_path, file_format, opt
         except ValueError:
             refused += 1
     assert refused > 0
+
+
+def test_padding_a_thin_strip_needs_memory_of_the_output_not_a_huge_square():
+    """A 1x20000 strip fitted to 28x28 by padding is shrunk before it is padded (it used to
+    become a 20000x20000 square, 3 GB of float64), and still shows the strip, centred."""
+    import tracemalloc
+
+    from cnnkit.imageio import resize
+
+    strip = np.zeros((1, 20000))
+    strip[0, 8000:12000] = 1.0  # a bright middle on a dark background
+    tracemalloc.start()
+    try:
+        result = resize(strip, (28, 28), fit="pad")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+    assert result.shape == (28, 28)
+    # one row among 20000/28: faint, but in the middle rows and columns only
+    assert result[13:15, 12:16].min() > 0.005 and result[13:15, :3].max() == 0.0
+    assert result[0].max() == 0.0 and result[-1].max() == 0.0

@@ -6,6 +6,7 @@ received and what is allowed, so that a caller never sees a traceback from deep 
 
 from __future__ import annotations
 
+import ipaddress
 import numbers
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "int_tuple",
+    "is_loopback",
 ]
 
 
@@ -81,3 +83,17 @@ def as_float_array(value: object, name: str, *, ndims: Sequence[int]) -> np.ndar
     if array.size == 0:
         raise InvalidArgument(f"{name} must not be empty, got shape {array.shape}")
     return array
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only reaches this machine (``localhost``, 127.0.0.0/8, ``::1``).
+
+    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("localhost")
+    (True, False, True)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

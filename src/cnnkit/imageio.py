@@ -180,6 +180,11 @@ def pad_to_aspect(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
     return padded
 
 
+#: The largest side an image is padded to before it is resized (``fit='pad'``); a longer one is
+#: shrunk first.
+MAX_PADDED_SIDE = 2048
+
+
 def resize(image: np.ndarray, size: tuple[int, int], *, fit: str = "stretch") -> np.ndarray:
     """Resize ``(H, W)`` or ``(H, W, C)`` floats in [0, 1] to ``size = (rows, columns)``.
 
@@ -187,12 +192,27 @@ def resize(image: np.ndarray, size: tuple[int, int], *, fit: str = "stretch") ->
     ``fit='pad'`` keeps the aspect ratio: the image is first padded with its background
     (:func:`pad_to_aspect`); ``'stretch'`` squashes it to the size.
     """
-    from PIL import Image
 
     check_choice(fit, "fit", FIT_MODES)
     rows, columns = size
     if fit == "pad":
+        height, width = image.shape[:2]
+        padded_side = max(height, width, -(-width * rows // columns), -(-height * columns // rows))
+        if padded_side > MAX_PADDED_SIDE:
+            # A thin strip (1x20000) would be padded to a huge square before shrinking: shrink
+            # it first, keeping its aspect ratio, so memory follows the output, not the input.
+            scale = MAX_PADDED_SIDE / padded_side
+            image = _resampled(image, (max(1, round(height * scale)),
+                                       max(1, round(width * scale))))
         image = pad_to_aspect(image, rows, columns)
+    return np.clip(_resampled(image, (rows, columns)), 0.0, 1.0)
+
+
+def _resampled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Each channel through Pillow's antialiased bilinear filter to ``size``, in float32."""
+    from PIL import Image
+
+    rows, columns = size
     planes = image[:, :, None] if image.ndim == 2 else image
     resized = [
         np.asarray(
@@ -204,7 +224,7 @@ def resize(image: np.ndarray, size: tuple[int, int], *, fit: str = "stretch") ->
         for c in range(planes.shape[2])
     ]
     result = np.stack(resized, axis=-1)
-    return np.clip(result[:, :, 0] if image.ndim == 2 else result, 0.0, 1.0)
+    return result[:, :, 0] if image.ndim == 2 else result
 
 
 #: Channels of the array :func:`read_image` returns with color='keep', by Pillow mode.

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from cnnkit.commands.options import add_engine_options
+from cnnkit.commands.options import add_data_dir_option, add_engine_options
 from cnnkit.errors import AlreadyExists
 from cnnkit.runfolder import RunFolder
 
@@ -24,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
     parser.add_argument("--dataset", help="data set (default: the one the model was trained on)")
-    parser.add_argument("--data-dir", help="a folder searched first for data files"
-                        " (default: none, only the standard places)")
+    add_data_dir_option(parser)
     parser.add_argument("--split", choices=("test", "train"), default="test",
                         help="which split of the data set to evaluate on (default: test; a "
                         "data set without a test split is evaluated on all of its images)")

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.commands.options import add_engine_options, add_invert_option, warning_line
+from cnnkit.commands.options import (
+    add_data_dir_option,
+    add_engine_options,
+    add_invert_option,
+    warning_line,
+)
 from cnnkit.errors import AlreadyExists
 from cnnkit.runfolder import RunFolder
 
@@ -41,8 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "al., 2018): randomise the layers from the top down, and train the "
                         "architecture briefly on shuffled labels; a method whose maps do not "
                         "change explains the input, not the model")
-    parser.add_argument("--data-dir", help="a folder searched first for the training data "
-                        "(--sanity-check; default: none, only the standard places)")
+    add_data_dir_option(parser, "the training data (--sanity-check)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files named with -o")
     add_engine_options(parser)

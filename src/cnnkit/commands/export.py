@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.commands.options import add_data_dir_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--best", action="store_true", help="export the run's best checkpoint")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing file named with -o")
-    parser.add_argument("--data-dir", help="a folder searched first for the test images"
-                        " (default: none, only the standard places)")
+    add_data_dir_option(parser, "the test images")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest allowed logit difference from the engine (default 1e-4)")
     parser.set_defaults(handler=run)

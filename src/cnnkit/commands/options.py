@@ -28,3 +28,9 @@ def add_invert_option(parser: argparse.ArgumentParser) -> None:
 def warning_line(path: str, warnings: list[str]) -> str:
     """One line on stderr for a picture that looks unlike the model's training images."""
     return f"warning: {path}: {'; '.join(warnings)}"
+
+
+def add_data_dir_option(parser: argparse.ArgumentParser, what: str = "data files") -> None:
+    """``--data-dir`` of the commands that read a run's data set."""
+    parser.add_argument("--data-dir", help=f"a folder searched first for {what} (default: "
+                        "none, only the standard places)")

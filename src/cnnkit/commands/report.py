@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnkit.commands.options import add_engine_options
+from cnnkit.commands.options import add_data_dir_option, add_engine_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write here instead (default: RUN_DIR/report.html)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing FILE named with -o")
-    parser.add_argument("--data-dir", help="a folder searched first for data files"
-                        " (default: none, only the standard places)")
+    add_data_dir_option(parser)
     add_engine_options(parser)
     parser.set_defaults(handler=run)
 

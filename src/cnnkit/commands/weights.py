@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnkit.commands.options import add_engine_options
+from cnnkit.commands.options import add_data_dir_option, add_engine_options
 from cnnkit.errors import AlreadyExists
 from cnnkit.runfolder import RunFolder
 
@@ -35,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="skip the patches (they need the run's test images)")
     parser.add_argument("--images", type=int, default=2000, metavar="N",
                         help="test images searched for the patches (default 2000)")
-    parser.add_argument("--data-dir", help="a folder searched first for data files"
-                        " (default: none, only the standard places)")
+    add_data_dir_option(parser)
     parser.add_argument("--best", action="store_true",
                         help="use the run's best checkpoint (default: the last one)")
     parser.add_argument("--overwrite", action="store_true",

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import ipaddress
 import os
 import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cnnkit._validate import check_int
+from cnnkit._validate import check_int, is_loopback
 from cnnkit.errors import InvalidArgument, RendezvousTimeout, TrainingError
 
 __all__ = ["DEFAULT_RDZV_TIMEOUT", "LaunchPlan", "free_port", "launch", "parse_endpoint"]
@@ -74,15 +73,6 @@ def _parse_nnodes(text: str) -> tuple[int, int]:
             f"1 <= MIN <= MAX (1:4), got {text!r}"
         )
     return bounds
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -179,7 +169,7 @@ class LaunchPlan:
             "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", f"--rdzv-id={self.rdzv_id}",
             f"--rdzv-conf={conf}", f"--max-restarts={self.max_restarts}",
         ]
-        if _is_loopback(host.strip("[]")):
+        if is_loopback(host.strip("[]")):
             # Every "machine" is this one: keep the processes' own addresses on loopback too.
             arguments.append("--local-addr=127.0.0.1")
         return [*arguments, "-m", "cnnkit", "train", *train_argv]

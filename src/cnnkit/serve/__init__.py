@@ -10,10 +10,9 @@ cnnkit's Python code, the page's script only draws.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 
-from cnnkit._validate import check_int
+from cnnkit._validate import check_int, is_loopback
 from cnnkit.errors import CnnkitError, InvalidArgument
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "PortInUse", "bind", "is_loopback", "serve"]
@@ -24,20 +23,6 @@ DEFAULT_PORT = 8765
 
 class PortInUse(CnnkitError, OSError):
     """The address the server should listen on is taken by another program."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only reaches this machine (``localhost``, 127.0.0.0/8, ``::1``).
-
-    >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0"), is_loopback("localhost")
-    (True, False, True)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind(host: str, port: int) -> socket.socket:
