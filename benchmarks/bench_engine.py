@@ -5,7 +5,8 @@ in training mode (dropout on). Each engine runs in its own subprocess with the s
 (BLAS threads for NumPy, ``torch.set_num_threads`` for PyTorch), so that each one's memory is
 its own:
 
-- time: the median over ``--steps`` steps after two warm-up steps, in ms;
+- time: the median over ``--steps`` steps after two warm-up steps, in ms; the engines run in
+  turn ``--repeats`` times and the round with the median ratio is shown;
 - peak memory: the process's peak resident set (``ru_maxrss``), and in brackets how far that
   peak lies above the resident set once the model and the batch exist, before the first step
   (what training adds: activations, gradients, optimizer moments, scratch). The first includes
@@ -14,7 +15,9 @@ its own:
 Then a per-layer profile of the NumPy step (forward and backward time of each layer, the loss and
 the optimizer step), averaged over the timed steps.
 
-Run: ``python benchmarks/bench_engine.py`` (``--threads``, ``--batch-sizes``, ``--steps``).
+Run: ``python benchmarks/bench_engine.py`` (``--threads``, ``--batch-sizes``, ``--steps``,
+``--repeats``). With ``--conv-layer`` it times the tutorial's second convolution layer alone
+(:func:`conv_layer_table`; ``--threads 0`` leaves each library its default thread count).
 """
 
 from __future__ import annotations
@@ -61,9 +64,12 @@ def _numpy_worker(batch: int, steps: int) -> dict:
         _, grad = nn.cross_entropy(x, labels)
         if profile:
             other["loss"] += time.perf_counter() - start
-        for name, layer in zip(reversed(names), reversed(list(model))):
+        for index, name, layer in reversed(list(zip(range(len(names)), names, model))):
             start = time.perf_counter()
-            grad = layer.backward(grad)
+            if index == 0:
+                layer.backward_parameters(grad)  # the input is data: no gradient (as the engine)
+            else:
+                grad = layer.backward(grad)
             if profile:
                 backward[name] += time.perf_counter() - start
         start = time.perf_counter()
@@ -132,6 +138,80 @@ def _result(times, peak_kib, rss_before_kib, profile) -> dict:
     }
 
 
+def _median_s(function, runs: int = 7) -> float:
+    function()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[runs // 2]
+
+
+def conv_layer_table(batch_sizes: list[int], repeats: int, threads: int | None) -> None:
+    """``cnnkit.conv2d`` and ``conv2d_backward`` on the tutorial's second layer against torch.
+
+    32 -> 64 channels, 5x5, padding 2, on 14x14, float32. Each repeat times cnnkit's forward,
+    torch's forward, cnnkit's backward (input and weight gradients) and torch's (autograd of
+    a forward pass, less that forward), each the median of 7 calls, one after the other; the
+    median ratio over the repeats is printed with its range. ``threads`` None: each library's
+    default.
+    """
+    import torch
+
+    import cnnkit
+
+    if threads is not None:
+        cnnkit.ops.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    print(f"conv2d, tutorial layer 2; cnnkit threads {cnnkit.ops.get_num_threads()}, torch "
+          f"threads {torch.get_num_threads()}; median of {repeats} repeats (range)")
+    print("| batch | pass | cnnkit ms | torch ms | ratio |")
+    print("|---|---|---|---|---|")
+    for batch in batch_sizes:
+        for name, entries in _conv_layer_rounds(batch, repeats).items():
+            entries.sort()
+            ratio, ours, theirs = entries[len(entries) // 2]
+            print(f"| {batch} | {name} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {ratio:.2f} "
+                  f"({entries[0][0]:.2f}-{entries[-1][0]:.2f}) |")
+
+
+def _conv_layer_rounds(batch: int, repeats: int) -> dict[str, list]:
+    """(ratio, cnnkit s, torch s) of each repeat, for the forward and the backward pass."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    import cnnkit
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, 32, 14, 14)).astype(np.float32)
+    weight = (rng.standard_normal((64, 32, 5, 5)) * 0.05).astype(np.float32)
+    bias = rng.standard_normal(64).astype(np.float32)
+    grad = rng.standard_normal((batch, 64, 14, 14)).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    tw = torch.from_numpy(weight).requires_grad_(True)
+    tb, tgrad = torch.from_numpy(bias), torch.from_numpy(grad)
+
+    def torch_forward():
+        with torch.no_grad():
+            F.conv2d(tx, tw, tb, padding=2)
+
+    def torch_both():
+        torch.autograd.grad(F.conv2d(tx, tw, tb, padding=2), (tx, tw), tgrad)
+
+    rounds = {"forward": [], "backward (input and weight)": []}
+    for _ in range(repeats):
+        ours = _median_s(lambda: cnnkit.conv2d(x, weight, bias, padding=2))
+        theirs = _median_s(torch_forward)
+        rounds["forward"].append((ours / theirs, ours, theirs))
+        ours_back = _median_s(lambda: cnnkit.conv2d_backward(grad, x, weight, padding=2))
+        theirs_back = _median_s(torch_both) - theirs
+        rounds["backward (input and weight)"].append((ours_back / theirs_back, ours_back,
+                                                      theirs_back))
+    return rounds
+
+
 def _run_worker(engine: str, batch: int, steps: int, threads: int) -> dict:
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -147,8 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of both engines, alternating; the median ratio is shown")
+    parser.add_argument("--conv-layer", action="store_true",
+                        help="time the tutorial's second convolution layer alone instead")
     parser.add_argument("--worker", choices=["numpy", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.conv_layer:
+        threads = None if args.threads == 0 else args.threads
+        conv_layer_table(args.batch_sizes, max(args.repeats, 1), threads)
+        return 0
     if args.worker == "numpy":
         print(json.dumps(_numpy_worker(args.batch_sizes[0], args.steps)))
         return 0
@@ -164,12 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     profiles = {}
     for batch in args.batch_sizes:
-        ours = _run_worker("numpy", batch, args.steps, args.threads)
-        theirs = _run_worker("torch", batch, args.steps, args.threads)
+        # Alternate the two engines, so that a change in the machine's load hits both; keep the
+        # round with the median ratio.
+        rounds = []
+        for _ in range(args.repeats):
+            ours = _run_worker("numpy", batch, args.steps, args.threads)
+            theirs = _run_worker("torch", batch, args.steps, args.threads)
+            rounds.append((ours["median_s"] / theirs["median_s"], ours, theirs))
+        ratio, ours, theirs = sorted(rounds, key=lambda entry: entry[0])[len(rounds) // 2]
         profiles[batch] = (ours["profile"], ours["median_s"])
         memory_ratio = ours["step_peak_mib"] / max(theirs["step_peak_mib"], 1e-9)
         print(f"| {batch} | {ours['median_s'] * 1e3:.1f} | {theirs['median_s'] * 1e3:.1f} | "
-              f"{ours['median_s'] / theirs['median_s']:.2f} | {ours['peak_mib']:.0f} "
+              f"{ratio:.2f} | {ours['peak_mib']:.0f} "
               f"({ours['step_peak_mib']:.0f}) | {theirs['peak_mib']:.0f} "
               f"({theirs['step_peak_mib']:.0f}) | {memory_ratio:.2f} |")
     for batch, (profile, total) in profiles.items():

@@ -183,3 +183,68 @@ def test_max_pool2d_backward_matches_autograd_with_overlaps():
     out.backward(torch.from_numpy(grad_out))
     grad = max_pool2d_backward(grad_out, x, 3, stride=1, padding=1)
     assert relative_error(grad, tx.grad.numpy()) < TOLERANCE
+
+
+LAYOUT_CASES = [
+    # (x shape, w shape, kwargs): the tutorial's second layer in small, then stride, dilation,
+    # groups, an even kernel with asymmetric padding, and padding wider than the kernel
+    ((3, 6, 7, 7), (5, 6, 5, 5), {"padding": 2}),
+    ((2, 4, 9, 8), (6, 4, 3, 3), {"stride": 2, "padding": 1}),
+    ((2, 4, 9, 9), (4, 4, 3, 2), {"dilation": (2, 3), "padding": (2, 1)}),
+    ((2, 6, 6, 7), (9, 2, 3, 3), {"groups": 3, "padding": 1}),
+    ((1, 3, 5, 6), (2, 3, 2, 4), {"padding": "same"}),
+    ((2, 3, 4, 4), (2, 3, 3, 3), {"padding": 3}),
+]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs"), LAYOUT_CASES)
+def test_both_column_layouts_match_autograd(monkeypatch, channels_last, x_shape, w_shape, kwargs):
+    """Channels-last columns (with the input gradient as a correlation where the stride is 1)
+    and tap-by-tap columns (with col2im), each forced, equal torch in float64 (1e-10)."""
+    from cnnkit.ops import _core
+
+    monkeypatch.setattr(_core, "_channels_last_pays", lambda *args: channels_last)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    out = F.conv2d(tx, tw, **kwargs)
+    grad_out = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.from_numpy(grad_out))
+    np.testing.assert_allclose(conv2d(x, w, **kwargs), out.detach().numpy(), rtol=1e-10,
+                               atol=1e-10)
+    grad_x, grad_w, _ = conv2d_backward(grad_out, x, w, **kwargs)
+    np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grad_w, tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
+    """input_grad=False returns None for the input and the very same weight and bias
+    gradients."""
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((2, 1, 9, 9)), rng.standard_normal((4, 1, 5, 5))
+    grad_out = rng.standard_normal((2, 4, 9, 9))
+    full = conv2d_backward(grad_out, x, w, padding=2)
+    partial = conv2d_backward(grad_out, x, w, padding=2, input_grad=False)
+    assert partial[0] is None
+    np.testing.assert_array_equal(partial[1], full[1])
+    np.testing.assert_array_equal(partial[2], full[2])
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((2, 3, 9, 11), 2), ((1, 2, 8, 9), (2, 3))])
+def test_max_pool_over_tiling_windows_matches_the_general_loop(monkeypatch, shape, kernel):
+    """Windows that tile the input (stride = kernel) take the same maxima and first-maximum
+    indices as the general tap loop, with ties and -inf, and the same gradient."""
+    from cnnkit.ops import pool
+
+    x = np.random.default_rng(9).integers(0, 3, shape).astype(np.float32)  # many ties
+    x[0, 0, :2, :3] = -np.inf
+    fast = max_pool2d(x, kernel, return_indices=True)
+    monkeypatch.setattr(pool, "_max_pool_tiled", lambda plan: None)
+    general = max_pool2d(x, kernel, return_indices=True)
+    for ours, theirs in zip(fast, general, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    tx = torch.tensor(x, requires_grad=True)
+    _, indices = F.max_pool2d(tx, kernel, return_indices=True)
+    np.testing.assert_array_equal(fast[1], indices.numpy())

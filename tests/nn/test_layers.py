@@ -239,3 +239,24 @@ def test_gradcheck_on_sampled_elements_of_a_model():
     assert set(errors) == {"input", "0.weight", "0.bias", "1.weight", "1.bias", "6.weight",
                            "6.bias"}
     assert max(errors.values()) < FINITE_DIFFERENCES
+
+
+def test_backward_without_input_gradient_accumulates_the_same_parameter_gradients():
+    """Sequential.backward(input_grad=False) returns None and leaves every parameter the
+    gradient a full backward pass gives (the first layer skips only its input's gradient)."""
+    generator = np.random.default_rng(3)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, generator=generator), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * 3 * 3, 5, generator=generator),
+    )
+    x = generator.standard_normal((3, 2, 6, 6)).astype(np.float32)
+    grad = generator.standard_normal((3, 5)).astype(np.float32)
+    gradients = []
+    for input_grad in (True, False):
+        model.zero_grad()
+        model(x)
+        returned = model.backward(grad, input_grad=input_grad)
+        assert (returned is None) == (not input_grad)
+        gradients.append([parameter.grad.copy() for parameter in model.parameters()])
+    for full, partial in zip(*gradients, strict=True):
+        np.testing.assert_array_equal(full, partial)

@@ -75,6 +75,13 @@ class Module:
     def backward(self, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
+    def backward_parameters(self, grad: np.ndarray) -> None:
+        """Accumulate the parameters' gradients only, for a layer whose input needs none.
+
+        Layers whose input gradient costs real work (a convolution) skip it.
+        """
+        self.backward(grad)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
@@ -269,7 +276,16 @@ class Sequential(Module):
         except ShapeError as exc:
             raise ShapeError(f"layer {index} ({type(layer).__name__}): {exc}") from None
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
-        for layer in reversed(self._layers):
+    def backward(self, grad: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """The layers' backward passes, last to first: the input's gradient.
+
+        With ``input_grad=False`` (training, where the input is data) the first layer only
+        accumulates its parameters' gradients (:meth:`Module.backward_parameters`) and None is
+        returned.
+        """
+        for layer in reversed(self._layers[1:]):
             grad = layer.backward(grad)
-        return grad
+        if not input_grad:
+            self._layers[0].backward_parameters(grad)
+            return None
+        return self._layers[0].backward(grad)

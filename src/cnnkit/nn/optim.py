@@ -257,19 +257,27 @@ class Adam(Optimizer):
         elif weight_decay:
             grad = grad + weight_decay * data
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)  # torch's lerp
+        # One scratch array holds every intermediate in turn (a fresh array per operation costs
+        # more than the arithmetic for the large layers); the operations are unchanged.
+        scratch = np.subtract(grad, exp_avg)
+        scratch *= 1 - beta1
+        exp_avg += scratch  # torch's lerp
         exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * (grad * grad)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - beta2
+        exp_avg_sq += scratch
         step_size = lr / (1 - beta1**step)
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            denom = np.sqrt(state["max_exp_avg_sq"])
+            denom = np.sqrt(state["max_exp_avg_sq"], out=scratch)
         else:
-            denom = np.sqrt(exp_avg_sq)
+            denom = np.sqrt(exp_avg_sq, out=scratch)
         denom /= bias_correction2_sqrt
         denom += eps
-        data -= step_size * (exp_avg / denom)
+        np.divide(exp_avg, denom, out=denom)
+        denom *= step_size
+        data -= denom
 
 
 class AdamW(Adam):

@@ -2,15 +2,19 @@
 
 All convolution-like functions end in :func:`correlate`, with an input in NCHW layout (1-D
 signals carry a unit height axis), a weight of shape ``(O, C // groups, kh, kw)`` and zero
-padding given as ``((top, bottom), (left, right))``, which is applied virtually: nothing is
-copied. (Other padding modes are applied by the caller with :func:`cnnkit.ops.windows.pad`.)
-Two algorithms:
+padding given as ``((top, bottom), (left, right))``. (Other padding modes are applied by the
+caller with :func:`cnnkit.ops.windows.pad`.) Three algorithms:
 
 - **direct** (the default): the outputs are cut into tiles of whole output rows; each tile's
-  columns (one row per tap and input channel, "im2col") are gathered tap by tap and multiplied
-  with the weight matrix by BLAS. Tiles are sized so the column matrix stays under
+  columns (one per tap and input channel, "im2col") are gathered and multiplied with the
+  weight matrix by BLAS. Tiles are sized so the column matrix stays under
   :data:`cnnkit.ops._parallel.TILE_BYTES`, which keeps it in cache and bounds the extra memory
-  whatever the kernel.
+  whatever the kernel. The columns are gathered in one of two ways, whichever copies the
+  longer contiguous runs (:func:`_channels_last_pays`): *tap by tap* from the NCHW input, a
+  row of outputs at a time, with the zero padding applied virtually (images, first layers);
+  or *channels-last*, from one zero-padded (N, H, W, C) copy of the input, a window row's
+  channels at a time (``kw * C`` elements), in one copy per tile (layers with many channels
+  on small images, where a row of outputs is short).
 - **banded**: for one plane and one filter at stride 1 (a filter or a pass of a separable
   filter over an image), a block of neighbouring outputs of a row is one input segment times a
   *band matrix* (a kernel row copied down its diagonals), so a tile of outputs is one matrix
@@ -148,6 +152,83 @@ def _columns(x, kernel_size, stride, dilation, pads, groups, tile, out_width) ->
         taken = grouped[(batch, slice(None), slice(None), *source)]
         plane[(Ellipsis, *target)] = taken.transpose(1, 2, 0, 3, 4)
     return columns.reshape(groups, cg * kh * kw, nb * (r1 - r0) * out_width)
+
+
+def _channels_last_pays(
+    channels: int, kernel_width: int, stride: tuple[int, int], dilation: tuple[int, int],
+    groups: int, out_width: int,
+) -> bool:
+    """Whether channels-last columns copy runs at least as long as the tap-by-tap gather's.
+
+    Both gathers cost about one step per contiguous run they copy. Tap by tap, a run is a row
+    of outputs (``out_width`` elements at stride 1); channels-last, it is a window row's
+    channels (``kw * C`` elements with dilation 1 and one group, else ``C // groups``). Layers
+    deep in a network (many channels, small images) gather channels-last; images and the first
+    layer (few channels, long rows) tap by tap.
+    """
+    channels_run = channels // groups
+    if dilation[1] == 1 and groups == 1:
+        channels_run *= kernel_width
+    taps_run = out_width if stride[1] == 1 else 1
+    return channels_run >= taps_run
+
+
+def _padded_channels_last(x: np.ndarray, pads: Pads) -> np.ndarray:
+    """``x`` (N, C, H, W) zero-padded by ``pads`` and laid out as (N, H', W', C), contiguous."""
+    return np.ascontiguousarray(pad(x.transpose(0, 2, 3, 1), (*pads, (0, 0))))
+
+
+def _columns_last(padded, kernel_size, stride, dilation, groups, tile, out_width) -> np.ndarray:
+    """The im2col matrix of one tile ``(batch, r0, r1)``, channels-last.
+
+    ``padded`` is the input from :func:`_padded_channels_last`. Shape ``(groups, nb * (r1 - r0)
+    * Wo, kh * kw * C//groups)``: one row per output position, one column per (tap, input
+    channel) of the group, the transpose of :func:`_columns`' layout.
+    """
+    batch, r0, r1 = tile
+    windows = window_view(
+        padded[batch, r0 * stride[0] :], kernel_size, stride, dilation, (r1 - r0, out_width),
+        channels_last=True,
+    )
+    nb, rows, cols, kh, kw, c = windows.shape
+    cg = c // groups
+    columns = np.empty((groups, nb, rows, cols, kh, kw, cg), dtype=padded.dtype)
+    np.copyto(columns, windows.reshape(nb, rows, cols, kh, kw, groups, cg).transpose(
+        5, 0, 1, 2, 3, 4, 6))
+    return columns.reshape(groups, nb * rows * cols, kh * kw * cg)
+
+
+def _weight_matrix_last(weight: np.ndarray, groups: int) -> np.ndarray:
+    """``weight`` (O, C//groups, kh, kw) as ``(groups, kh * kw * C//groups, O//groups)``, the
+    right-hand factor of :func:`_columns_last`' columns."""
+    o, cg, kh, kw = weight.shape
+    grouped = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1)
+    return np.ascontiguousarray(grouped).reshape(groups, kh * kw * cg, o // groups)
+
+
+def _correlate_channels_last(x, weight, stride, dilation, pads, groups, out_shape) -> np.ndarray:
+    """The direct path with channels-last columns: tiles of images (or of rows of one image)
+    times the weight matrix, each product put back in NCHW order."""
+    n, c = x.shape[:2]
+    o, _, kh, kw = weight.shape
+    og = o // groups
+    ho, wo = out_shape
+    padded = _padded_channels_last(x, pads)
+    weight_matrix = _weight_matrix_last(weight, groups)
+    out = np.empty((n, o, ho, wo), dtype=x.dtype)
+    out_grouped = out.reshape(n, groups, og, ho, wo)
+
+    def run(tile: tuple[slice, int, int]) -> None:
+        batch, r0, r1 = tile
+        columns = _columns_last(padded, (kh, kw), stride, dilation, groups, tile, wo)
+        product = _matmul(columns, weight_matrix)
+        nb = batch.stop - batch.start
+        out_grouped[batch, :, :, r0:r1] = product.reshape(groups, nb, r1 - r0, wo, og).transpose(
+            1, 0, 4, 2, 3)
+
+    work = direct_cost(weight[0].size, n * o * ho * wo)
+    map_tiles(run, _tiles(n, ho, c * kh * kw * wo * x.itemsize), work)
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -442,6 +523,8 @@ def correlate(
         return map_tiles(lambda _: _matmul(weight_matrix, columns), [None], work)[0].reshape(
             1, o, ho, wo
         )
+    if _channels_last_pays(c, kw, stride, dilation, groups, wo):
+        return _correlate_channels_last(x, weight, stride, dilation, pads, groups, out_shape)
     out = np.empty((n, o, ho, wo), dtype=x.dtype)
 
     def run(tile: tuple[slice, int, int]) -> None:
@@ -468,35 +551,102 @@ def correlate_backward(
     dilation: tuple[int, int],
     pads: Pads,
     groups: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients of :func:`correlate` with respect to ``x`` and ``weight``.
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Gradients of :func:`correlate` with respect to ``x`` (None when ``input_grad`` is false:
+    its work is skipped) and ``weight``.
 
-    The weight gradient is the grad-output matrix times the transposed columns; the input
-    gradient multiplies the transposed weight matrix by the grad-output and scatters the resulting
-    columns back tap by tap ("col2im"), the adjoint of gathering them. Reads of the zero padding
-    have no input to send their gradient to, and are skipped. Tiles of whole images write
-    separate parts of the input gradient and run in the thread pool; their weight gradients are
-    summed in tile order, so the result does not depend on the thread count. Tiles of rows of
-    one image overlap in the input and run one after the other.
+    The weight gradient is the grad-output matrix times the columns of ``x``
+    (:func:`_weight_gradient`). At stride 1 the input gradient is itself a correlation: the
+    grad-output, padded by ``dilation * (k - 1)`` less the forward padding, correlated with the
+    weight flipped in both spatial axes and with its input and output channels swapped, so it
+    runs on the forward's channels-last path. Otherwise (a stride, a forward padding wider than
+    the kernel, or few input channels, where that correlation would have few output channels)
+    the transposed weight matrix times the grad-output gives columns that are scattered back
+    tap by tap (:func:`_input_gradient_col2im`).
+    """
+    o, cg, kh, kw = weight.shape
+    extents = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    grad_pads = tuple((extent - before, extent - after) for extent, (before, after) in zip(
+        extents, pads))
+    grad_weight = _weight_gradient(grad_output, x, weight.shape, stride, dilation, pads, groups)
+    if not input_grad:
+        return None, grad_weight
+    as_correlation = (
+        stride == (1, 1)
+        and min(min(pair) for pair in grad_pads) >= 0
+        and _channels_last_pays(x.shape[1], kw, stride, dilation, groups, grad_output.shape[3])
+    )
+    if not as_correlation:
+        grad_x = _input_gradient_col2im(grad_output, x, weight, stride, dilation, pads, groups)
+        return grad_x, grad_weight
+    flipped = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    flipped = np.ascontiguousarray(flipped[..., ::-1, ::-1]).reshape(groups * cg, o // groups,
+                                                                     kh, kw)
+    grad_x = correlate(grad_output, flipped, (1, 1), dilation, grad_pads, groups, x.shape[2:],
+                       method="direct")
+    return grad_x, grad_weight
+
+
+def _weight_gradient(grad_output, x, weight_shape, stride, dilation, pads, groups) -> np.ndarray:
+    """The weight gradient: per tile, the grad-output times the tile's columns of ``x``.
+
+    The tiles' sums are added in tile order, so the result does not depend on the thread count.
+    """
+    n, c = x.shape[:2]
+    o, cg, kh, kw = weight_shape
+    og = o // groups
+    ho, wo = grad_output.shape[2:]
+    channels_last = _channels_last_pays(c, kw, stride, dilation, groups, wo)
+    if channels_last:
+        padded = _padded_channels_last(x, pads)
+        grad_last = np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1))
+
+    def run(tile: tuple[slice, int, int]) -> np.ndarray:
+        batch, r0, r1 = tile
+        nb = batch.stop - batch.start
+        if channels_last:
+            columns = _columns_last(padded, (kh, kw), stride, dilation, groups, tile, wo)
+            grad_tile = grad_last[batch, r0:r1].reshape(-1, groups, og).transpose(1, 2, 0)
+            return _matmul(grad_tile, columns)
+        columns = _columns(x, (kh, kw), stride, dilation, pads, groups, tile, wo)
+        grad_tile = grad_output[batch, :, r0:r1].transpose(1, 0, 2, 3)
+        grad_tile = grad_tile.reshape(groups, og, nb * (r1 - r0) * wo)
+        return _matmul(grad_tile, columns.transpose(0, 2, 1))
+
+    work = direct_cost(cg * kh * kw, n * o * ho * wo)
+    tiles = _tiles(n, ho, c * kh * kw * wo * x.itemsize)
+    grad_weight = functools.reduce(np.add, map_tiles(run, tiles, work))
+    if channels_last:
+        # (groups, og, kh * kw * cg) in (kh, kw, cg) order, back to (O, C//groups, kh, kw)
+        return grad_weight.reshape(o, kh, kw, cg).transpose(0, 3, 1, 2).copy()
+    return grad_weight.reshape(weight_shape)
+
+
+def _input_gradient_col2im(grad_output, x, weight, stride, dilation, pads, groups) -> np.ndarray:
+    """The input gradient by scattering columns ("col2im"), the adjoint of gathering them.
+
+    The transposed weight matrix times the grad-output gives each tile's columns, which are
+    added back tap by tap; reads of the zero padding have no input to send their gradient to,
+    and are skipped. Tiles of whole images write separate parts of the input gradient and run
+    in the thread pool; tiles of rows of one image overlap in the input and run one after the
+    other.
     """
     n = x.shape[0]
     o, cg, kh, kw = weight.shape
     og = o // groups
     ho, wo = grad_output.shape[2:]
-    weight_matrix = weight.reshape(groups, og, cg * kh * kw)
-    weight_matrix_t = weight_matrix.transpose(0, 2, 1)
+    weight_matrix_t = weight.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
     grad_x = np.zeros_like(x)
     grad_grouped = grad_x.reshape(n, groups, cg, *x.shape[2:])
 
-    def run(tile: tuple[slice, int, int]) -> np.ndarray:
+    def run(tile: tuple[slice, int, int]) -> None:
         batch, r0, r1 = tile
         nb = batch.stop - batch.start
-        columns = _columns(x, (kh, kw), stride, dilation, pads, groups, tile, wo)
         grad_tile = grad_output[batch, :, r0:r1].transpose(1, 0, 2, 3)
         grad_tile = grad_tile.reshape(groups, og, nb * (r1 - r0) * wo)
-        grad_weight = _matmul(grad_tile, columns.transpose(0, 2, 1))
-        # The columns are spent: the input gradient's columns reuse their memory.
-        grad_columns = np.matmul(weight_matrix_t, grad_tile, out=columns).reshape(
+        grad_columns = np.matmul(weight_matrix_t, grad_tile).reshape(
             groups, cg, kh, kw, nb, r1 - r0, wo
         )
         windows = tap_windows(
@@ -509,10 +659,9 @@ def correlate_backward(
                 target_grad[(slice(None), slice(None), slice(None), *source)] += (
                     taken.transpose(2, 0, 1, 3, 4)
                 )
-        return grad_weight
 
     tiles = _tiles(n, ho, x.shape[1] * kh * kw * wo * x.itemsize)
     whole_images = all(r0 == 0 and r1 == ho for _, r0, r1 in tiles)
-    work = 3 * direct_cost(weight[0].size, n * o * ho * wo) if whole_images else 0
-    grad_weight = functools.reduce(np.add, map_tiles(run, tiles, work))
-    return grad_x, grad_weight.reshape(weight.shape)
+    work = 2 * direct_cost(weight[0].size, n * o * ho * wo) if whole_images else 0
+    map_tiles(run, tiles, work)
+    return grad_x

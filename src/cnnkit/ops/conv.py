@@ -111,7 +111,9 @@ def _forward(plan: _ConvPlan) -> np.ndarray:
     return plan.restore(out)
 
 
-def _backward(plan: _ConvPlan, grad_output: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _backward(
+    plan: _ConvPlan, grad_output: object, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     expected = plan.restore(np.empty((plan.x.shape[0], plan.weight.shape[0], *plan.out_shape)))
     grad = as_float_array(grad_output, "grad_output", ndims=(expected.ndim,))
     if grad.shape != expected.shape:
@@ -126,11 +128,14 @@ def _backward(plan: _ConvPlan, grad_output: object) -> tuple[np.ndarray, np.ndar
     grad = np.ascontiguousarray(grad)
     x, zero_pads = _padded(plan)
     grad_x, grad_weight = correlate_backward(
-        grad, x, plan.weight, plan.stride, plan.dilation, zero_pads, plan.groups
+        grad, x, plan.weight, plan.stride, plan.dilation, zero_pads, plan.groups,
+        input_grad=input_grad,
     )
-    if plan.padding_mode != "zeros":
-        grad_x = pad_backward(grad_x, plan.pads, plan.padding_mode)
-    grad_input = plan.restore(grad_x)
+    grad_input = None
+    if input_grad:
+        if plan.padding_mode != "zeros":
+            grad_x = pad_backward(grad_x, plan.pads, plan.padding_mode)
+        grad_input = plan.restore(grad_x)
     if plan.spatial_dims == 1:
         grad_weight = grad_weight[:, :, 0]
     grad_bias = grad.sum(axis=(0, 2, 3))
@@ -192,11 +197,15 @@ def conv2d_backward(
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
     Given ``grad_output`` = dL/d(output), returns ``(grad_input, grad_weight, grad_bias)`` of the
-    shapes of ``input``, ``weight`` and ``(O,)``. Arguments are those of the forward call.
+    shapes of ``input``, ``weight`` and ``(O,)``. Arguments are those of the forward call; with
+    ``input_grad=False`` the input's gradient is not computed and ``grad_input`` is None (a
+    network's first layer, whose input is data).
 
     >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
     >>> grad_input, grad_weight, grad_bias = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
@@ -206,7 +215,7 @@ def conv2d_backward(
            [1., 2., 1.]])
     """
     plan = _plan(input, weight, None, stride, padding, dilation, groups, padding_mode, 2)
-    return _backward(plan, grad_output)
+    return _backward(plan, grad_output, input_grad)
 
 
 def conv1d(

@@ -190,6 +190,8 @@ def window_view(
     stride: Sequence[int],
     dilation: Sequence[int],
     out_shape: Sequence[int],
+    *,
+    channels_last: bool = False,
 ) -> np.ndarray:
     """Every window of an explicitly padded (N, C, H, W) array at once, as a read-only view.
 
@@ -199,23 +201,41 @@ def window_view(
     instead of one per tap, which pays off for small inputs, where the per-tap calls cost more
     than the bytes they move.
 
+    With ``channels_last`` the array is (N, H, W, C) and the view ``(N, Ho, Wo, kh, kw, C)``,
+    element ``[n, r, q, i, j, c]`` being the same input element: each window is then a few
+    contiguous runs of channels (one run of ``kw * C`` with dilation 1), which copy fast.
+
     >>> window_view(np.arange(5.0).reshape(1, 1, 1, 5), (1, 2), (1, 2), (1, 1), (1, 2))[0, 0, 0]
     array([[[0., 2.]],
     <BLANKLINE>
            [[1., 3.]]])
+    >>> window_view(np.arange(5.0).reshape(1, 1, 5, 1), (1, 2), (1, 2), (1, 1), (1, 2),
+    ...             channels_last=True)[0, 0, :, 0, :, 0]
+    array([[0., 1.],
+           [2., 3.]])
     """
-    n, c = padded.shape[:2]
-    batch_stride, channel_stride, row_stride, col_stride = padded.strides
-    return np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(n, c, *kernel_size, *out_shape),
-        strides=(
+    if channels_last:
+        n, c = padded.shape[0], padded.shape[3]
+        batch_stride, row_stride, col_stride, channel_stride = padded.strides
+        shape = (n, *out_shape, *kernel_size, c)
+        strides = (
+            batch_stride,
+            row_stride * stride[0],
+            col_stride * stride[1],
+            row_stride * dilation[0],
+            col_stride * dilation[1],
+            channel_stride,
+        )
+    else:
+        n, c = padded.shape[:2]
+        batch_stride, channel_stride, row_stride, col_stride = padded.strides
+        shape = (n, c, *kernel_size, *out_shape)
+        strides = (
             batch_stride,
             channel_stride,
             row_stride * dilation[0],
             col_stride * dilation[1],
             row_stride * stride[0],
             col_stride * stride[1],
-        ),
-        writeable=False,
-    )
+        )
+    return np.lib.stride_tricks.as_strided(padded, shape=shape, strides=strides, writeable=False)
