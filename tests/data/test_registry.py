@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
+from tests.data.conftest import GOOD_SHA, PAYLOAD
 
 from cnnkit.data import choose_dataset, load_dataset, registry
 from cnnkit.data.idx import write_idx
@@ -22,62 +20,6 @@ from cnnkit.data.registry import (
     search_folders,
 )
 from cnnkit.engines.demo import demo_dataset
-
-PAYLOAD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x04abcd", mtime=0)
-GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves /good (the payload), /corrupt (altered bytes) and /dropped (cut half-way)."""
-
-    def do_GET(self):
-        if self.path.endswith("/good") or self.path.startswith("/mirror/"):
-            body = self.server.files.get(self.path, PAYLOAD)
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path.endswith("/corrupt"):
-            body = bytes(reversed(PAYLOAD))
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        elif self.path.endswith("/dropped"):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(PAYLOAD)))
-            self.end_headers()
-            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-        else:
-            self.send_error(404)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    """A local HTTP server on 127.0.0.1 in a thread; yields its base URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files = {}
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """Cache, environment and system folder all pointed into tmp_path."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("CNNKIT_DATA", raising=False)
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(registry, "_SYSTEM_FOLDER", tmp_path / "system")
-    return tmp_path
 
 
 def _write_set(folder, count=20, compress=True, seed=0):
@@ -204,18 +146,22 @@ def test_missing_dataset_message_lists_folders_and_hint(isolated, monkeypatch):
 
 
 def test_unknown_dataset_is_refused():
-    """Only the registered IDX data sets can be fetched."""
-    with pytest.raises(ValueError, match="'mnist', 'fashion-mnist'"):
+    """Only the registered data sets can be fetched; the message lists them."""
+    with pytest.raises(ValueError, match="'mnist', 'fashion-mnist', 'cifar-10', got 'cifar10'"):
         fetch("cifar10")
 
 
 def test_registry_digests_are_sha256_hex():
-    """Every registered file has a 64-digit hex SHA-256 digest and an official .gz name."""
+    """Every registered file has a 64-digit hex SHA-256 digest and an official .gz name;
+    CIFAR-10's archive has the published digest."""
     for spec in IDX_DATASETS.values():
         for data_file in spec.files:
             assert len(data_file.sha256) == 64
             int(data_file.sha256, 16)
             assert data_file.name.endswith("-ubyte.gz")
+    archive = registry.ARCHIVE_DATASETS["cifar-10"].archive
+    assert archive.name == "cifar-10-binary.tar.gz"
+    assert archive.sha256 == "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
 
 
 # ---- the demo's data: installed, cached, downloaded, or synthetic with the reason -------------

@@ -64,7 +64,7 @@ def test_unknown_file_is_refused(data, tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("{broken", "is not JSON"),
+    ("{broken", "is not valid JSON"),
     ('{"format": "other"}', "is not a cnnkit split file"),
     ('{"format": "cnnkit-split", "version": 1, "train": "x", "validation": [], "test": [],'
      ' "class_names": []}', "'train' must be a list of strings"),

@@ -1,4 +1,4 @@
-"""Data sets for training: MNIST-style IDX files, synthetic digits and image folders.
+"""Data sets for training: MNIST-style IDX files, CIFAR-10, synthetic digits and image folders.
 
 Every data set comes out the same way: uint8 images ``(N, C, H, W)``, int64 labels, class names,
 and a test split when the data set has one. Pixel values stay 0..255 here; the engine scales
@@ -9,6 +9,8 @@ Names:
 
 - ``mnist``, ``fashion-mnist``: IDX files, found on disk or downloaded (see
   :mod:`cnnkit.data.registry`);
+- ``cifar-10``: the binary version's archive, found on disk or downloaded the same way, read
+  into 3×32×32 images (:mod:`cnnkit.data.cifar`);
 - ``synthetic-digits``: 12,000 training and 2,000 test images drawn from a fixed seed
   (:mod:`cnnkit.data.synthetic`), no files needed;
 - ``auto`` (what training uses when no data set is named): the tutorial's ``mnist`` when it is
@@ -34,12 +36,16 @@ import numpy as np
 
 from cnnkit._validate import check_int
 from cnnkit.data.cache import load_image_folder
+from cnnkit.data.cifar import read_cifar10
 from cnnkit.data.idx import read_idx, write_idx
 from cnnkit.data.imagefolder import read_image_folder
 from cnnkit.data.registry import (
+    ARCHIVE_DATASETS,
     IDX_DATASETS,
     DatasetNotFoundError,
     DownloadError,
+    dataset_names,
+    dataset_spec,
     fetch,
     locate,
     search_folders,
@@ -60,6 +66,7 @@ __all__ = [
     "Split",
     "check_labels",
     "choose_dataset",
+    "dataset_names",
     "fetch",
     "flips_allowed",
     "is_digits",
@@ -79,7 +86,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load_dataset` (plus ``imagefolder:PATH``).
-DATASET_NAMES = ("mnist", "fashion-mnist", "synthetic-digits")
+DATASET_NAMES = (*dataset_names(), "synthetic-digits")
 
 #: The tutorial holds out the first 10,000 of MNIST's 60,000 training images: one sixth.
 DEFAULT_VAL_FRACTION = 1 / 6
@@ -100,12 +107,12 @@ def is_digits(name: str) -> bool:
 
     Image folders are not known to: their content is the user's.
 
-    >>> is_digits("mnist"), is_digits("fashion-mnist"), is_digits("synthetic-digits")
+    >>> is_digits("mnist"), is_digits("cifar-10"), is_digits("synthetic-digits")
     (True, False, True)
     """
     if name == "synthetic-digits":
         return True
-    spec = IDX_DATASETS.get(name)
+    spec = dataset_spec(name)
     return spec is not None and spec.digits
 
 
@@ -121,12 +128,12 @@ def flips_allowed(name: str) -> bool:
     """
     if name in ("synthetic-digits", AUTO_DATASET):
         return False
-    spec = IDX_DATASETS.get(name)
+    spec = dataset_spec(name)
     return spec is None or spec.flips_allowed
 
 
-#: How messages name the IDX data sets.
-_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+#: How messages name the registered data sets.
+_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar-10": "CIFAR-10"}
 
 
 @dataclass(frozen=True)
@@ -178,9 +185,10 @@ def choose_dataset(
     timeout: float = 30.0,
     report: Callable[[str], None] | None = None,
 ) -> DatasetChoice:
-    """The IDX data set ``wanted`` when it can be had, synthetic digits otherwise, and why.
+    """The registered data set ``wanted`` when it can be had, synthetic digits otherwise, and
+    why.
 
-    ``wanted`` can be had when its four files are in one of the folders
+    ``wanted`` can be had when its files are in one of the folders
     :func:`~cnnkit.data.registry.search_folders` lists (``data_dir`` first), or when they can be
     downloaded into the user cache (``download`` and ``$CNNKIT_OFFLINE`` unset; ``mirrors`` and
     ``timeout`` as :func:`~cnnkit.data.registry.fetch` takes them). A failed download, for
@@ -392,14 +400,15 @@ def load_dataset(
     Parameters
     ----------
     name : str
-        ``'mnist'``, ``'fashion-mnist'``, ``'synthetic-digits'`` or ``'imagefolder:PATH'``.
+        ``'mnist'``, ``'fashion-mnist'``, ``'cifar-10'``, ``'synthetic-digits'`` or
+        ``'imagefolder:PATH'``.
     data_dir : path-like, optional
-        Searched first for IDX files.
+        Searched first for the files of a registered data set.
     input_shape : sequence of 3 ints, optional
         ``(C, H, W)`` images are brought to (image folders only: the other data sets are
-        1×28×28 and a different shape is refused).
+        1×28×28, CIFAR-10 3×32×32, and a different shape is refused).
     download : bool
-        Allow downloading missing IDX files.
+        Allow downloading the missing files of a registered data set.
     progress : bool
         Show a progress bar while downloading or decoding.
     on_error : {'skip', 'raise'}
@@ -456,6 +465,17 @@ def load_dataset(
             test_images,
             test_labels,
             list(IDX_DATASETS[name].class_names),
+        )
+    elif name in ARCHIVE_DATASETS:
+        paths = fetch(name, data_dir, download_missing=download, progress=progress, log=report)
+        splits = read_cifar10(next(iter(paths.values())), ARCHIVE_DATASETS[name].class_names)
+        data = Dataset(
+            name,
+            splits.train_images,
+            splits.train_labels.astype(np.int64),
+            splits.test_images,
+            splits.test_labels.astype(np.int64),
+            list(splits.class_names),
         )
     else:
         allowed = ", ".join(repr(n) for n in DATASET_NAMES)

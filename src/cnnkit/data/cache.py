@@ -18,8 +18,15 @@ one that fails its checks (manifest unreadable, array shapes, sizes or labels th
 it), is rebuilt whole, and the report says why.
 
 A cache is built in a temporary folder beside its final place and renamed into place, under a
-lock file (``fcntl.flock``), so that a reader never sees half a cache and two processes building
-the same cache take turns (the second then finds the first one's result).
+lock file (``fcntl.flock``, removed by its holder), so that a reader never sees half a cache and
+two processes building the same cache take turns (the second then finds the first one's result).
+
+The cache folder is marked as cnnkit's (a ``.cnnkit-cache`` file) when cnnkit creates it; a
+folder that holds other files and no mark is never written into (the images are decoded into
+memory instead, as they are when the folder is read-only or the disk is full), and
+:func:`clear_cache` refuses it. Even in a marked folder, clearing removes only what cnnkit can
+prove it wrote: folders and files whose names follow its pattern and that hold only the file
+names above.
 
 The cache lives in ``$XDG_CACHE_HOME/cnnkit/imagefolder`` (default ``~/.cache/cnnkit/imagefolder``)
 unless ``cache_dir`` is given.
@@ -28,9 +35,11 @@ unless ``cache_dir`` is given.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit._files import atomic_write
+from cnnkit._files import atomic_write, display_name
+from cnnkit._json import read_json
 from cnnkit._validate import check_choice
 from cnnkit.budget import check_disk
 from cnnkit.data.imagefolder import (
@@ -50,7 +60,7 @@ from cnnkit.data.imagefolder import (
     list_image_folder,
     settle_errors,
 )
-from cnnkit.errors import DiskFull, NotAFolder
+from cnnkit.errors import CnnkitError, DiskFull, InvalidArgument, NotAFolder
 
 __all__ = [
     "FORMAT_VERSION",
@@ -67,6 +77,24 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 #: Rows copied from an old cache to a new one at a time (bounds the memory of an update).
 COPY_ROWS = 4096
+#: The file that marks a folder as a cache cnnkit made.
+MARKER = ".cnnkit-cache"
+_MARKER_TEXT = ("A cache of decoded image folders, made by cnnkit. `cnnkit data cache clear` "
+                "removes the folders cnnkit wrote here and nothing else.\n")
+#: The largest manifest read (a million files take about 100 MB).
+MAX_MANIFEST_BYTES = 1 << 30
+#: The files a cache folder (or a folder being built) holds, and atomic_write's temporaries.
+_ENTRY_FILES = re.compile(r"(manifest\.json|images\.npy|labels\.npy|decoded\.npy"
+                          r"|\.(manifest\.json|labels\.npy)\.\w+\.(json|npy))")
+#: A cache folder's name (:func:`_entry_path`), and the names of its lock file and of a
+#: builder's temporary folders (``tempfile.mkdtemp``: 8 random letters, digits or ``_``).
+_ENTRY = r".+-\d+x\d+x\d+-[0-9a-f]{16}"
+_ENTRY_NAME = re.compile(_ENTRY)
+_LOCK_NAME = re.compile(_ENTRY + r"\.lock")
+_BUILDING_NAME = re.compile(r"\." + _ENTRY + r"\.\w{8}")
+_ASIDE_NAME = re.compile(r"\." + _ENTRY + r"\.old\.\w{8}")
+#: Errors that say the cache folder cannot be written (then images are decoded into memory).
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def default_cache_dir() -> Path:
@@ -138,15 +166,31 @@ def _entry_path(cache_dir: Path, root: Path, shape: tuple[int, int, int]) -> Pat
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created empty if missing)."""
+    """Hold an exclusive lock on ``path`` (created empty if missing, removed on release).
+
+    The holder removes the file before it lets go; a waiter that then gets the lock finds its
+    file gone (another inode, or none, at ``path``) and locks a fresh one, so that no ``.lock``
+    file outlives the processes that use it.
+    """
     import fcntl
 
-    with open(path, "a") as handle:
+    while True:
+        handle = open(path, "a")
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        handle.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _stat_files(listing: FolderListing) -> list[tuple[int, int]]:
@@ -170,9 +214,9 @@ def _open_entry(path: Path, shape: tuple[int, int, int]) -> tuple[dict, np.ndarr
     """The manifest and the memory-mapped arrays of a cache folder, each checked against the
     others; :class:`_Damaged` says what is wrong."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Damaged(f"manifest unreadable ({exc.__class__.__name__})") from None
+        manifest = read_json(path / MANIFEST, "cache manifest", max_bytes=MAX_MANIFEST_BYTES)
+    except (OSError, CnnkitError) as exc:
+        raise _Damaged(f"manifest unreadable ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
         raise _Damaged("manifest of another format")
     try:
@@ -212,7 +256,7 @@ def _open_entry(path: Path, shape: tuple[int, int, int]) -> tuple[dict, np.ndarr
 def _class_index(name: str, presplit: bool, classes: list[str]) -> int:
     """The class of a file from its path: the first folder (the second in a split folder)."""
     parts = name.split("/")
-    folder = parts[1 if presplit else 0] if len(parts) > 1 + presplit else None
+    folder = display_name(parts[1 if presplit else 0]) if len(parts) > 1 + presplit else None
     return classes.index(folder) if folder in classes else -1
 
 
@@ -270,18 +314,38 @@ def load_image_folder(
         return _result(listing, entry, found[1], found[2], found[3], "opened", on_error, report)
     needed = len(listing.files) * int(np.prod(shape))
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        check_disk(cache_dir, 2 * needed + (1 << 20), f"the cache of {listing.root}")
-    except (DiskFull, PermissionError) as exc:
-        say(f"cache: not written ({exc}); decoding into memory")
+        refusal = _claim(cache_dir)
+        if refusal is None:
+            check_disk(cache_dir, 2 * needed + (1 << 20), f"the cache of {listing.root}")
+            state = _build_locked(entry, listing, shape, stats, workers, progress, say)
+    except (DiskFull, OSError) as exc:
+        if not isinstance(exc, DiskFull) and exc.errno not in _UNWRITABLE:
+            raise
+        refusal = str(exc)
+    if refusal is not None:
+        say(f"cache: not written ({refusal}); decoding into memory")
         return _decode_in_memory(
             listing, shape, workers, progress, on_error, report, "not written"
         )
+    manifest, images, labels = _open_entry(entry, shape)
+    return _result(listing, entry, manifest, images, labels, state, on_error, report)
+
+
+def _build_locked(
+    entry: Path,
+    listing: FolderListing,
+    shape: tuple[int, int, int],
+    stats: list,
+    workers: int | None,
+    progress: bool,
+    say: Callable[[str], None],
+) -> str:
+    """Build or update the cache folder ``entry`` under its lock; ``'opened'`` when another
+    process built it while this one waited, else ``'built'`` or ``'updated'``."""
     with _locked(entry.with_name(entry.name + ".lock")):
-        # Another process may have built it while this one waited for the lock.
         found = _try_open(entry, shape, listing, stats)
         if found is not None and found[0] == "current":
-            return _result(listing, entry, found[1], found[2], found[3], "opened", on_error, report)
+            return "opened"
         old = None
         if found is None:
             say(f"cache: building {entry} for {listing.root}")
@@ -291,9 +355,38 @@ def load_image_folder(
             say(f"cache: {entry} was made by cnnkit {found[1]}; rebuilding it whole")
         else:
             old = found[1:]
-        state = _build(entry, listing, shape, stats, old, workers, progress, say)
-    manifest, images, labels = _open_entry(entry, shape)
-    return _result(listing, entry, manifest, images, labels, state, on_error, report)
+        return _build(entry, listing, shape, stats, old, workers, progress, say)
+
+
+def _claim(cache_dir: Path) -> str | None:
+    """Make ``cache_dir`` a cnnkit cache folder (create it, and mark it); None when it is one,
+    else why it is not used: it holds files cnnkit did not write and no mark."""
+    if (cache_dir / MARKER).is_file():
+        return None
+    if cache_dir.is_dir():
+        refusal = _not_a_cache(cache_dir)
+        if refusal:
+            return f"{refusal}; give an empty or new --cache-dir"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Created in place (not renamed into it), so that a second process marking the folder at
+    # the same time sees the mark, never a temporary file.
+    with contextlib.suppress(FileExistsError), open(cache_dir / MARKER, "x",
+                                                    encoding="utf-8") as mark:
+        mark.write(_MARKER_TEXT)
+    return None
+
+
+def _not_a_cache(cache_dir: Path) -> str:
+    """Why the existing folder ``cache_dir`` is not a cnnkit cache folder, or '' when it is:
+    it has cnnkit's mark, or holds nothing but what cnnkit writes (a cache made before the
+    mark existed, or an empty folder)."""
+    if (cache_dir / MARKER).is_file():
+        return ""
+    foreign = [path.name for path in sorted(cache_dir.iterdir()) if not _removable(path)]
+    if not foreign:
+        return ""
+    return (f"cache_dir {cache_dir} is not a cnnkit cache folder (it has no {MARKER} file and "
+            f"holds files cnnkit did not write, such as {foreign[0]!r})")
 
 
 def _try_open(
@@ -301,7 +394,7 @@ def _try_open(
 ) -> tuple | None:
     """None (no cache), ``('damaged', why)``, ``('other version', version)``,
     ``('stale', manifest, images, labels)`` or ``('current', manifest, images, labels)``."""
-    if not (entry / MANIFEST).exists():
+    if not entry.exists():
         return None
     try:
         manifest, images, labels = _open_entry(entry, shape)
@@ -492,39 +585,90 @@ def list_cache(cache_dir: str | os.PathLike | None = None) -> list[CacheEntry]:
             continue
         size = sum(item.stat().st_size for item in path.iterdir() if item.is_file())
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            manifest = read_json(path / MANIFEST, "cache manifest", max_bytes=MAX_MANIFEST_BYTES)
             shape = tuple(int(n) for n in manifest["input_shape"])
             _, images, _ = _open_entry(path, shape)  # type: ignore[arg-type]
             problem = None if Path(manifest["source"]).is_dir() else "source folder is gone"
             entries.append(CacheEntry(path, str(manifest["source"]), shape, len(images), size,
                                       str(manifest.get("cnnkit_version")), problem))
-        except (_Damaged, OSError, ValueError, KeyError, TypeError) as exc:
+        except (_Damaged, CnnkitError, OSError, ValueError, KeyError, TypeError) as exc:
             entries.append(CacheEntry(path, "?", (), 0, size, "?", f"damaged ({exc})"))
     return entries
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Remove every cached folder (each under its lock) and leftover temporary folders under
-    ``cache_dir``; returns the cache folders removed."""
+    """Remove the cached folders under ``cache_dir`` (each under its lock), and the temporary
+    folders and lock files that killed builders left; returns the cache folders removed.
+
+    Only what cnnkit can prove it wrote goes: a folder named as :func:`load_image_folder`
+    names them that holds nothing but a cache's own files (which are removed one by one). A
+    folder without the ``.cnnkit-cache`` mark is refused, unless everything in it is such a
+    cache folder (one made before the mark existed). Anything else is left where it is.
+    """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     if cache_dir.exists() and not cache_dir.is_dir():
         raise NotAFolder(f"cache_dir {cache_dir} exists and is not a folder")
     if not cache_dir.is_dir():
         return []
+    refusal = _not_a_cache(cache_dir)
+    if refusal:
+        raise InvalidArgument(f"{refusal}; nothing was removed")
     removed = []
     for path in sorted(cache_dir.iterdir()):
-        if not path.is_dir() or path.name.startswith("."):
+        name = path.name
+        if _ENTRY_NAME.fullmatch(name) and not name.startswith("."):
+            entry_name = name
+        elif _LOCK_NAME.fullmatch(name):
+            entry_name = name.removesuffix(".lock")
+        else:  # a builder's temporary folder: '.<entry>.<random>' or '.<entry>.old.<random>'
+            entry_name = name[1:].rsplit(".", 1)[0].removesuffix(".old")
+        if name == MARKER or not _removable(path):  # the mark stays: the folder is cnnkit's
             continue
-        if not (path / MANIFEST).exists() and not (path / "images.npy").exists():
-            continue  # not a cache folder: leave it alone
-        with _locked(path.with_name(path.name + ".lock")):
-            shutil.rmtree(path)
-        os.unlink(path.with_name(path.name + ".lock"))
-        removed.append(path)
-    for path in cache_dir.glob(".*"):
-        # A builder's temporary folder: '.<entry>.<random>' or '.<entry>.old.<random>'.
-        entry_name = path.name[1:].rsplit(".", 1)[0].removesuffix(".old")
-        if path.is_dir() and entry_name:
-            with _locked(cache_dir / f"{entry_name}.lock"):
-                shutil.rmtree(path, ignore_errors=True)
+        with _locked(cache_dir / f"{entry_name}.lock"):  # waits for a builder; then removed
+            if path.exists() and _removable(path):  # checked again under the lock
+                _remove_own(path)
+                if path.parent == cache_dir and _ENTRY_NAME.fullmatch(name) and (
+                    not name.startswith(".")
+                ):
+                    removed.append(path)
     return removed
+
+
+def _removable(path: Path) -> bool:
+    """Whether ``path`` (in a cache folder) is something cnnkit wrote there: its mark, a cache
+    folder, a builder's temporary folder or a lock file, each named as cnnkit names them and
+    holding only what cnnkit puts there. Symbolic links never are."""
+    name = path.name
+    if path.is_symlink():
+        return False
+    if name == MARKER or _LOCK_NAME.fullmatch(name):
+        return path.is_file()
+    if _ASIDE_NAME.fullmatch(name):  # '.<entry>.old.<random>/entry/...' while publishing
+        return path.is_dir() and all(
+            item.name == "entry" and _holds_own_files(item) for item in path.iterdir()
+        )
+    if _BUILDING_NAME.fullmatch(name) or (_ENTRY_NAME.fullmatch(name)
+                                          and not name.startswith(".")):
+        return _holds_own_files(path)
+    return False
+
+
+def _holds_own_files(folder: Path) -> bool:
+    """A real folder holding only regular files with a cache folder's own names."""
+    return (folder.is_dir() and not folder.is_symlink() and all(
+        _ENTRY_FILES.fullmatch(item.name) and item.is_file() and not item.is_symlink()
+        for item in folder.iterdir()
+    ))
+
+
+def _remove_own(path: Path) -> None:
+    """Remove a file or folder that :func:`_removable` approved, file by file."""
+    if path.is_file():
+        path.unlink()
+        return
+    for item in path.iterdir():
+        if item.is_dir() and not item.is_symlink():
+            _remove_own(item)
+        else:
+            item.unlink()
+    path.rmdir()

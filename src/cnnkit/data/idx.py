@@ -18,10 +18,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+from cnnkit._files import open_regular
 from cnnkit.budget import check_memory
 from cnnkit.errors import BadFile, InvalidType
 
-__all__ = ["read_idx", "write_idx"]
+__all__ = ["open_decompressed", "read_idx", "write_idx"]
 
 #: IDX type codes and the big-endian numpy dtypes they stand for.
 _TYPES = {
@@ -36,9 +37,14 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 @contextlib.contextmanager
-def _open(path: str) -> Iterator[BinaryIO]:
-    """The file's bytes, decompressed on the fly when it starts with the gzip magic number."""
-    with open(path, "rb") as handle:
+def open_decompressed(path: str, what: str = "IDX file") -> Iterator[BinaryIO]:
+    """The file's bytes, decompressed on the fly when it starts with the gzip magic number.
+
+    ``what`` names the file when it is not a regular one. A damaged compressed stream raises
+    ``OSError``, ``EOFError`` or ``zlib.error`` when read; its checksum is verified when the
+    stream is read to its end.
+    """
+    with open_regular(path, what) as handle:  # a FIFO or a device is refused
         compressed = handle.read(2) == _GZIP_MAGIC
         handle.seek(0)
         if not compressed:
@@ -102,7 +108,7 @@ def read_idx(
            [3, 4, 5]], dtype=uint8)
     """
     path = os.fspath(path)
-    with _open(path) as stream:
+    with open_decompressed(path) as stream:
         magic = _read_some(stream, 4, path)
         if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _TYPES:
             raise BadFile(

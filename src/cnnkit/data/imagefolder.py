@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit._files import display_name, open_regular
 from cnnkit._validate import check_choice, check_int
 from cnnkit.budget import check_memory
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound, TooLarge
@@ -68,6 +69,8 @@ def load_image(path: str | os.PathLike, input_shape: Sequence[int], *,
 
     channels, height, width = _check_shape(input_shape)
     try:
+        with open_regular(path, "image file"):  # a FIFO or a device would block the decoder
+            pass
         pixels, header = read_image(
             path, color="gray" if channels == 1 else "rgb", size=(height, width), draft=True,
             fit=fit, with_header=True,
@@ -191,7 +194,9 @@ def list_image_folder(root: str | os.PathLike) -> FolderListing:
                 files.append(posixpath.join(folder, name, path))
                 labels.append(class_names.index(name))
                 splits.append(split)
-    return FolderListing(root, class_names, files, labels, splits, presplit)
+    # Folder names that are not UTF-8 are shown (and stored) as every output shows them.
+    return FolderListing(root, [display_name(name) for name in class_names], files, labels,
+                         splits, presplit)
 
 
 def _decode_chunk(

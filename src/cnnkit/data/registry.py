@@ -1,17 +1,20 @@
-"""Where the IDX data sets live: lookup order, download, SHA-256 verification.
+"""Where the downloadable data sets live: lookup order, download, SHA-256 verification.
 
-Files are looked for, in this order, in
+Two kinds are registered: the IDX data sets (MNIST, Fashion-MNIST: four files each, see
+:mod:`cnnkit.data.idx`) and the data sets that come as one archive (CIFAR-10's binary version,
+see :mod:`cnnkit.data.cifar`). Files are looked for, in this order, in
 
 1. the folder given as ``data_dir`` (``--data-dir``),
 2. ``$CNNKIT_DATA/NAME``,
 3. the user cache ``~/.cache/cnnkit/NAME`` (``$XDG_CACHE_HOME`` is honoured),
 4. ``/usr/share/datasets/NAME`` (where Debian's ``dataset-fashion-mnist`` package puts its files).
 
-Each file may be stored gzip-compressed (``name.gz``, the official form) or plain (``name``).
-When a file is in none of them, :func:`fetch` downloads the official archive into the user cache
-(unless ``$CNNKIT_OFFLINE`` is set): it streams into a temporary file in the same folder,
-checks the SHA-256 digest of what arrived, and only then renames it into place, so an
-interrupted or corrupted download never leaves a file that a later run would trust.
+Each file may be stored gzip-compressed (``name.gz``, the official form) or plain (``name``,
+``cifar-10-binary.tar`` for the archive). When a file is in none of them, :func:`fetch`
+downloads the official file into the user cache (unless ``$CNNKIT_OFFLINE`` is set): it
+streams into a temporary file in the same folder, checks the SHA-256 digest of what arrived,
+and only then renames it into place, so an interrupted or corrupted download never leaves a
+file that a later run would trust.
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ from cnnkit._files import atomic_write
 from cnnkit.errors import CnnkitError, InvalidArgument, NotFound
 
 __all__ = [
+    "ARCHIVE_DATASETS",
     "IDX_DATASETS",
+    "ArchiveDataset",
     "DataFile",
     "DatasetNotFoundError",
     "DownloadError",
     "IdxDataset",
+    "dataset_names",
+    "dataset_spec",
     "download",
     "fetch",
     "locate",
@@ -42,7 +49,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DataFile:
-    """One official file: its name (``.gz``) and the SHA-256 digest of that archive."""
+    """One official file: its name (``.gz``) and the SHA-256 digest of that file."""
 
     name: str
     sha256: str
@@ -136,6 +143,49 @@ IDX_DATASETS = {
     ),
 }
 
+
+@dataclass(frozen=True)
+class ArchiveDataset:
+    """A data set that comes as one archive (read by :mod:`cnnkit.data.cifar`), the mirrors
+    serving it and its class names; ``digits`` and ``flips_allowed`` as for
+    :class:`IdxDataset`."""
+
+    name: str
+    archive: DataFile
+    mirrors: tuple[str, ...]
+    class_names: tuple[str, ...]
+    digits: bool = False
+    flips_allowed: bool = True
+
+    @property
+    def files(self) -> tuple[DataFile, ...]:
+        return (self.archive,)
+
+
+ARCHIVE_DATASETS = {
+    "cifar-10": ArchiveDataset(
+        name="cifar-10",
+        # The official site publishes the MD5 c32a1d4ab5d03f1284b67883e8d87530 of this file.
+        archive=DataFile(
+            "cifar-10-binary.tar.gz",
+            "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+        ),
+        mirrors=("https://www.cs.toronto.edu/~kriz/",),
+        class_names=(
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ),
+    ),
+}
+
 _SYSTEM_FOLDER = Path("/usr/share/datasets")
 
 
@@ -147,11 +197,26 @@ class DownloadError(CnnkitError, OSError):
     """A download failed or delivered something other than the official file."""
 
 
-def _dataset(name: str) -> IdxDataset:
-    if name not in IDX_DATASETS:
-        allowed = ", ".join(repr(n) for n in IDX_DATASETS)
+def dataset_names() -> tuple[str, ...]:
+    """The names of the registered data sets, IDX ones first.
+
+    >>> dataset_names()
+    ('mnist', 'fashion-mnist', 'cifar-10')
+    """
+    return (*IDX_DATASETS, *ARCHIVE_DATASETS)
+
+
+def dataset_spec(name: str) -> IdxDataset | ArchiveDataset | None:
+    """The registry's entry for ``name``, or None when it is not a registered data set."""
+    return IDX_DATASETS.get(name) or ARCHIVE_DATASETS.get(name)
+
+
+def _dataset(name: str) -> IdxDataset | ArchiveDataset:
+    spec = dataset_spec(name)
+    if spec is None:
+        allowed = ", ".join(repr(n) for n in dataset_names())
         raise InvalidArgument(f"dataset must be one of {allowed}, got {name!r}")
-    return IDX_DATASETS[name]
+    return spec
 
 
 def cache_folder(name: str) -> Path:
@@ -177,8 +242,8 @@ def search_folders(name: str, data_dir: str | os.PathLike | None = None) -> list
     return folders
 
 
-def _find_in(folder: Path, spec: IdxDataset) -> dict[str, Path] | None:
-    """The four files in ``folder`` (gz or plain), or None when any is missing."""
+def _find_in(folder: Path, spec: IdxDataset | ArchiveDataset) -> dict[str, Path] | None:
+    """The data set's files in ``folder`` (gz or plain), or None when any is missing."""
     found = {}
     for data_file in spec.files:
         for candidate in (folder / data_file.name, folder / data_file.stem):
@@ -191,10 +256,10 @@ def _find_in(folder: Path, spec: IdxDataset) -> dict[str, Path] | None:
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Path] | None:
-    """The paths of the four files of ``name`` in the first folder that holds all of them.
+    """The paths of the files of ``name`` in the first folder that holds all of them.
 
-    Returns a dict from the plain file name (``train-images-idx3-ubyte`` ...) to the path, or
-    ``None`` when no folder has them all.
+    Returns a dict from the plain file name (``train-images-idx3-ubyte`` ...,
+    ``cifar-10-binary.tar``) to the path, or ``None`` when no folder has them all.
     """
     spec = _dataset(name)
     for folder in search_folders(name, data_dir):
@@ -309,12 +374,12 @@ def fetch(
     log: Callable[[str], None] | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Path]:
-    """The four files of data set ``name``, found on disk or downloaded into the user cache.
+    """The files of data set ``name``, found on disk or downloaded into the user cache.
 
     Parameters
     ----------
     name : str
-        ``'mnist'`` or ``'fashion-mnist'``.
+        ``'mnist'``, ``'fashion-mnist'`` or ``'cifar-10'``.
     data_dir : path-like, optional
         A folder searched first.
     download_missing : bool
@@ -371,10 +436,9 @@ def fetch(
         if found is not None:
             return found
     where = ", ".join(str(folder) for folder in folders)
-    hint = (
-        f"put the four files ({', '.join(f.name for f in spec.files)}) in one of them or pass "
-        "--data-dir"
-    )
+    names = ", ".join(f.name for f in spec.files)
+    plural = "s" if len(spec.files) > 1 else ""
+    hint = f"put the file{plural} {names} in one of them or pass --data-dir"
     if name == "fashion-mnist":
         hint += " (on Debian: apt-get install dataset-fashion-mnist)"
     reason = f"; the download failed: {failures[-1]}" if failures else ""

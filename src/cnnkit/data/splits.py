@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit._files import atomic_write
+from cnnkit._json import read_json
 from cnnkit._validate import check_int
 from cnnkit.budget import check_memory
-from cnnkit.errors import BadFile, InvalidArgument, IsAFolder, NotFound
+from cnnkit.errors import BadFile, InvalidArgument
 
 __all__ = ["SPLIT_FORMAT", "read_split_file", "write_split_file"]
 
@@ -109,16 +110,7 @@ def write_split_file(
 
 
 def _read_lists(path: Path) -> dict:
-    if not path.exists():
-        raise NotFound(f"split file {path} does not exist")
-    if path.is_dir():
-        raise IsAFolder(f"split file {path} is a folder")
-    if path.stat().st_size > MAX_SPLIT_FILE_BYTES:
-        raise BadFile(f"split file {path} is larger than {MAX_SPLIT_FILE_BYTES} bytes")
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BadFile(f"split file {path} is not JSON ({exc.__class__.__name__})") from None
+    content = read_json(path, "split file", max_bytes=MAX_SPLIT_FILE_BYTES)
     if not isinstance(content, dict) or content.get("format") != SPLIT_FORMAT:
         raise BadFile(f"{path} is not a cnnkit split file (no \"format\": \"{SPLIT_FORMAT}\")")
     if content.get("version") != SPLIT_VERSION:
