@@ -1,4 +1,5 @@
-"""Writing files safely: to a temporary file in the same folder, then an atomic rename."""
+"""Files in and out: reading only regular files, and writing to a temporary file in the same
+folder, then an atomic rename."""
 
 from __future__ import annotations
 
@@ -6,14 +7,32 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-from cnnkit.errors import AlreadyExists, CnnkitError, DiskFull, IsAFolder, NotAFolder, NotFound
+from cnnkit.errors import (
+    AlreadyExists,
+    BadFile,
+    CnnkitError,
+    DiskFull,
+    IsAFolder,
+    NotAFolder,
+    NotFound,
+    TooLarge,
+)
 
-__all__ = ["atomic_write", "check_output_folder", "file_mode"]
+__all__ = [
+    "atomic_write",
+    "check_output_folder",
+    "display_name",
+    "file_mode",
+    "open_regular",
+    "read_regular",
+]
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _umask_lock = threading.Lock()
@@ -27,6 +46,65 @@ def file_mode() -> int:
         mask = os.umask(0o022)
         os.umask(mask)
     return 0o666 & ~mask
+
+
+def open_regular(path: str | os.PathLike, what: str) -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (symbolic links followed).
+
+    A FIFO, a device, a socket or a folder is refused in one line naming ``what`` and the path,
+    without blocking: the file is opened non-blocking and checked with ``fstat`` on the open
+    descriptor (so it cannot be swapped between the check and the read). Every file whose path
+    comes from the user or from another file is opened here.
+
+    >>> open_regular("/dev/zero", "arch file")
+    Traceback (most recent call last):
+    cnnkit.errors.BadFile: arch file /dev/zero is a character device, not a regular file
+    """
+    name = os.fspath(path)
+    try:
+        handle = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NotFound(f"{what} {display_name(name)} does not exist") from None
+    except IsADirectoryError:
+        raise IsAFolder(f"{what} {display_name(name)} is a folder") from None
+    mode = os.fstat(handle).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(handle)
+        if stat.S_ISDIR(mode):
+            raise IsAFolder(f"{what} {display_name(name)} is a folder")
+        raise BadFile(f"{what} {display_name(name)} is a {_kind(mode)}, not a regular file")
+    os.set_blocking(handle, True)
+    return os.fdopen(handle, "rb")
+
+
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")]
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+def read_regular(path: str | os.PathLike, what: str, *, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path`` (:func:`open_regular`), refused as
+    :class:`~cnnkit.errors.TooLarge` beyond ``max_bytes`` (only that much is ever read)."""
+    with open_regular(path, what) as stream:
+        raw = stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise TooLarge(f"{what} {display_name(os.fspath(path))} is larger than "
+                       f"{max_bytes:,} bytes")
+    return raw
+
+
+def display_name(name: str | os.PathLike) -> str:
+    """``name`` as cnnkit shows and writes it: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates, ``surrogateescape``) become ``\\xNN``, the same in every output.
+
+    >>> display_name(b"caf\\xe9".decode("utf-8", "surrogateescape"))
+    'caf\\\\xe9'
+    """
+    text = os.fspath(name)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def atomic_write(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit._files import display_name
 from cnnkit._validate import check_choice, check_int
 from cnnkit.data import load_dataset
 from cnnkit.data.imagefolder import IMAGE_SUFFIXES
@@ -315,7 +316,7 @@ def predict(
                     raise
                 first_failure = first_failure or str(exc)
                 if report is not None:
-                    report(f"skipped {path}: {exc}")
+                    report(f"skipped {display_name(path)}: {exc}")
         if prepared:
             results += _top_classes(model, prepared, top_k)
         if progress is not None:
@@ -333,7 +334,8 @@ def _top_classes(model: TrainedModel, prepared: list[PreparedImage],
     indices, values = top_classes(probabilities, top_k)
     names = model.info.class_names
     return [
-        Prediction(image.path, [names[i] for i in row_indices.tolist()], row_indices.tolist(),
+        Prediction(display_name(image.path), [names[i] for i in row_indices.tolist()],
+                   row_indices.tolist(),
                    [round(v, 6) for v in row_values.tolist()], image.inverted, image.padded,
                    list(image.warnings))
         for image, row_values, row_indices in zip(prepared, values, indices, strict=True)

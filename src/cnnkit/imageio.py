@@ -32,12 +32,15 @@ __all__ = [
     "FIT_MODES",
     "LUMA_WEIGHTS",
     "READ_FORMATS",
+    "REDUCING_GAP",
     "TO_UINT8_METHODS",
     "WRITE_SUFFIXES",
     "ImageHeader",
+    "image_memory",
     "image_shape",
     "pad_to_aspect",
     "read_image",
+    "reduce_factors",
     "resize",
     "to_grayscale",
     "to_uint8",
@@ -132,25 +135,83 @@ def to_grayscale(image: object) -> np.ndarray:
     return array[:, :, :3] @ weights
 
 
-def _pixels_to_float(pil_image: object) -> np.ndarray:
-    """Pillow image -> float64 in [0, 1]; palette becomes RGB(A), 16-bit keeps its precision."""
+def _plain(pil_image: object, *, reducing: bool = False) -> object:
+    """Pillow image in a mode whose pixels cnnkit reads: palette becomes RGB(A), two-level gray
+    8-bit gray, CMYK and other colour spaces RGB; with ``reducing``, 16-bit gray becomes 32-bit
+    integers, which Pillow's ``reduce`` can average. Floating-point TIFF is refused."""
     mode = pil_image.mode
     if mode == "P":
         has_alpha = "transparency" in pil_image.info
-        pil_image = pil_image.convert("RGBA" if has_alpha else "RGB")
-    elif mode == "PA":
-        pil_image = pil_image.convert("RGBA")
-    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-        pil_image = pil_image.convert("L" if mode == "1" else "RGB")
-    elif mode == "F":
+        return pil_image.convert("RGBA" if has_alpha else "RGB")
+    if mode == "PA":
+        return pil_image.convert("RGBA")
+    if mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+        return pil_image.convert("L" if mode == "1" else "RGB")
+    if mode == "F":
         raise BadFile("floating-point TIFF images are not supported; save them as .npy")
-    array = np.asarray(pil_image)
+    if reducing and mode.startswith("I;16"):
+        return pil_image.convert("I")
+    return pil_image
+
+
+def _pixels_to_float(pil_image: object) -> np.ndarray:
+    """Pillow image (of a mode :func:`_plain` returns) -> float64 in [0, 1]; 16-bit keeps its
+    precision."""
+    array = np.asarray(_plain(pil_image))
     if array.dtype == np.uint8:
         return array / 255.0
     if array.dtype.kind in "ui" and array.dtype.itemsize >= 2:
         # 16-bit grayscale ('I;16' or 'I' holding 0..65535).
         return array.astype(np.float64) / 65535.0
-    raise BadFile(f"unsupported image mode {mode!r} (pixel type {array.dtype})")
+    raise BadFile(f"unsupported image mode {pil_image.mode!r} (pixel type {array.dtype})")
+
+
+def _exif_turn(pil_image: object):
+    """The turn (a Pillow ``Image.Transpose``) that the file's EXIF orientation asks for, or
+    None, and whether it swaps rows and columns. The table is that of Pillow's
+    ``ImageOps.exif_transpose``, which cnnkit does not call because it copies the whole image:
+    here the turn comes after the image is reduced."""
+    from PIL import ExifTags, Image
+
+    turns = Image.Transpose
+    turn = {2: turns.FLIP_LEFT_RIGHT, 3: turns.ROTATE_180, 4: turns.FLIP_TOP_BOTTOM,
+            5: turns.TRANSPOSE, 6: turns.ROTATE_270, 7: turns.TRANSVERSE,
+            8: turns.ROTATE_90}.get(pil_image.getexif().get(ExifTags.Base.Orientation, 1))
+    swaps = turn in (turns.ROTATE_90, turns.ROTATE_270, turns.TRANSPOSE, turns.TRANSVERSE)
+    return turn, swaps
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes Pillow keeps per pixel of ``mode`` (three-band RGB takes four)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+#: Bytes per sample of the floating-point steps of :func:`read_image`: the float64 array, a
+#: converted copy (gray or RGB), the float32 plane of each channel and its float64 result.
+_FLOAT_STEP_BYTES = 8 + 8 + 4 + 8
+
+
+def _read_peak(rows: int, columns: int, mode: str, factors: tuple[int, int],
+               size: tuple[int, int] | None) -> int:
+    """Bytes :func:`read_image` needs at most for a ``columns x rows`` file of Pillow ``mode``.
+
+    The decoded pixels in the file's own mode; one copy of them, at most four bytes a pixel
+    (a palette or 16-bit gray converted, alpha premultiplied to be reduced, or the copy into
+    numpy); and the floating-point steps, on the reduced image padded to the output's aspect ratio
+    (or on the whole image when it is not resized).
+    """
+    decoded = rows * columns * _pixel_bytes(mode)
+    # Reduced in its own mode, a gray or colour file needs no copy at its full size.
+    copied = 0 if mode in ("L", "RGB", "I") and factors != (1, 1) else rows * columns * 4
+    work_rows, work_columns = -(-rows // factors[0]), -(-columns // factors[1])
+    if size is not None:
+        padded = _padded_shape(work_rows, work_columns, *size)
+        work = padded[0] * padded[1] + size[0] * size[1]
+    else:
+        work = work_rows * work_columns
+    return decoded + copied + work * 4 * _FLOAT_STEP_BYTES
 
 
 def pad_to_aspect(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
@@ -180,55 +241,101 @@ def pad_to_aspect(image: np.ndarray, rows: int, columns: int) -> np.ndarray:
     return padded
 
 
-#: The largest side an image is padded to before it is resized (``fit='pad'``); a longer one is
-#: shrunk first.
-MAX_PADDED_SIDE = 2048
+#: An image more than this many times larger than its output (in both axes) is first shrunk
+#: by a whole factor, averaging boxes of pixels (Pillow's ``reduce``), and only then padded and
+#: resized; so the memory of the resize follows the output, not the input. 3 keeps the result
+#: indistinguishable from a direct antialiased resize (Pillow's ``reducing_gap``).
+REDUCING_GAP = 3.0
+
+
+def _padded_shape(height: int, width: int, rows: int, columns: int) -> tuple[int, int]:
+    """The smallest shape of the aspect ratio ``rows:columns`` that holds ``height x width``."""
+    return max(height, -(-width * rows // columns)), max(width, -(-height * columns // rows))
+
+
+def reduce_factors(shape: tuple[int, int], size: tuple[int, int], *,
+                   fit: str = "stretch") -> tuple[int, int]:
+    """The whole factors ``(rows, columns)`` by which an image of ``shape`` is box-averaged
+    before it is resized to ``size``: each is the largest that leaves at least
+    :data:`REDUCING_GAP` times the output's pixels. With ``fit='pad'`` both axes share one
+    factor, so that the aspect ratio (and the padding) stays as it was.
+
+    >>> reduce_factors((1, 20000), (28, 28), fit="pad")
+    (238, 238)
+    >>> reduce_factors((600, 90), (28, 28))
+    (7, 1)
+    """
+    (height, width), (rows, columns) = shape, size
+    if fit == "pad":
+        padded_height, padded_width = _padded_shape(height, width, rows, columns)
+        factor = max(1, int(min(padded_height / rows, padded_width / columns) / REDUCING_GAP))
+        return factor, factor
+    return (max(1, int(height / rows / REDUCING_GAP)),
+            max(1, int(width / columns / REDUCING_GAP)))
 
 
 def resize(image: np.ndarray, size: tuple[int, int], *, fit: str = "stretch") -> np.ndarray:
     """Resize ``(H, W)`` or ``(H, W, C)`` floats in [0, 1] to ``size = (rows, columns)``.
 
-    Each channel goes through Pillow's antialiased bilinear filter, in 32-bit float.
-    ``fit='pad'`` keeps the aspect ratio: the image is first padded with its background
-    (:func:`pad_to_aspect`); ``'stretch'`` squashes it to the size.
+    Each channel goes through Pillow's antialiased bilinear filter, in 32-bit float; an image
+    many times larger than ``size`` is box-averaged by a whole factor first
+    (:func:`reduce_factors`). ``fit='pad'`` keeps the aspect ratio: the (reduced) image is
+    padded with its background (:func:`pad_to_aspect`) before the resize; ``'stretch'``
+    squashes it to the size. A feature thinner than a pixel of the reduced image (one row of a
+    1x20000 strip) keeps the width of one reduced pixel, so it stays visible.
     """
+    from PIL import Image
 
     check_choice(fit, "fit", FIT_MODES)
     rows, columns = size
+    factors = reduce_factors(image.shape[:2], size, fit=fit)
+    if factors != (1, 1):
+        image = _planes(image, lambda plane: plane.reduce(factors[::-1]))
     if fit == "pad":
-        height, width = image.shape[:2]
-        padded_side = max(height, width, -(-width * rows // columns), -(-height * columns // rows))
-        if padded_side > MAX_PADDED_SIDE:
-            # A thin strip (1x20000) would be padded to a huge square before shrinking: shrink
-            # it first, keeping its aspect ratio, so memory follows the output, not the input.
-            scale = MAX_PADDED_SIDE / padded_side
-            image = _resampled(image, (max(1, round(height * scale)),
-                                       max(1, round(width * scale))))
         image = pad_to_aspect(image, rows, columns)
-    return np.clip(_resampled(image, (rows, columns)), 0.0, 1.0)
+    resized = _planes(image, lambda plane: plane.resize((columns, rows),
+                                                        Image.Resampling.BILINEAR))
+    return np.clip(resized, 0.0, 1.0)
 
 
-def _resampled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Each channel through Pillow's antialiased bilinear filter to ``size``, in float32."""
+def _planes(image: np.ndarray, operation) -> np.ndarray:
+    """``operation`` applied to each channel of ``image`` as a 32-bit float Pillow image."""
     from PIL import Image
 
-    rows, columns = size
     planes = image[:, :, None] if image.ndim == 2 else image
-    resized = [
-        np.asarray(
-            Image.fromarray(planes[:, :, c].astype(np.float32)).resize(
-                (columns, rows), Image.Resampling.BILINEAR
-            ),
-            dtype=np.float64,
-        )
+    result = np.stack([
+        np.asarray(operation(Image.fromarray(planes[:, :, c].astype(np.float32))),
+                   dtype=np.float64)
         for c in range(planes.shape[2])
-    ]
-    result = np.stack(resized, axis=-1)
+    ], axis=-1)
     return result[:, :, 0] if image.ndim == 2 else result
 
 
-#: Channels of the array :func:`read_image` returns with color='keep', by Pillow mode.
+#: Channels of the array :func:`read_image` returns with color='keep', by Pillow mode ('PA'
+#: also stands for a palette with transparency).
 _KEEP_CHANNELS = {"L": 1, "1": 1, "I;16": 1, "I": 1, "I;16B": 1, "LA": 2, "PA": 4, "RGBA": 4}
+
+
+def _header(path: str | os.PathLike) -> ImageHeader:
+    """The size (before any EXIF rotation) and Pillow mode a file declares, read from its
+    header alone; a palette file with transparency is reported as mode ``'PA'``."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"image file {str(path)!r} does not exist")
+    with _pillow_limit_off():
+        try:
+            with Image.open(path, formats=READ_FORMATS) as pil_image:
+                (columns, rows), mode = pil_image.size, pil_image.mode
+                if mode == "P" and "transparency" in pil_image.info:
+                    mode = "PA"
+        except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError):
+            raise InvalidArgument(
+                f"{str(path)!r} is not an image file that cnnkit can read "
+                f"(readable: {', '.join(READ_FORMATS)})"
+            ) from None
+    return ImageHeader(rows, columns, mode)
 
 
 def image_shape(path: str | os.PathLike, *, color: str = "keep") -> tuple[int, ...]:
@@ -242,26 +349,29 @@ def image_shape(path: str | os.PathLike, *, color: str = "keep") -> tuple[int, .
     >>> image_shape(write_image(path, np.zeros((2, 3))), color="rgb")
     (2, 3, 3)
     """
-    from PIL import Image, UnidentifiedImageError
-
     check_choice(color, "color", COLOR_MODES)
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"image file {str(path)!r} does not exist")
-    with _pillow_limit_off():
-        try:
-            with Image.open(path, formats=READ_FORMATS) as pil_image:
-                (columns, rows), mode = pil_image.size, pil_image.mode
-                transparent = "transparency" in pil_image.info
-        except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError):
-            raise InvalidArgument(
-                f"{str(path)!r} is not an image file that cnnkit can read "
-                f"(readable: {', '.join(READ_FORMATS)})"
-            ) from None
-    channels = {"gray": 1, "rgb": 3}.get(color)
-    if channels is None:
-        channels = 4 if mode == "P" and transparent else _KEEP_CHANNELS.get(mode, 3)
-    return (rows, columns) if channels == 1 else (rows, columns, channels)
+    header = _header(path)
+    channels = {"gray": 1, "rgb": 3}.get(color) or _KEEP_CHANNELS.get(header.mode, 3)
+    shape = (header.rows, header.columns)
+    return shape if channels == 1 else (*shape, channels)
+
+
+def image_memory(path: str | os.PathLike, *, size: int | tuple[int, int] | None = None,
+                 fit: str = "stretch") -> int:
+    """Bytes that :func:`read_image` with ``size`` and ``fit`` would need at most for the file,
+    estimated from its header alone (the estimate it checks before decoding).
+
+    >>> import tempfile, pathlib
+    >>> path = write_image(pathlib.Path(tempfile.mkdtemp()) / "strip.png", np.zeros((1, 20000)))
+    >>> image_memory(path, size=28, fit="pad") < 2**20
+    True
+    """
+    target = None if size is None else int_tuple(size, "size", 2, minimum=1)
+    check_choice(fit, "fit", FIT_MODES)
+    header = _header(path)
+    shape = (header.rows, header.columns)
+    factors = (1, 1) if target is None else reduce_factors(shape, target, fit=fit)
+    return _read_peak(*shape, header.mode, factors, target)
 
 
 def read_image(
@@ -330,7 +440,7 @@ def read_image(
     >>> read_image(folder / "ramp.png").round(2).tolist()
     [[0.0, 0.2, 0.4], [0.6, 0.8, 1.0]]
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     check_choice(color, "color", COLOR_MODES)
@@ -375,19 +485,26 @@ def read_image(
                 side = max(target)
                 pil_image.draft(None, (side, side))
                 columns, rows = pil_image.size
-            bands = len(pil_image.getbands()) + (pil_image.mode in ("P", "PA"))
-            # Decoded pixels, their float64 copy and a converted copy: the peak of this reader.
-            check_memory(
-                rows * columns * bands * (2 + 2 * 8), f"reading {str(path)!r} ({columns}x{rows})"
-            )
+            factors = (1, 1) if target is None else reduce_factors((rows, columns), target,
+                                                                   fit=fit)
+            check_memory(_read_peak(rows, columns, pil_image.mode, factors, target),
+                         f"reading {str(path)!r} ({columns}x{rows})")
             try:
                 pil_image.load()
-                oriented = ImageOps.exif_transpose(pil_image)
+                turn, turned = _exif_turn(pil_image)
             except (OSError, SyntaxError, EOFError, ValueError) as exc:
                 raise BadFile(f"{corrupt} ({exc})") from None
-            array = _pixels_to_float(oriented)
-            if oriented.size != pil_image.size:  # EXIF rotation by 90 or 270 degrees
+            if turned:  # EXIF rotation by 90 or 270 degrees
                 full_size = full_size[::-1]
+                factors = reduce_factors(full_size, target, fit=fit) if target else factors
+            plain = _plain(pil_image, reducing=factors != (1, 1))
+            if factors != (1, 1):
+                # Shrink by whole factors in the file's own pixels (few bytes each) before
+                # anything is converted to floating point.
+                plain = plain.reduce(factors if turned else factors[::-1])
+            if turn is not None:
+                plain = plain.transpose(turn)
+            array = _pixels_to_float(plain)
 
     if color == "gray" and array.ndim == 3:
         # RGB(A) to luma; gray + alpha keeps the gray.

@@ -343,9 +343,9 @@ def complete_layer(layer: object, index: int) -> dict:
     if not isinstance(layer, Mapping):
         raise InvalidType(f"{where} must be a dict with a 'type' key, got {layer!r}")
     kind = layer.get("type")
-    if kind not in LAYER_TYPES:
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
         allowed = ", ".join(repr(k) for k in LAYER_TYPES)
-        problem = "has no 'type' key" if "type" not in layer else f"has type {kind!r}"
+        problem = "has no 'type' key" if "type" not in layer else f"has type {kind!r}"[:120]
         raise InvalidArgument(f"{where} {problem}; allowed types are {allowed}")
     keys = LAYER_TYPES[kind].keys
     unknown = sorted(set(layer) - set(keys) - {"type"})

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit._files import display_name
 from cnnkit.arch import Architecture, LayerTrace, load_architecture, parse_input_shape, trace
 from cnnkit.errors import InvalidArgument
 
@@ -198,7 +199,8 @@ class ModelInfo:
         arch = load_architecture(info["arch"])
         input_shape = parse_input_shape(info["input_shape"])
         num_classes = int(info["num_classes"])
-        return cls(arch, input_shape, num_classes, tuple(str(n) for n in info["class_names"]),
+        return cls(arch, input_shape, num_classes,
+                   tuple(display_name(str(name)) for name in info["class_names"]),
                    Normalisation(info["mean"], info["std"]),
                    tuple(trace(arch, input_shape, num_classes)), info.get("background"),
                    str(dataset))

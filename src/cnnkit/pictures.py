@@ -3,7 +3,8 @@
 Network images are uint8 ``(C, H, W)``; a picture is ``(H, W)`` or ``(H, W, 3)``
 (:func:`as_picture`). Maps are tiled into one mosaic (:func:`tile_maps`), coloured through a
 matplotlib colour map without drawing a figure (:func:`coloured`), and encoded as PNG data URIs
-(:func:`png_data_uri`) that an HTML page embeds.
+(:func:`png_data_uri`) that an HTML page embeds; data that a page's script reads is written
+by :func:`script_json`, safe inside a ``<script>`` element.
 """
 
 from __future__ import annotations
@@ -11,23 +12,16 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 import math
 
 import numpy as np
 
 from cnnkit.errors import InvalidArgument
+from cnnkit.plots import as_picture
 
 __all__ = ["as_picture", "attribution_overlay", "colour_table", "coloured", "flat_map",
-           "png_data_uri", "tile_maps"]
-
-
-def as_picture(pixels: np.ndarray) -> np.ndarray:
-    """An image ``(C, H, W)`` as ``(H, W)`` (one channel) or ``(H, W, C)``.
-
-    >>> as_picture(np.zeros((3, 2, 4))).shape
-    (2, 4, 3)
-    """
-    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+           "png_data_uri", "script_json", "tile_maps"]
 
 
 def tile_maps(maps: np.ndarray, *, columns: int | None = None, gap: int = 1) -> np.ndarray:
@@ -105,3 +99,23 @@ def flat_map(values: np.ndarray) -> str | None:
     if high - low <= 1e-6 * max(abs(low), abs(high)) or high == low:
         return f"flat map (range {low:.3g} to {high:.3g})"
     return None
+
+
+#: What :func:`script_json` writes as JSON escapes: the characters that can end a script
+#: element or start a comment inside it (``</script``, ``<!--``), and ``&``.
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def script_json(value: object) -> str:
+    r"""``value`` as compact JSON that can sit inside an HTML ``<script>`` element.
+
+    ``<``, ``>`` and ``&`` are written as JSON escapes, which ``JSON.parse`` reads back as
+    they were, so that no text in the data (a class name holding ``</script>`` or
+    ``<!--<script>``) can end the element early, or make the browser skip its real end tag
+    (HTML's "escaped script" states). Characters beyond ASCII are escaped as well, U+2028 and
+    U+2029 included. The one place where cnnkit writes JSON into a page.
+
+    >>> print(script_json({"class": "<!--<script>", "n": 1}))
+    {"class":"\u003c!--\u003cscript\u003e","n":1}
+    """
+    return json.dumps(value, separators=(",", ":")).translate(_SCRIPT_ESCAPES)

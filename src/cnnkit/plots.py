@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "as_picture",
     "edge_figure",
     "figure_text",
     "filter_figure",
@@ -31,6 +32,15 @@ __all__ = [
     "save_figure",
     "unreached_padding",
 ]
+
+
+def as_picture(pixels: np.ndarray) -> np.ndarray:
+    """An image ``(C, H, W)`` as ``(H, W)`` (one channel) or ``(H, W, C)``.
+
+    >>> as_picture(np.zeros((3, 2, 4))).shape
+    (2, 4, 3)
+    """
+    return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
 
 
 def new_figure(width: float, height: float) -> Figure:

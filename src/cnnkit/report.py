@@ -40,6 +40,7 @@ from cnnkit.pictures import (
     coloured,
     flat_map,
     png_data_uri,
+    script_json,
 )
 from cnnkit.runfolder import RunFolder
 
@@ -219,7 +220,7 @@ class _Page:
         missing = (f'<p class="note" role="status">{html.escape(self.missing_data)} The sections '
                    'that need test images are left out.</p>' if self.missing_data else "")
         payload = {**self.data, "images": {str(k): v for k, v in self.images.items()}}
-        data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+        data = script_json(payload)
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

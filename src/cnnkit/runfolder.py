@@ -26,10 +26,14 @@ Safety rules, in the order a run applies them:
    machine its rank 0 runs; torchrun starts an attempt only once every process of the one
    before has stopped), and :meth:`RunFolder.end_job` releases it when the job is over.
 3. **Replace, don't delete.** With ``overwrite``, the earlier run's files (and only those: a
-   note the user keeps in the folder stays where it is) move into
+   note or a folder the user keeps in the run folder stays where it is) move into
    ``.previous-run/`` and are removed only by :meth:`RunFolder.commit` once the new run's first
-   checkpoint is written; a run that fails before that moves them back
-   (:meth:`RunFolder.restore`).
+   *complete* checkpoint (the end of an epoch) is written; a run that fails or is interrupted
+   before that moves them back (:meth:`RunFolder.restore`). A run killed before that leaves them
+   in ``.previous-run/``: ``--resume`` puts them back (or, when the killed run wrote a
+   checkpoint, keeps them aside until the resumed run completes an epoch), a new
+   ``--overwrite`` keeps them aside in place of the killed run's files, and the commands that
+   read a run say where they are (:meth:`RunFolder.set_aside_note`).
 """
 
 from __future__ import annotations
@@ -38,14 +42,15 @@ import contextlib
 import fnmatch
 import json
 import os
-import shutil
+import re
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from cnnkit._files import atomic_write, file_mode
-from cnnkit.errors import AlreadyExists, NotAFolder, NotFound, RunBusy
+from cnnkit._json import read_json
+from cnnkit.errors import AlreadyExists, CnnkitError, NotAFolder, NotFound, RunBusy
 
 __all__ = [
     "BEST_NAME",
@@ -92,6 +97,10 @@ WEIGHT_FIGURES = (WEIGHTS_FIGURE_NAME, PATCHES_FIGURE_NAME, _CONFUSION_FIGURE.fo
 #: The checkpoints in every format (and their half-written temporaries), and the figures.
 OWN_PATTERNS = (f"{_CHECKPOINT_STEM}.*", f"{_BEST_STEM}.*", f"{_INITIAL_STEM}.*",
                 *WEIGHT_FIGURES)
+
+
+#: A temporary file of :func:`cnnkit._files.atomic_write` (``tempfile.mkstemp``'s names).
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>(\.[^.]+)?)")
 
 
 class RunFolder:
@@ -229,19 +238,45 @@ class RunFolder:
                 f"output folder {self.path} exists and is not empty; choose another folder, "
                 "resume it with --resume, or pass --overwrite"
             )
-        self._check_no_previous()
         parent = self.path if self.path.is_dir() else self.path.parent
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
         if not os.access(parent, os.W_OK | os.X_OK):
             raise PermissionError(13, "cannot write into this folder", str(parent))
 
-    def check_resumable(self, checkpoint: Path, *, job: str | None = None) -> None:
-        """Refuse, without changing anything, a folder that holds no run to resume."""
+    def check_resumable(self, checkpoint: Path, *, job: str | None = None) -> str:
+        """Refuse a folder that holds no run to resume; returns a line to show, or ''
+        (:meth:`recover` may have tidied the folder first)."""
         self.check_not_busy(job)
+        note = self.recover() if checkpoint == self.checkpoint else ""
         if not checkpoint.is_file():
             raise NotFound(f"cannot resume: {checkpoint} does not exist")
-        self._check_no_previous()
+        return note
+
+    def recover(self) -> str:
+        """Tidy what a killed run left, before it is resumed: its half-written temporaries go,
+        and the earlier run that an interrupted ``--overwrite`` set aside is put back when the
+        interrupted run wrote no checkpoint (the earlier run is then the one to resume).
+        Returns a line saying what was done, or ''. Nothing is touched while a live process
+        holds the folder's lock (that is refused)."""
+        if not self.path.is_dir():
+            return ""
+        temporaries = [entry.name for entry in self.path.iterdir() if self._is_temporary(entry)]
+        put_back = not self.checkpoint.is_file() and (self.previous / CHECKPOINT_NAME).is_file()
+        if not (temporaries or put_back):
+            return ""
+        with self.locked():  # refused while a live process writes the folder
+            self._remove_temporaries()
+            if put_back:
+                self._replaced = self.previous
+                self.restore()
+        done = []
+        if temporaries:
+            done.append(f"removed {len(temporaries)} half-written file(s) a stopped run left")
+        if put_back:
+            done.append(f"put back the earlier run that an interrupted --overwrite had set "
+                        f"aside in {self.previous}")
+        return "; ".join(done)
 
     def check_not_busy(self, job: str | None = None) -> None:
         """Refuse a folder whose lock a live process holds (a stale lock, or one left by an
@@ -253,13 +288,6 @@ class RunFolder:
         """Whether the lock was left by an earlier attempt of torchrun job ``job``: this process
         is a restart, and the folder's files are its job's."""
         return job is not None and self._holder().get("job") == job
-
-    def _check_no_previous(self) -> None:
-        if self.previous.exists():
-            raise AlreadyExists(
-                f"{self.previous} holds the files of a run that an interrupted --overwrite was "
-                "replacing; move them back into the run folder, or delete that folder, first"
-            )
 
     def open(self, *, overwrite: bool, resume: bool = False, job: str | None = None) -> None:
         """Create and lock the folder; with ``overwrite`` set the earlier run aside.
@@ -285,14 +313,43 @@ class RunFolder:
                 f"output folder {self.path} was filled by another run while this one started; "
                 "choose another folder, resume it with --resume, or pass --overwrite"
             )
+        if self.previous.is_dir():
+            # A run killed before its first complete checkpoint left the run it replaced here:
+            # that run stays aside until this one completes an epoch. A new --overwrite
+            # replaces the killed run's files.
+            if overwrite:
+                for entry in self._own_entries(self.path):
+                    entry.unlink()
+            self._replaced = self.previous
+            return
         if not overwrite:
             return
-        earlier = [entry for entry in self.path.iterdir() if self.is_own(entry.name)]
+        earlier = self._own_entries(self.path)
         if earlier:
             self.previous.mkdir()
             for entry in earlier:
                 entry.rename(self.previous / entry.name)
             self._replaced = self.previous
+
+    def _own_entries(self, folder: Path) -> list[Path]:
+        """The run's own files in ``folder`` (never a folder: one the user keeps there, even
+        under a name such as ``checkpoint.old``, stays out of reach)."""
+        return [entry for entry in sorted(folder.iterdir())
+                if self.is_own(entry.name) and (entry.is_symlink() or not entry.is_dir())]
+
+    @property
+    def replacing(self) -> bool:
+        """Whether an earlier run is set aside until this run's first complete checkpoint."""
+        return self._replaced is not None
+
+    def set_aside_note(self) -> str:
+        """Where an interrupted ``--overwrite`` left the earlier run, and how to get it back;
+        empty when there is none."""
+        if not (self.previous / CHECKPOINT_NAME).is_file():
+            return ""
+        return (f"the earlier run that an interrupted train --overwrite set aside is in "
+                f"{self.previous}: cnnkit train --resume {self.path} puts it back and goes on "
+                f"from it (or move its files back into {self.path})")
 
     def _holds_files(self) -> bool:
         """Whether anything but the lock and half-written temporaries is in the folder."""
@@ -300,25 +357,28 @@ class RunFolder:
                    for entry in self.path.iterdir())
 
     def commit(self) -> None:
-        """The new run has a checkpoint: the run it replaced may go."""
+        """The new run has a complete checkpoint: the run it replaced may go (only its own
+        files; anything else found in ``.previous-run/`` stays)."""
         if self._replaced is not None:
-            shutil.rmtree(self._replaced)
+            for entry in self._own_entries(self._replaced):
+                entry.unlink()
+            with contextlib.suppress(OSError):  # not empty: something that is not the run's
+                self._replaced.rmdir()
             self._replaced = None
 
-    def restore(self) -> None:
-        """The new run failed before its first checkpoint: put the earlier run back."""
+    def restore(self) -> bool:
+        """The new run failed before its first complete checkpoint: put the earlier run back.
+        True if there was one to put back."""
         if self._replaced is None:
-            return
-        for entry in self.path.iterdir():
-            if self.is_own(entry.name):
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-        for entry in self._replaced.iterdir():
+            return False
+        for entry in self._own_entries(self.path):
+            entry.unlink()
+        for entry in self._own_entries(self._replaced):
             entry.rename(self.path / entry.name)
-        self._replaced.rmdir()
+        with contextlib.suppress(OSError):
+            self._replaced.rmdir()
         self._replaced = None
+        return True
 
     def _remove_temporaries(self) -> None:
         """Remove the half-written files a killed run left (``.best.safetensors.x1y2.safetensors``).
@@ -330,9 +390,12 @@ class RunFolder:
                 entry.unlink()
 
     def _is_temporary(self, entry: Path) -> bool:
-        """A half-written file of the run's own, as :func:`atomic_write` names them."""
-        return (entry.name.startswith(".") and entry.is_file()
-                and self.is_own(entry.name[1:].rsplit(".", 2)[0]))
+        """A half-written file of the run's own, exactly as :func:`atomic_write` names them:
+        ``.NAME.XXXXXXXX.SUFFIX`` (``tempfile``'s 8 random characters, NAME's suffix); a dot
+        file of the user's such as ``.metrics.csv.backup`` is not one."""
+        match = _TEMPORARY.fullmatch(entry.name)
+        return (match is not None and Path(match["name"]).suffix == match["suffix"]
+                and self.is_own(match["name"]) and entry.is_file() and not entry.is_symlink())
 
     # -- the lock -----------------------------------------------------------------------------
     def lock(self, *, job: str | None = None) -> None:
@@ -389,8 +452,8 @@ class RunFolder:
 
     def _holder(self) -> dict:
         try:
-            data = json.loads(self.lock_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = read_json(self.lock_file, "lock file", max_bytes=1 << 16)
+        except (OSError, CnnkitError):
             return {}
         return data if isinstance(data, dict) else {}
 

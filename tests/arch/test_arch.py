@@ -40,6 +40,18 @@ def test_tutorial_parameter_count_is_the_published_one():
     assert rows[6].output_shape == (3136,)
 
 
+def test_tutorial_on_cifar_10_images_takes_three_channels():
+    """On CIFAR-10's 3x32x32 the tutorial's layers become conv 3->32 (3*25*32 + 32 = 2,432),
+    conv 32->64 (51,264), dense 64*8*8 = 4096 -> 1024 (4,195,328) and 1024 -> 10 (10,250)."""
+    rows = trace(load_architecture("tutorial"), (3, 32, 32), 10)
+    counted = {row.index: row.parameters for row in rows if row.parameters}
+    assert counted == {0: 2_432, 3: 51_264, 7: 4_195_328, 10: 10_250}
+    assert [row.output_shape for row in rows[:7]] == [
+        (32, 32, 32), (32, 32, 32), (32, 16, 16), (64, 16, 16), (64, 16, 16), (64, 8, 8),
+        (4096,)]
+    assert sum(counted.values()) == 4_259_274
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     channels=st.sampled_from([1, 3]),

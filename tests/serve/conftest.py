@@ -41,17 +41,15 @@ def client(app):
 def server_url(run_dir):
     """The application as cnnkit serve runs it, served by uvicorn on a free localhost port in
     a thread."""
-    import uvicorn
-
     from cnnkit.serve import bind
     from cnnkit.serve.app import LOOPBACK_HOSTS, create_app
+    from cnnkit.serve.connections import make_server
 
     app = create_app(run_dir, allowed_hosts=LOOPBACK_HOSTS)
 
     listener = bind("127.0.0.1", 0)
     port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                          lifespan="off"))
+    server = make_server(app)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     for _ in range(500):

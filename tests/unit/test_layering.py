@@ -54,7 +54,7 @@ def test_modules_do_not_import_what_stands_above_them(files, forbidden):
 #: The floors of the package, lowest first (README, "How cnnkit is built"): a module imports
 #: only modules of its own floor or of floors below it.
 FLOORS = [
-    ["cnnkit.errors", "cnnkit._validate", "cnnkit._files", "cnnkit.budget"],
+    ["cnnkit.errors", "cnnkit._validate", "cnnkit._files", "cnnkit._json", "cnnkit.budget"],
     ["cnnkit.shapes", "cnnkit.ops", "cnnkit.filters", "cnnkit.schedule"],
     ["cnnkit.imageio", "cnnkit.data", "cnnkit.plots"],
     ["cnnkit.layers", "cnnkit.arch", "cnnkit.modelinfo", "cnnkit.runfolder"],

@@ -18,9 +18,9 @@ def test_checkpoint_names_live_in_the_run_folder(tmp_path):
     run = RunFolder(tmp_path)
     assert (run.checkpoint.name, run.best.name) == ("checkpoint.safetensors", "best.safetensors")
     assert run.is_own(run.checkpoint.name) and run.is_own(run.best.name)
-    assert run.is_own(".checkpoint.safetensors.ab12_x.safetensors") is False
-    (tmp_path / ".checkpoint.safetensors.ab12_x.safetensors").write_bytes(b"half")
-    assert run._is_temporary(tmp_path / ".checkpoint.safetensors.ab12_x.safetensors")
+    assert run.is_own(".checkpoint.safetensors.ab12_xyz.safetensors") is False
+    (tmp_path / ".checkpoint.safetensors.ab12_xyz.safetensors").write_bytes(b"half")
+    assert run._is_temporary(tmp_path / ".checkpoint.safetensors.ab12_xyz.safetensors")
 
 
 def test_new_run_refuses_a_folder_filled_between_check_and_lock(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from cnnkit._files import open_regular
 from cnnkit.errors import InvalidArgument
 
 EXAMPLE = """examples:
@@ -78,6 +79,8 @@ def load_input(
             raise InvalidArgument("give an IMAGE file or --sample NAME")
         size = tuple(args.resize) if args.resize else 128
         return sample_image(sample, size)
+    with open_regular(args.image, "image file"):  # a FIFO or a device would block the decoder
+        pass
     return read_image(
         args.image,
         color="gray" if args.gray or gray else "keep",
@@ -166,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         )
     # Budget from the image's header first: nothing large is built before it is known to fit.
     if args.image is not None and args.sample is None:
+        with open_regular(args.image, "image file"):
+            pass
         shape = image_shape(args.image, color="gray" if args.gray else "keep")
         if args.resize:
             shape = (*args.resize, *shape[2:])

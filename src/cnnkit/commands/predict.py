@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from cnnkit._files import atomic_write, display_name
 from cnnkit.commands.options import add_engine_options, add_invert_option, warning_line
 from cnnkit.errors import AlreadyExists, InvalidArgument, NotFound
 
@@ -59,9 +60,23 @@ def _check_csv(path: str, overwrite: bool) -> Path:
     return target
 
 
-def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
-    from cnnkit._files import atomic_write
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+
+def csv_cell(text: str) -> str:
+    """``text`` safe for a spreadsheet cell: names that are not UTF-8 shown as everywhere
+    (``\\xNN``), and a cell that would start a formula prefixed with a single quote (OWASP's
+    rule; every cell is also quoted).
+
+    >>> csv_cell("=HYPERLINK(1)"), csv_cell("cat")
+    ("'=HYPERLINK(1)", 'cat')
+    """
+    text = display_name(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
     header = ["image"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
@@ -69,15 +84,15 @@ def _write_csv(path: Path, results, top: int, overwrite: bool) -> None:
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
             writer.writerow(header)
             for result in results:
-                row = [result.path]
+                row = [csv_cell(result.path)]
                 for name, probability in zip(result.classes, result.probabilities,
                                              strict=True):
-                    row += [name, f"{probability:.6f}"]
+                    row += [csv_cell(name), f"{probability:.6f}"]
                 writer.writerow([*row, int(result.inverted), int(result.padded),
-                                 "; ".join(result.warnings)])
+                                 csv_cell("; ".join(result.warnings))])
 
     atomic_write(path, write, overwrite=overwrite)
 

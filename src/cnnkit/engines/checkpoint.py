@@ -34,12 +34,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from cnnkit._files import atomic_write
+from cnnkit._files import atomic_write, open_regular
+from cnnkit._json import parse, type_name
 from cnnkit._validate import check_int
-from cnnkit.arch import load_architecture, trace
+from cnnkit.arch import ARCHITECTURES, load_architecture, trace
 from cnnkit.budget import FLOAT32_BYTES, check_memory
 from cnnkit.errors import BadFile, CnnkitError, InvalidArgument, NotFound
 from cnnkit.runfolder import RunFolder
@@ -60,8 +62,10 @@ VERSION = 2
 #: The header of a checkpoint is JSON describing tensors plus the metadata; a larger one is not
 #: a cnnkit checkpoint (a million-epoch history still takes a few hundred megabytes less).
 MAX_HEADER_BYTES = 256 * 2**20
-_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-           "U8": 1, "BOOL": 1}
+#: safetensors dtypes cnnkit reads, as NumPy dtypes (little-endian; bfloat16 as its bits).
+_DTYPES = {name: np.dtype(code) for name, code in [
+    ("F64", "<f8"), ("F32", "<f4"), ("F16", "<f2"), ("BF16", "<u2"), ("I64", "<i8"),
+    ("I32", "<i4"), ("I16", "<i2"), ("I8", "i1"), ("U8", "u1"), ("BOOL", "?")]}
 _CONVERT_HINT = "convert it with: cnnkit convert-checkpoint {path}"
 
 
@@ -127,18 +131,18 @@ class Checkpoint:
     # -- reading ------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
-        """Read and check a checkpoint file; any damage is a :class:`~cnnkit.errors.BadFile`."""
-        path = Path(path)
-        header = _read_header(path)
-        metadata = _metadata(header, path)
-        check_memory(path.stat().st_size, f"the checkpoint {path}")
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        """Read and check a checkpoint file; any damage is a :class:`~cnnkit.errors.BadFile`.
 
-        try:
-            tensors = load_file(str(path))
-        except SafetensorError as exc:
-            raise BadFile(f"{path} is damaged: {_first_line(exc)}") from None
+        Tensors stored in bfloat16 or float16 (a file written by PyTorch in half precision)
+        are read as float32; a dtype cnnkit cannot compute in is refused by name.
+        """
+        path = Path(path)
+        with open_regular(path, "checkpoint") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            header, length = _read_header(stream, path, size)
+            metadata = _metadata(header, path)
+            check_memory(size, f"the checkpoint {path}")
+            tensors = _read_tensors(stream, header, 8 + length)
         model, state = {}, {}
         for name, value in tensors.items():
             if name.startswith("model."):
@@ -189,33 +193,26 @@ def _json_groups(groups: list[dict]) -> list[dict]:
              for key, value in group.items()} for group in groups]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _read_header(path: Path) -> dict:
-    """The safetensors header of ``path``, checked against the file's size before any read."""
-    size = path.stat().st_size
-    with open(path, "rb") as stream:
-        start = stream.read(8)
-        length = int.from_bytes(start, "little")
-        # torch.save wrote a zip archive (or, long ago, a bare pickle); read as safetensors its
-        # first bytes claim an impossible header, or one that is not JSON.
-        legacy = start.startswith(b"PK\x03\x04") or start[:1] == b"\x80"
-        if len(start) < 8 or length > min(size - 8, MAX_HEADER_BYTES):
-            if legacy:
-                raise _legacy(path)
-            if len(start) < 8:
-                raise BadFile(f"{path} is not a cnnkit checkpoint: {size} bytes is too short")
-            raise BadFile(
-                f"{path} is not a cnnkit checkpoint (or is truncated): its header claims "
-                f"{length:,} bytes, the file has {size:,}"
-            )
-        raw = stream.read(length)
+def _read_header(stream: BinaryIO, path: Path, size: int) -> tuple[dict, int]:
+    """The safetensors header of ``path`` and its length, checked against the file's ``size``
+    before any tensor is read."""
+    start = stream.read(8)
+    length = int.from_bytes(start, "little")
+    # torch.save wrote a zip archive (or, long ago, a bare pickle); read as safetensors its
+    # first bytes claim an impossible header, or one that is not JSON.
+    legacy = start.startswith(b"PK\x03\x04") or start[:1] == b"\x80"
+    if len(start) < 8 or length > min(size - 8, MAX_HEADER_BYTES):
+        if legacy:
+            raise _legacy(path)
+        if len(start) < 8:
+            raise BadFile(f"{path} is not a cnnkit checkpoint: {size} bytes is too short")
+        raise BadFile(
+            f"{path} is not a cnnkit checkpoint (or is truncated): its header claims "
+            f"{length:,} bytes, the file has {size:,}"
+        )
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = parse(stream.read(length), f"the header of {path}")
+    except BadFile:
         if legacy:
             raise _legacy(path) from None
         raise BadFile(f"{path} is not a cnnkit checkpoint: its header is not JSON") from None
@@ -225,21 +222,51 @@ def _read_header(path: Path) -> dict:
     for name, entry in header.items():
         if name == "__metadata__":
             continue
+        if isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and (
+            entry["dtype"] not in _DTYPES
+        ):
+            raise BadFile(
+                f"{path}: tensor {name!r} is stored as {entry['dtype']}, which cnnkit does not "
+                f"read (it reads {', '.join(_DTYPES)})"
+            )
         if not (isinstance(entry, dict) and entry.get("dtype") in _DTYPES
                 and isinstance(entry.get("shape"), list)
-                and all(isinstance(n, int) and n >= 0 for n in entry["shape"])
+                and all(type(n) is int and n >= 0 for n in entry["shape"])
                 and isinstance(entry.get("data_offsets"), list)
                 and len(entry["data_offsets"]) == 2
-                and all(isinstance(n, int) for n in entry["data_offsets"])):
+                and all(type(n) is int for n in entry["data_offsets"])):
             raise BadFile(f"{path} is damaged: the header entry of tensor {name!r} is malformed")
         begin, end = entry["data_offsets"]
-        needed = math.prod(entry["shape"]) * _DTYPES[entry["dtype"]]
+        needed = math.prod(entry["shape"]) * _DTYPES[entry["dtype"]].itemsize
         if not 0 <= begin <= end <= data_bytes or end - begin != needed:
             raise BadFile(
                 f"{path} is damaged or truncated: tensor {name!r} claims {needed:,} bytes at "
                 f"{begin:,}..{end:,}, the file holds {data_bytes:,} bytes of data"
             )
-    return header
+    return header, length
+
+
+def _read_tensors(stream: BinaryIO, header: dict, data_start: int) -> dict[str, np.ndarray]:
+    """Every tensor of a checked header, read from ``stream``; half precision (bfloat16,
+    float16) becomes float32, which both engines compute in."""
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        stream.seek(data_start + begin)
+        raw = bytearray(end - begin)  # writable: the optimizer updates its state in place
+        stream.readinto(raw)
+        if entry["dtype"] == "BF16":  # the upper half of a float32
+            value = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        elif entry["dtype"] == "F16":
+            value = np.frombuffer(raw, "<f2").astype(np.float32)
+        else:
+            value = np.frombuffer(raw, _DTYPES[entry["dtype"]])
+            if not value.dtype.isnative:  # a big-endian machine
+                value = value.astype(value.dtype.newbyteorder("="))
+        tensors[name] = value.reshape(entry["shape"])
+    return tensors
 
 
 def _legacy(path: Path) -> BadFile:
@@ -257,9 +284,9 @@ def _metadata(header: dict, path: Path) -> dict:
         raise BadFile(f"{path} is a safetensors file but not a cnnkit checkpoint "
                       "(no 'cnnkit' metadata)")
     try:
-        metadata = json.loads(text)
-    except (ValueError, RecursionError):
-        raise BadFile(f"{path} is damaged: its metadata is not JSON") from None
+        metadata = parse(text, "it")
+    except BadFile as exc:
+        raise BadFile(f"{path} is damaged: its metadata is not JSON ({exc})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise BadFile(f"{path} is not a cnnkit checkpoint (format {FORMAT!r} expected)")
     if metadata.get("version") != VERSION:
@@ -286,8 +313,9 @@ def resolve_checkpoint(source: str | os.PathLike, *, best: bool = False) -> Path
                 f"{legacy} is a checkpoint in the earlier PyTorch format; "
                 + _CONVERT_HINT.format(path=run.path)
             )
-    if not path.is_file():
-        raise NotFound(f"no checkpoint at {path}")
+    if not path.exists():
+        note = RunFolder(path.parent).set_aside_note()
+        raise NotFound(f"no checkpoint at {path}" + (f"; {note}" if note else ""))
     return path
 
 
@@ -311,6 +339,14 @@ def check_state(state: dict, where: str) -> None:
     for key in ("arch", "input_shape", "num_classes", "class_names", "mean", "std"):
         if key not in info:
             raise bad(f"'model_info' has no {key!r}")
+    # The architecture is stored whole: a name that is no built-in (a path) is never opened.
+    if not (isinstance(info["arch"], dict)
+            or (isinstance(info["arch"], str) and info["arch"] in ARCHITECTURES)):
+        raise bad(f"'model_info.arch' must be an architecture object or a built-in name, got "
+                  f"{type_name(info['arch'])} {str(info['arch'])[:80]!r}")
+    if not isinstance(info["input_shape"], list):
+        raise bad(f"'model_info.input_shape' must be a list of 3 integers, got "
+                  f"{type_name(info['input_shape'])}")
     try:
         arch = load_architecture(info["arch"])
         input_shape = parse_input_shape(info["input_shape"])
@@ -319,8 +355,9 @@ def check_state(state: dict, where: str) -> None:
     except CnnkitError as exc:
         raise bad(str(exc)) from None
     names = info["class_names"]
-    if not isinstance(names, list) or len(names) != num_classes:
-        raise bad(f"'class_names' must list {num_classes} names")
+    if (not isinstance(names, list) or len(names) != num_classes
+            or not all(isinstance(name, str) for name in names)):
+        raise bad(f"'class_names' must list {num_classes} names (strings)")
     for key in ("mean", "std"):
         value = info[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
@@ -336,6 +373,13 @@ def check_state(state: dict, where: str) -> None:
         raise bad(f"'epoch' is {epoch!r}, not a whole number")
     if not isinstance(state.get("history"), list) or not isinstance(state.get("config"), dict):
         raise bad("'history' must be a list and 'config' an object")
+    for index, row in enumerate(state["history"]):
+        if not isinstance(row, dict):
+            raise bad(f"'history[{index}]' must be an object, got {type_name(row)}")
+        for key, value in row.items():
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise bad(f"'history[{index}].{key}' must be a number, got {type_name(value)}")
     if not isinstance(state.get("model"), dict) or not state["model"]:
         raise bad("'model' (the weights) is missing")
     if state.get("engine") not in ("numpy", "torch"):

@@ -9,12 +9,12 @@ before anything in it runs. Its contents are checked as a new checkpoint's are, 
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import warnings
 from pathlib import Path
 
+from cnnkit._json import parse
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.errors import AlreadyExists, BadFile, InvalidArgument, NotFound
 from cnnkit.nn.optim import from_torch_optimizer_state
@@ -42,11 +42,13 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if "GLOBAL" in reason:
             raise BadFile(
                 f"refused to load {path}: it holds objects other than weights and plain "
-                f"values, which could run code when loaded ({reason})"
+                f"values, which could run code when loaded ({reason}); cnnkit never loads such "
+                "a file. Where the model was made, save its weights alone with "
+                "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
             ) from None
         raise BadFile(f"{path} is not a readable checkpoint ({reason})") from None
     except Exception as exc:  # torch.load fails in many ways on foreign or damaged bytes
-        detail = type(exc).__name__ + (f": {str(exc).splitlines()[0]}" if str(exc) else "")
+        detail = type(exc).__name__ + (f": {_unpickling_reason(str(exc))}" if str(exc) else "")
         raise BadFile(
             f"{path} is not a readable checkpoint: the file is damaged or was not written by "
             f"cnnkit train (torch.load: {detail})"
@@ -56,10 +58,9 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Checkpoint:
                       "expected)")
     decoded = {}
     for key in ("config", "model_info", "history"):
-        try:
-            decoded[key] = json.loads(state[key])
-        except (KeyError, TypeError, ValueError, RecursionError):
-            raise BadFile(f"{path} is damaged: its {key!r} entry is missing or not JSON") from None
+        if not isinstance(state.get(key), str):
+            raise BadFile(f"{path} is damaged: its {key!r} entry is missing or not JSON")
+        decoded[key] = parse(state[key], f"the {key!r} entry of {path}")
     model, optimizer = state.get("model"), state.get("optimizer")
     if not isinstance(model, dict) or not all(
         isinstance(value, torch.Tensor) for value in model.values()
@@ -67,7 +68,13 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise BadFile(f"{path} is damaged: its 'model' entry is not a dict of tensors")
     if not isinstance(optimizer, dict) or set(optimizer) != {"state", "param_groups"}:
         raise BadFile(f"{path} is damaged: its 'optimizer' entry is not an optimizer state")
-    optimizer = from_torch_optimizer_state(optimizer)
+    model = {key: _as_array(value, f"model.{key}", path) for key, value in model.items()}
+    optimizer = from_torch_optimizer_state({
+        "state": {index: {name: _as_array(value, f"optimizer state {index}.{name}", path)
+                          for name, value in entries.items()}
+                  for index, entries in optimizer["state"].items()},
+        "param_groups": optimizer["param_groups"],
+    })
     optimizer["param_groups"] = [
         {key: value for key, value in group.items()
          if key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "params")}
@@ -75,7 +82,7 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Checkpoint:
     ]
     extra = {"scaler": state["scaler"]} if isinstance(state.get("scaler"), dict) else {}
     checkpoint = Checkpoint(
-        model={key: value.detach().cpu().numpy() for key, value in model.items()},
+        model=model,
         optimizer=optimizer, epoch=state.get("epoch"), config=decoded["config"],
         model_info=decoded["model_info"], history=decoded["history"],
         best_accuracy=state.get("best_accuracy", -1.0), engine="torch",
@@ -130,9 +137,30 @@ def convert_checkpoint(
 
 
 def _unpickling_reason(message: str) -> str:
-    """The specific line of torch's weights-only refusal (its other lines are boilerplate)."""
-    for line in message.splitlines()[1:]:
+    """The specific line of torch's refusal: never its boilerplate, nor its hint to retry
+    without ``weights_only`` (which would run whatever code the file holds)."""
+    for line in message.splitlines():
         line = line.strip()
-        if line and not line.startswith(("Please file", "Check the documentation")):
+        if line and "weights_only" not in line and not line.startswith(
+            ("Please file", "Check the documentation", "Weights only load failed")
+        ):
             return line
     return "unsupported content"
+
+
+def _as_array(value: object, name: str, path: Path):
+    """A tensor as a NumPy array; half precision (bfloat16, float16) becomes float32, and a
+    dtype cnnkit cannot compute in is refused by name."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    if value.is_complex() or (value.dtype.is_floating_point and value.dtype not in (
+        torch.float32, torch.float64, torch.float16, torch.bfloat16
+    )):
+        raise BadFile(f"{path}: tensor {name!r} is stored as {value.dtype}, which cnnkit does "
+                      "not read (float64, float32, float16, bfloat16 and integers it does)")
+    if value.dtype in (torch.float16, torch.bfloat16):
+        value = value.float()
+    return value.numpy()

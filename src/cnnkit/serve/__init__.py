@@ -4,7 +4,9 @@ Three views on one local page: the convolution playground (:mod:`cnnkit.serve.pl
 the inside of a trained network (:mod:`cnnkit.serve.network`) and the run's report. The web
 application (:mod:`cnnkit.serve.app`) needs the optional packages of
 ``pip install 'cnnkit[serve]'`` (Starlette and uvicorn); every number it shows is computed by
-cnnkit's Python code, the page's script only draws.
+cnnkit's Python code, the page's script only draws. The server around it
+(:mod:`cnnkit.serve.connections`) drops slow clients, limits connections and keeps its log
+short when clients misbehave.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(app, listener: socket.socket) -> None:
-    """Serve ``app`` on an already bound socket until Ctrl-C (uvicorn, no access log)."""
-    import uvicorn
+    """Serve ``app`` on an already bound socket until Ctrl-C: uvicorn, no access log, with the
+    timeouts and limits of :mod:`cnnkit.serve.connections`."""
+    from cnnkit.serve.connections import make_server, return_large_blocks
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    uvicorn.Server(config).run(sockets=[listener])
+    return_large_blocks()
+    make_server(app).run(sockets=[listener])

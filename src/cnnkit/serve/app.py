@@ -18,14 +18,18 @@ Routes (``docs/serve.md`` documents each request and answer):
 
 A refused request gets a 4xx answer ``{"error": message}`` with cnnkit's own message; the
 server keeps serving. Computations run on worker threads, so one slow request does not hold up
-the others. No request names a path: images come as uploaded bytes or built-in samples,
-kernels as names or numbers, and the only files served are the package's static files and the
-run's own files.
+the others. Decoding an upload and running the model take room in a memory budget
+(:class:`cnnkit.serve.network.MemoryGate`); when it is full the answer is 503 with
+``Retry-After``. A request body must arrive within
+:data:`~cnnkit.serve.connections.BODY_TIMEOUT` seconds (else 408), and a client that leaves
+in the middle of its upload is one line in the log. No request names a path: images come as
+uploaded bytes or built-in samples, kernels as names or numbers, and the only files served are
+the package's static files and the run's own files (regular files inside the run folder, not
+links out of it).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -36,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.errors import (
-    BadFile,
     CnnkitError,
     InvalidArgument,
     MissingPackage,
@@ -44,10 +47,19 @@ from cnnkit.errors import (
     NotFound,
     TooLarge,
 )
-from cnnkit.imageio import image_shape, read_image, to_grayscale
+from cnnkit.imageio import image_memory, image_shape, read_image, to_grayscale
 from cnnkit.runfolder import CONFIG_NAME, CURVES_NAME, METRICS_NAME, REPORT_NAME
 from cnnkit.serve import playground
-from cnnkit.serve.network import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, Inspector, saved_upload
+from cnnkit.serve.network import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    RETRY_AFTER,
+    Inspector,
+    MemoryGate,
+    ServerBusy,
+    default_memory_budget,
+    saved_upload,
+)
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -68,7 +80,18 @@ RUN_FILES = {REPORT_NAME: "text/html", CURVES_NAME: "image/png", METRICS_NAME: "
 
 STATIC = Path(__file__).with_name("static")
 
-_STATUS = {NotFound: 404, TooLarge: 413}
+
+class RequestTimeout(CnnkitError, TimeoutError):
+    """A request's body did not arrive in time; answered 408."""
+
+
+class _ClientGone(Exception):
+    """The client closed its connection before its request body was complete."""
+
+
+_STATUS = {NotFound: 404, TooLarge: 413, RequestTimeout: 408, ServerBusy: 503}
+#: Extra headers of the answers to some refusals.
+_HEADERS = {408: {"connection": "close"}, 503: {"retry-after": str(RETRY_AFTER)}}
 
 
 def require_packages() -> None:
@@ -90,9 +113,11 @@ class Upload:
 
 
 class Uploads:
-    """The last :data:`UPLOADS_KEPT` uploaded playground images, by id; safe across threads."""
+    """The last :data:`UPLOADS_KEPT` uploaded playground images, by id; safe across threads.
+    Decoding takes room in ``gate`` (default: a gate of its own, of the default budget)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: MemoryGate | None = None) -> None:
+        self.gate = MemoryGate(default_memory_budget()) if gate is None else gate
         self._images: OrderedDict[str, Upload] = OrderedDict()
         self._lock = threading.Lock()
         self._count = 0
@@ -107,7 +132,8 @@ class Uploads:
             if scale < 1.0:
                 size = (max(1, round(rows * scale)), max(1, round(columns * scale)))
                 notes.append(f"shrunk from {columns}×{rows} to {size[1]}×{size[0]}")
-            rgb = read_image(path, color="rgb", size=size, max_pixels=MAX_UPLOAD_PIXELS)
+            with self.gate.hold(image_memory(path, size=size), "decoding an upload"):
+                rgb = read_image(path, color="rgb", size=size, max_pixels=MAX_UPLOAD_PIXELS)
         upload = Upload(rgb, to_grayscale(rgb))
         with self._lock:
             self._count += 1
@@ -167,25 +193,31 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def create_app(run_dir: str | os.PathLike | None = None, *,
-               allowed_hosts: Sequence[str] | None = None):
+               allowed_hosts: Sequence[str] | None = None, memory_budget: int | None = None):
     """The Starlette application; with ``run_dir``, the run's model is loaded once, here.
 
     ``allowed_hosts``: the Host header values answered (default: any); ``cnnkit serve`` on a
-    loopback address passes :data:`LOOPBACK_HOSTS`. Raises the cnnkit error of a missing run
-    folder or checkpoint before anything is served.
+    loopback address passes :data:`LOOPBACK_HOSTS`. ``memory_budget``: bytes that decoding
+    uploads and running the model may take at once (default
+    :func:`~cnnkit.serve.network.default_memory_budget`). Raises the cnnkit error of a missing
+    run folder or checkpoint before anything is served.
     """
     require_packages()
+    import anyio
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
+    from cnnkit.serve.connections import BODY_TIMEOUT, NOTICES, OUT_OF_DESCRIPTORS
+
     folder = None if run_dir is None else _run_folder(run_dir)
-    inspector = None if folder is None else Inspector(folder)
-    uploads = Uploads()
+    gate = MemoryGate(default_memory_budget() if memory_budget is None else memory_budget)
+    inspector = None if folder is None else Inspector(folder, gate=gate)
+    uploads = Uploads(gate)
 
     async def body(request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
@@ -193,21 +225,29 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
             raise TooLarge(f"the request body has {declared} bytes, more than the limit of "
                            f"{limit}")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the request body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
+        try:
+            with anyio.fail_after(BODY_TIMEOUT):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise TooLarge(f"the request body is larger than the limit of {limit} "
+                                       "bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {BODY_TIMEOUT:g} s "
+                                 f"({size} bytes came)") from None
+        except ClientDisconnect:
+            raise _ClientGone(f"{size} bytes came") from None
         if not size:
             raise InvalidArgument("the request has an empty body")
         return b"".join(chunks)
 
     async def json_body(request: Request) -> dict:
+        from cnnkit._json import parse
+
         data = await body(request, MAX_JSON_BYTES)
-        try:
-            value = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadFile(f"the request body is not valid JSON ({exc})") from None
+        # Depth and integer digits are bounded before parsing: a hostile body is a 400.
+        value = parse(data, "the request body")
         if not isinstance(value, dict):
             raise InvalidArgument(f"the request body must be a JSON object, got "
                                   f"{type(value).__name__}")
@@ -284,15 +324,35 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
         if name not in RUN_FILES:
             raise NotFound(f"{name!r} is not one of the run's files served here "
                            f"({', '.join(RUN_FILES)})")
-        path = folder / name
-        if not path.is_file():
+        path = (folder / name).resolve()
+        if not path.is_relative_to(folder):
+            raise NotFound(f"the run's {name} is a link to a file outside the run folder, "
+                           "which is not served")
+        if not path.is_file():  # missing, or not a regular file (a folder, a FIFO, ...)
             hint = " (write it with cnnkit report RUN)" if name == REPORT_NAME else ""
             raise NotFound(f"the run has no {name}{hint}")
         return FileResponse(path, media_type=RUN_FILES[name])
 
     async def cnnkit_error(request: Request, exc: CnnkitError) -> Response:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-        return JSONResponse({"error": str(exc).strip().splitlines()[0]}, status_code=status)
+        return JSONResponse({"error": str(exc).strip().splitlines()[0]}, status_code=status,
+                            headers=_HEADERS.get(status))
+
+    async def client_gone(request: Request, exc: _ClientGone) -> Response:
+        client = request.client
+        who = f" ({client.host}:{client.port})" if client else ""
+        NOTICES.say("disconnects", f"a client{who} disconnected before its request body "
+                                   f"was complete ({exc}); nothing was done with it")
+        return Response(status_code=400)  # not sent: the client is gone
+
+    async def os_error(request: Request, exc: OSError) -> Response:
+        if exc.errno not in OUT_OF_DESCRIPTORS:
+            raise exc
+        NOTICES.say("descriptors", f"out of file descriptors ({exc.strerror}); requests "
+                                   "that need a file are answered 503 until some close")
+        return JSONResponse({"error": "the server has run out of file descriptors; try again "
+                                      f"in {RETRY_AFTER} s"}, status_code=503,
+                            headers=_HEADERS[503])
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code,
@@ -318,6 +378,8 @@ def create_app(run_dir: str | os.PathLike | None = None, *,
         Route("/run/{name}", run_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {CnnkitError: cnnkit_error, HTTPException: http_error, Exception: internal_error}
+    handlers = {CnnkitError: cnnkit_error, HTTPException: http_error, _ClientGone: client_gone,
+                OSError: os_error, Exception: internal_error}
     app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.gate = gate
     return app if allowed_hosts is None else _HostGuard(app, allowed_hosts)
