@@ -263,7 +263,8 @@ def test_numpy_engine_refuses_torch_only_options(capsys, tmp_path):
 
 
 def test_train_options_come_from_the_config_fields(capsys):
-    """Every TrainConfig field has its option in train --help, and the flags set the fields."""
+    """Every TrainConfig field has its option in train --help, and the flags set the fields;
+    only ``recipe_overrides`` has none, being the record of which flags overrode a recipe."""
     import argparse
     import dataclasses
 
@@ -274,7 +275,8 @@ def test_train_options_come_from_the_config_fields(capsys):
     add_config_options(parser)
     flags = {action.dest: action.option_strings[0] for action in parser._actions
              if action.option_strings and action.dest != "help"}
-    assert set(flags) == {item.name for item in dataclasses.fields(TrainConfig)}
+    assert set(flags) == {item.name for item in dataclasses.fields(TrainConfig)} - {
+        "recipe_overrides"}
     assert flags["fused_optimizer"] == "--no-fused" and flags["input_shape"] == "--input"
     args = parser.parse_args(["--no-fused", "--no-channels-last", "--input", "3x8x8",
                               "--val-size", "0.25", "--engine", "numpy", "--epochs", "4"])
@@ -283,6 +285,7 @@ def test_train_options_come_from_the_config_fields(capsys):
     assert (config.fused_optimizer, config.channels_last, config.input_shape) == (
         False, False, (3, 8, 8))
     assert (config.val_size, config.engine, config.epochs, config.lr) == (0.25, "numpy", 4, 1e-3)
+    assert (config.recipe, config.recipe_overrides) == (None, None)
 
 
 def test_train_reads_a_saved_config(capsys, tmp_path, trained_run):

@@ -9,8 +9,10 @@ import sys
 
 import numpy as np
 
+from cnnkit.commands.datashow import register_show
 from cnnkit.data import (
     DATASET_NAMES,
+    dataset_names,
     fetch,
     load_dataset,
     locate,
@@ -35,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "data",
         help="list, fetch and describe data sets",
         description=(
-            "Data sets: mnist and fashion-mnist (IDX files, found on disk or downloaded with "
-            "SHA-256 verification), synthetic-digits (generated), imagefolder:PATH. "
+            "Data sets: mnist and fashion-mnist (IDX files) and cifar-10 (the binary archive), "
+            "found on disk or downloaded with SHA-256 verification; synthetic-digits "
+            "(generated), imagefolder:PATH. "
             "Example: cnnkit data fetch fashion-mnist"
         ),
     )
@@ -46,11 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
     fetching = actions.add_parser("fetch", help="find or download a data set's files",
                                   description="Example: cnnkit data fetch mnist")
-    fetching.add_argument("name", choices=("mnist", "fashion-mnist"))
+    fetching.add_argument("name", choices=dataset_names())
     fetching.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
     info = actions.add_parser("info", help="sizes, classes and pixel statistics",
                               description="Example: cnnkit data info synthetic-digits")
-    info.add_argument("name", help="mnist, fashion-mnist, synthetic-digits or imagefolder:PATH")
+    info.add_argument("name", help=", ".join(DATASET_NAMES) + " or imagefolder:PATH")
     info.add_argument("--data-dir", help="a folder searched first" + _STANDARD)
     info.add_argument("--input", metavar="CxHxW",
                       help="image folders: the size to resize to (default: 1x28x28)")
@@ -86,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="decode without reading or writing the cache")
         sub.add_argument("--workers", type=int, default=None,
                          help="decoding processes (default: the CPUs available)")
+    register_show(actions)
     for sub in (listing, fetching, info, splitting, caching):
         sub.set_defaults(handler=run)
     parser.set_defaults(handler=run)
@@ -93,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
-        for name in ("mnist", "fashion-mnist"):
+        for name in dataset_names():
             found = locate(name, args.data_dir)
             where = (
                 f"found in {next(iter(found.values())).parent}" if found
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if is_folder and args.split_file:
         data = read_split_file(args.split_file, data, report=say)
-    if args.name in ("mnist", "fashion-mnist"):
+    if args.name in dataset_names():
         found = locate(args.name, args.data_dir)
         print(f"files in {next(iter(found.values())).parent}")
     print(f"{data.name}: images {'x'.join(map(str, data.input_shape))}, "

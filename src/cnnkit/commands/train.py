@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from cnnkit.engines.config import TrainConfig
 from cnnkit.engines.launch import DEFAULT_RDZV_TIMEOUT, LaunchPlan, launch
+from cnnkit.engines.recipes import apply_recipe
 from cnnkit.errors import BadFile, InvalidArgument, NotFound
 from cnnkit.runfolder import CONFIG_NAME, RunFolder
 
@@ -39,13 +40,35 @@ def _flag(item: dataclasses.Field) -> str:
     return f"--no-{name}" if item.default is True else f"--{name}"
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per :class:`TrainConfig` field; unset options stay None (keep the default)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
+def _options() -> list[dataclasses.Field]:
+    """The fields of :class:`TrainConfig` that are command-line options."""
+    return [item for item in dataclasses.fields(TrainConfig) if item.metadata]
+
+
+class _ListRecipes(argparse.Action):
+    """``--list-recipes``: print the recipes and stop, like ``--help``."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from cnnkit.engines.recipes import recipe_lines
+
+        print("\n".join(recipe_lines()))
+        parser.exit()
+
+
+def add_config_options(parser: argparse.ArgumentParser,
+                       groups: tuple[str, ...] | None = None) -> None:
+    """One option per :class:`TrainConfig` field (of the option groups ``groups``, or all);
+    unset options stay None (keep the default)."""
+    made: dict[str, argparse._ArgumentGroup] = {}
     hints = typing.get_type_hints(TrainConfig)
-    for item in dataclasses.fields(TrainConfig):
+    for item in _options():
         meta = item.metadata
-        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        if groups is not None and meta["group"] not in groups:
+            continue
+        group = made.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         if hints[item.name] is bool:
             group.add_argument(_flag(item), dest=item.name, action="store_const",
                                const=not item.default, help=meta["help"])
@@ -70,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", metavar="CONFIG.json",
                         help="start from a saved configuration (a run's config.json); the "
                         "options given on the command line override it (default: none)")
+    parser.add_argument("--list-recipes", action=_ListRecipes,
+                        help="print the named recipes (--recipe), their settings and measured "
+                        "results, and stop")
     add_config_options(parser)
     parser.add_argument("--threads", type=int, help="torch: CPU threads per process (default: "
                         "PyTorch's choice)")
@@ -128,7 +154,7 @@ def _read_config_file(path: str) -> dict:
 def build_config(args: argparse.Namespace, resumed: Checkpoint | None = None) -> TrainConfig:
     """The run's configuration: the ``resumed`` checkpoint's or ``--config``'s, overridden by the
     options."""
-    given = {item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)
+    given = {item.name: getattr(args, item.name) for item in _options()
              if getattr(args, item.name) is not None}
     base = dict(resumed.config) if resumed is not None else {}
     if args.config:
@@ -138,7 +164,19 @@ def build_config(args: argparse.Namespace, resumed: Checkpoint | None = None) ->
         base.update(saved)
     if given.get("engine") == "numpy":
         base = {key: value for key, value in base.items() if key not in _TORCH_ONLY}
-    return TrainConfig.from_dict({**base, **given})
+    recipe = given.pop("recipe", None)
+    if recipe is not None and resumed is not None:
+        if recipe != resumed.config.get("recipe"):
+            raise InvalidArgument(
+                f"--recipe {recipe} cannot change the recipe of a resumed run (it was trained "
+                f"with {resumed.config.get('recipe')!r}); give single options to change its "
+                "settings")
+        recipe = None  # its settings are in the checkpoint's configuration already
+    if recipe is None:
+        return TrainConfig.from_dict({**base, **given})
+    # A saved configuration (--config), then the recipe's values, then the options given.
+    base.pop("recipe_overrides", None)
+    return TrainConfig.from_dict({**base, **apply_recipe(recipe, given)})
 
 
 def _launch_plan(args: argparse.Namespace) -> LaunchPlan | None:
@@ -163,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
 
     # A resumed run's checkpoint is read once: for its configuration here, and for its state by
     # the training loop.
+    if args.resume:  # what a killed run left is tidied (and a run it set aside put back)
+        note = RunFolder(args.resume).recover()
+        if note:
+            print(note)
     resumed = load_checkpoint(args.resume) if args.resume else None
     config = build_config(args, resumed)
     if plan is not None and config.engine == "numpy":

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.data import AUTO_DATASET, flips_allowed
-from cnnkit.engines.augment import AUGMENT_POLICIES
+from cnnkit.engines.augment import AUGMENT_POLICIES, Warp, check_erase
 from cnnkit.errors import BadFile, InvalidArgument
 from cnnkit.schedule import SCHEDULES
 from cnnkit.shapes import parse_input_shape
@@ -82,7 +82,12 @@ def option(
 
 
 _DATA, _MODEL, _SPEED = "data", "model and optimisation", "hardware and speed"
+_AUGMENT = "augmentation"
 _LOGGING = "logging"
+_WARP = Warp()
+#: The warp settings each kind of policy uses.
+_AFFINE_SETTINGS = ("rotate", "scale", "shear", "translate")
+_ELASTIC_SETTINGS = ("elastic_alpha", "elastic_sigma")
 _CHECKPOINTS = "checkpoints"
 
 
@@ -99,8 +104,15 @@ class TrainConfig:
     (:func:`cnnkit.data.split_train_validation`).
     """
 
+    recipe: str | None = field(default=None, metadata=option(
+        "start from a named recipe's settings; the options given override them (default: "
+        "none, the tutorial's settings; --list-recipes shows them)", group=_MODEL,
+        metavar="NAME"))
+    #: The settings of ``recipe`` that the command line changed: ``{field: {"recipe": value,
+    #: "used": value}}`` (not an option; written by :func:`cnnkit.engines.recipes.apply_recipe`).
+    recipe_overrides: dict | None = None
     dataset: str = field(default="auto", metadata=option(
-        "mnist, fashion-mnist, synthetic-digits, imagefolder:PATH or auto (default: the "
+        "mnist, fashion-mnist, cifar-10, synthetic-digits, imagefolder:PATH or auto (default: the "
         "tutorial's mnist when it is on disk or can be downloaded, synthetic-digits otherwise; "
         "the first line says which and why)", group=_DATA))
     data_dir: str | None = field(default=None, metadata=option(
@@ -152,9 +164,32 @@ class TrainConfig:
         "learning rate after the warm-up: constant (default) or cosine decay to zero",
         group=_MODEL, choices=SCHEDULES))
     augment: str = field(default="none", metadata=option(
-        "random shifts by up to 2 pixels (shift) and left-right flips (shift-flip; not for "
-        "digits) of the training images (default none)", group=_MODEL,
-        choices=AUGMENT_POLICIES))
+        "drawn per step for each training image: shifts by up to 2 pixels (shift), with "
+        "left-right flips (shift-flip; not for digits), random affine maps (affine: rotation, "
+        "zoom, shear, translation; affine-flip), elastic distortions (elastic), or both "
+        "(affine-elastic) (default none)", group=_AUGMENT, choices=AUGMENT_POLICIES))
+    erase: float = field(default=0.0, metadata=option(
+        "random erasing: the probability that a training image has a random rectangle (2% to "
+        "40% of it) set to the background, after any --augment (default 0)", group=_AUGMENT,
+        parse=float, metavar="PROBABILITY"))
+    rotate: float | None = field(default=None, metadata=option(
+        f"affine policies: largest rotation in degrees (default {_WARP.rotate:g})",
+        group=_AUGMENT, parse=float, metavar="DEGREES"))
+    scale: float | None = field(default=None, metadata=option(
+        f"affine policies: largest zoom in or out, as a fraction (default {_WARP.scale:g})",
+        group=_AUGMENT, parse=float, metavar="FRACTION"))
+    shear: float | None = field(default=None, metadata=option(
+        f"affine policies: largest shear in degrees (default {_WARP.shear:g})",
+        group=_AUGMENT, parse=float, metavar="DEGREES"))
+    translate: float | None = field(default=None, metadata=option(
+        f"affine policies: largest move along each axis in pixels (default "
+        f"{_WARP.translate:g})", group=_AUGMENT, parse=float, metavar="PIXELS"))
+    elastic_alpha: float | None = field(default=None, metadata=option(
+        f"elastic policies: strength of the distortion in pixels (default "
+        f"{_WARP.elastic_alpha:g})", group=_AUGMENT, parse=float, metavar="PIXELS"))
+    elastic_sigma: float | None = field(default=None, metadata=option(
+        f"elastic policies: smoothness of the distortion, the Gaussian's width in pixels "
+        f"(default {_WARP.elastic_sigma:g})", group=_AUGMENT, parse=float, metavar="PIXELS"))
     label_smoothing: float = field(default=0.0, metadata=option(
         "training loss against targets with this weight spread over all classes, in [0, 1) "
         "(default 0)", group=_MODEL, parse=float))
@@ -191,6 +226,10 @@ class TrainConfig:
         "torch: allow non-deterministic GPU kernels", group=_SPEED))
 
     def __post_init__(self) -> None:
+        if self.recipe is not None:
+            from cnnkit.engines.recipes import recipe
+
+            recipe(self.recipe)
         if self.input_shape is not None:
             self.input_shape = parse_input_shape(self.input_shape)
         check_int(self.epochs, "epochs", minimum=1)
@@ -231,6 +270,8 @@ class TrainConfig:
                 f"--augment {self.augment} mirrors images, which changes the class of {data}; "
                 "use --augment shift"
             )
+        self._check_warp()
+        check_erase(self.erase)
         if (isinstance(self.label_smoothing, bool)
                 or not isinstance(self.label_smoothing, (int, float))
                 or not 0 <= self.label_smoothing < 1):
@@ -239,6 +280,28 @@ class TrainConfig:
             )
         if self.engine == "numpy":
             self.check_numpy()
+
+    def _check_warp(self) -> None:
+        """Refuse warp settings that the policy does not use (they would be ignored)."""
+        used = (_AFFINE_SETTINGS if self.augment.startswith("affine") else ()) + (
+            _ELASTIC_SETTINGS if self.augment.endswith("elastic") else ())
+        unused = [name for name in _AFFINE_SETTINGS + _ELASTIC_SETTINGS
+                  if getattr(self, name) is not None and name not in used]
+        if unused:
+            flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+            raise InvalidArgument(
+                f"{flags} {'is' if len(unused) == 1 else 'are'} not used by --augment "
+                f"{self.augment}; the affine settings need --augment affine, affine-flip or "
+                "affine-elastic, the elastic ones elastic or affine-elastic"
+            )
+        self.warp  # noqa: B018 (validates the amounts)
+
+    @property
+    def warp(self) -> Warp:
+        """The warp policies' amounts: those given, the defaults for the rest."""
+        given = {name: getattr(self, name) for name in _AFFINE_SETTINGS + _ELASTIC_SETTINGS
+                 if getattr(self, name) is not None}
+        return Warp(**given)
 
     def check_numpy(self) -> None:
         """Refuse, in one line, the options that only the PyTorch engine has."""

@@ -1,4 +1,5 @@
-"""Figures of a training run: loss and accuracy curves, and the confusion matrix.
+"""Figures of a training run: loss and accuracy curves, the confusion matrix, and samples of
+the augmented training images.
 
 Drawn like every cnnkit figure (:mod:`cnnkit.plots`: matplotlib's Agg renderer, imported inside
 the functions) and saved atomically; a run's own figures are replaced as the run goes on.
@@ -6,6 +7,7 @@ the functions) and saved atomically; a run's own figures are replaced as the run
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,13 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cnnkit.plots import new_figure, save_figure
+from cnnkit.engines.augment import Augmentation
+from cnnkit.plots import as_picture, new_figure, save_figure
 from cnnkit.runfolder import BEST_NAME
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "augmentation_figure",
     "best_epoch",
     "save_confusion_matrix",
     "save_training_curves",
@@ -120,3 +124,32 @@ def save_confusion_matrix(
                 axes.text(col, row, str(matrix[row, col]), ha="center", va="center",
                           color=color, fontsize=7)
     return save_figure(figure, path, overwrite=overwrite)
+
+
+def augmentation_figure(images: np.ndarray, augmentation: Augmentation, *, copies: int,
+                        title: str) -> Figure:
+    """Each of ``images`` (uint8 ``(N, C, H, W)``) beside ``copies`` augmented versions of it.
+
+    Copy ``k`` is what step ``k`` of epoch 0 draws for a batch of these images, so the figure
+    shows the training run's own draws for its seed. The pixels are augmented in [0, 1] units
+    with the run's background as the fill, which equals augmenting the normalised batch (both
+    the interpolation and the fill commute with the normalisation's affine map).
+    """
+    count = len(images)
+    pixels = images.astype(np.float32) / 255.0
+    fill = 0.0 if augmentation.fill <= 0.5 else 1.0
+    shown = dataclasses.replace(augmentation, fill=fill)
+    columns = [pixels] + [shown.apply_numpy(pixels, 0, step, count) for step in range(copies)]
+    figure = new_figure(1.1 * (copies + 1), 1.1 * count + 0.5)
+    grid = figure.subplots(count, copies + 1, squeeze=False)
+    for row in range(count):
+        for column, batch in enumerate(columns):
+            axes = grid[row, column]
+            picture = as_picture(np.clip(batch[row], 0.0, 1.0))
+            axes.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title("original" if column == 0 else f"step {column - 1}", fontsize=8)
+    figure.suptitle(title, fontsize=9)
+    return figure

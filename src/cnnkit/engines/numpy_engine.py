@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnkit._validate import check_choice, check_int
 from cnnkit.arch import Architecture
-from cnnkit.engines.augment import Augmentation, apply_numpy
+from cnnkit.engines.augment import Augmentation
 from cnnkit.engines.base import Context, epoch_order, joined_outputs, streamed_batches
 from cnnkit.engines.checkpoint import Checkpoint
 from cnnkit.engines.config import TrainConfig
@@ -177,11 +177,8 @@ class NumpyEngine:
 
     def augment(self, batch: NumpyBatch, augmentation: Augmentation, epoch: int,
                 step: int) -> NumpyBatch:
-        """The batch shifted and flipped as ``augmentation`` draws for this step."""
-        height, width = batch.images.shape[2:]
-        rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
-        images = apply_numpy(batch.images, rows, columns, padding=augmentation.padding,
-                             fill=np.float32(augmentation.fill))
+        """The batch shifted, flipped or warped as ``augmentation`` draws for this step."""
+        images = augmentation.apply_numpy(batch.images, epoch, step, batch.global_size)
         return NumpyBatch(images, batch.labels, batch.global_size)
 
     def train_step(self, batch: NumpyBatch, lr: float) -> None:
@@ -191,7 +188,7 @@ class NumpyEngine:
         loss, grad = cross_entropy(logits, batch.labels,
                                    label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad()
-        self.model.backward(grad)
+        self.model.backward(grad, input_grad=False)
         self.optimizer.step()
         self._totals[0] += loss * len(batch.labels)
         self._totals[1] += int((logits.argmax(1) == batch.labels).sum())

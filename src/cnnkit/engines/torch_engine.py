@@ -188,22 +188,31 @@ class TorchEngine:
                                     dtype=torch.float64, device=self.device)
 
     def augment(self, batch: Batch, augmentation: Augmentation, epoch: int, step: int) -> Batch:
-        """The batch shifted and flipped on its device, as ``augmentation`` draws for this step
-        (the indices of :func:`cnnkit.engines.augment.crop_indices`, read with one gather)."""
+        """The batch shifted, flipped, warped and erased on its device, as ``augmentation``
+        draws for this step; the same numbers, read and summed in the same order, as
+        :meth:`cnnkit.engines.augment.Augmentation.apply_numpy` (the NumPy engine's)."""
         images = batch.images
-        count, _, height, width = images.shape
-        rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
-        rows = torch.from_numpy(rows).to(images.device, non_blocking=True)
-        columns = torch.from_numpy(columns).to(images.device, non_blocking=True)
-        pad = augmentation.padding
-        padded = F.pad(images, (pad, pad, pad, pad), value=augmentation.fill)
-        # Advanced indices around a slice put their axes first: (N, H, W, C), which permuted
-        # back to (N, C, H, W) is channels-last memory.
-        gathered = padded[torch.arange(count, device=images.device)[:, None, None], :,
-                          rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
-        if not self.config.channels_last:
-            gathered = gathered.contiguous()
-        return Batch(gathered, batch.labels, batch.global_size)
+        height, width = images.shape[2:]
+        device = images.device
+        if augmentation.warps:
+            taps = augmentation.taps(epoch, step, batch.global_size, height, width)
+            indices = torch.from_numpy(taps.indices).to(device, non_blocking=True)
+            weights = torch.from_numpy(taps.weights).to(device, images.dtype, non_blocking=True)
+            images = _warp(images, indices, weights, augmentation.fill)
+        elif augmentation.policy != "none":
+            rows, columns = augmentation.draws(epoch, step, batch.global_size, height, width)
+            images = _gather(images, torch.from_numpy(rows).to(device, non_blocking=True),
+                             torch.from_numpy(columns).to(device, non_blocking=True),
+                             augmentation.padding, augmentation.fill)
+        if augmentation.erase > 0:
+            mask = augmentation.erased(epoch, step, batch.global_size, height, width)
+            mask = torch.from_numpy(mask).to(device, non_blocking=True)[:, None]
+            images = torch.where(mask, torch.tensor(augmentation.fill, dtype=images.dtype,
+                                                    device=device), images)
+        # The gathers give channels-last memory already (no copy then).
+        images = images.contiguous(memory_format=torch.channels_last if self.config.channels_last
+                                   else torch.contiguous_format)
+        return Batch(images, batch.labels, batch.global_size)
 
     def train_step(self, batch, lr: float) -> None:
         """Forward, loss, backward and an Adam step on one batch at learning rate ``lr``."""
@@ -408,3 +417,26 @@ def evaluate_loader(
 
 
 ENGINE = TorchEngine
+
+
+def _gather(images, rows, columns, padding: int, fill: float):
+    """``images`` read through :func:`cnnkit.engines.augment.crop_indices`' indices."""
+    padded = F.pad(images, (padding,) * 4, value=fill)
+    count = images.shape[0]
+    # Advanced indices around a slice put their axes first: (N, H, W, C), which permuted back to
+    # (N, C, H, W) is channels-last memory.
+    return padded[torch.arange(count, device=images.device)[:, None, None], :,
+                  rows[:, :, None], columns[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _warp(images, indices, weights, fill: float):
+    """``images`` read through bilinear taps (:func:`cnnkit.engines.augment.bilinear_taps`),
+    summed in the order :func:`cnnkit.engines.augment.warp_numpy` sums them."""
+    channels = images.shape[1]
+    padded = F.pad(images, (1, 1, 1, 1), value=fill)
+    flat = padded.permute(0, 2, 3, 1).reshape(-1, channels)
+    weights = weights[..., None]
+    warped = flat[indices[0]] * weights[0]
+    for k in (1, 2, 3):
+        warped = warped + flat[indices[k]] * weights[k]
+    return warped.permute(0, 3, 1, 2)

@@ -312,8 +312,9 @@ def _train(config: TrainConfig, run_dir: Path, engine, context: Context, *, resu
         finished = True
         return result
     except BaseException:
-        if context.is_main and context.job is None:
-            run.restore()
+        if context.is_main and context.job is None and run.restore():
+            say(f"put back the earlier run's files in {run.path} (this run had no complete "
+                "checkpoint yet)")
         raise
     finally:
         # A failed attempt of a torchrun job keeps the lock and the files for the next attempt
@@ -338,7 +339,9 @@ def _check_run_folder(run: RunFolder, *, resume: bool, checkpoint: Checkpoint | 
         if resume:
             if not run.checkpoint.is_file() and run.legacy_checkpoint.is_file():
                 load_checkpoint(run.path)  # refused with the conversion command
-            run.check_resumable(run.checkpoint, job=context.job)
+            note = run.check_resumable(run.checkpoint, job=context.job)
+            if note:
+                say(note)
         elif restart:
             continues = run.checkpoint.is_file()
             say(f"restarted attempt of torchrun job {context.job}: "
@@ -528,7 +531,8 @@ def _fit(config: TrainConfig, run: RunFolder, engine, context: Context, *, arch:
                                    progress=progress and context.is_main, position=position,
                                    between_steps=between_steps, observers=observers)
         except KeyboardInterrupt:
-            if not context.distributed and position.step > 0:
+            # (Not while an earlier run is set aside: that run is put back instead.)
+            if not context.distributed and position.step > 0 and not run.replacing:
                 save_partial()
                 say(f"interrupted after step {position.step} of epoch {epoch + 1}; its "
                     f"checkpoint is in {run.path} (continue with --resume)")
@@ -589,7 +593,7 @@ def _augmentation(config: TrainConfig, model_info: dict, context: Context) -> Au
     background = 0.0 if model_info["background"] == "dark" else 1.0
     fill = (background - model_info["mean"]) / model_info["std"]
     return Augmentation(config.augment, config.seed, fill, rank=context.rank,
-                        world=context.world)
+                        world=context.world, warp=config.warp, erase=config.erase)
 
 
 class _EpochPosition:
@@ -633,7 +637,6 @@ def _save_partial_epoch(run: RunFolder, engine, config: TrainConfig, *, model_in
     if engine.context.is_main:
         _checkpoint(engine, config, model_info, history, best_accuracy, epoch,
                     partial=partial).save(run.checkpoint)
-        run.commit()  # this run has a checkpoint: a run it replaced may go
 
 
 def _with_checkpoints(between_steps: Callable[[], None], save_partial: Callable[[], None],
