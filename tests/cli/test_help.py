@@ -8,9 +8,12 @@ import re
 import pytest
 
 from cnnkit.cli import build_parser, main
+from cnnkit.commands.train import _ListRecipes
 
 FLAGS = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction)
-SKIPPED = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+# Actions that print and stop (--help, --version, train --list-recipes) take no value.
+SKIPPED = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction,
+           _ListRecipes)
 
 
 def _parsers(parser=None, prefix=()):

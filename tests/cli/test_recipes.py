@@ -80,3 +80,14 @@ def test_an_unknown_recipe_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "speedrun" in err[0] and "--list-recipes" in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_train_help_lists_the_recipe_and_augmentation_options(capsys):
+    """train --help formats every option's help (a stray percent sign breaks argparse)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0
+    for flag in ("--recipe", "--list-recipes", "--erase", "--rotate", "--elastic-alpha"):
+        assert flag in out
+    assert "(2% to 40% of it)" in " ".join(out.split())

