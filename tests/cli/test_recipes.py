@@ -50,14 +50,14 @@ def test_given_options_override_the_recipe_and_are_recorded():
 
 def test_a_run_from_a_recipe_records_the_recipe_and_its_overrides(tmp_path, monkeypatch,
                                                                   capsys):
-    """cnnkit train --recipe speedrun with a smaller data set and epoch: the run's config.json
+    """cnnkit train --recipe speedrun with a smaller data set, 2 epochs: the run's config.json
     holds the recipe's other values, its name and what was overridden; resuming with another
     recipe is refused in one line."""
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     arch = write_spec(TINY, tmp_path)
     run = tmp_path / "run"
     assert main(["train", "--recipe", "speedrun", "--dataset", "synthetic-digits", "--arch",
-                 str(arch), "--train-limit", "300", "--val-size", "50", "--epochs", "1",
+                 str(arch), "--train-limit", "300", "--val-size", "50", "--epochs", "2",
                  "--quiet", "--no-report", "--out", str(run)]) == 0
     config = json.loads((run / "config.json").read_text())
     settings = recipe("speedrun").settings
@@ -65,7 +65,7 @@ def test_a_run_from_a_recipe_records_the_recipe_and_its_overrides(tmp_path, monk
     assert config["batch_size"] == settings["batch_size"] and config["lr"] == settings["lr"]
     assert config["recipe_overrides"] == {
         "dataset": {"recipe": settings["dataset"], "used": "synthetic-digits"},
-        "epochs": {"recipe": settings["epochs"], "used": 1},
+        "epochs": {"recipe": settings["epochs"], "used": 2},
         "val_size": {"recipe": settings["val_size"], "used": 50},
     }
     capsys.readouterr()

@@ -81,22 +81,6 @@ def test_numpy_and_torch_gathers_match_the_padded_slice_reference(count, channel
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_both_engines_augment_a_batch_identically(channels_last):
-    """Same draws, same batch: the torch engine's device gather equals the NumPy engine's."""
-    images = np.random.default_rng(0).standard_normal((6, 3, 7, 5)).astype(np.float32)
-    augmentation = Augmentation("shift-flip", seed=4, fill=-0.4)
-    config = TrainConfig(channels_last=channels_last)
-    by_torch = TorchEngine(config).augment(
-        Batch(torch.from_numpy(images), torch.zeros(6, dtype=torch.int64), 6),
-        augmentation, 2, 7)
-    by_numpy = NumpyEngine(TrainConfig(engine="numpy")).augment(
-        NumpyBatch(images, np.zeros(6, np.int64), 6), augmentation, 2, 7)
-    np.testing.assert_array_equal(by_torch.images.numpy(), by_numpy.images)
-    assert by_torch.images.is_contiguous(
-        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
 def test_draws_depend_on_seed_epoch_and_step_alone():
     """Equal for equal (seed, epoch, step); different otherwise; 'shift' never flips; each of
     two processes gets its rows of the global draw."""
