@@ -247,3 +247,19 @@ def test_one_numpy_training_step_on_generated_cifar(isolated, tmp_path):
     assert saved.model_info["input_shape"] == [3, 32, 32]
     assert saved.model["0.weight"].shape == (32, 3, 5, 5)
     assert saved.model["7.weight"].shape == (1024, 4096)
+
+
+def test_the_cifar_recipe_trains_on_generated_cifar(isolated, tmp_path):
+    """cnnkit train --recipe cifar-10 (shifts and flips of colour images) runs one epoch; the
+    run records the recipe and what the command line changed."""
+    import json
+
+    _write(isolated / "given", _archive())
+    run = tmp_path / "run"
+    assert main(["train", "--recipe", "cifar-10", "--data-dir", str(isolated / "given"),
+                 "--engine", "numpy", "--epochs", "1", "--val-size", "2", "--quiet",
+                 "--no-report", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["recipe"], config["augment"], config["dataset"]) == (
+        "cifar-10", "shift-flip", NAME)
+    assert set(config["recipe_overrides"]) == {"epochs", "val_size"}
