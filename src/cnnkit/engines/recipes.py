@@ -9,7 +9,7 @@ the run's configuration records the recipe's name and each value that was overri
 Torch-free.
 
 >>> recipe("mnist-best").settings["augment"]
-'affine-elastic'
+'elastic'
 """
 
 from __future__ import annotations
